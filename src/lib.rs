@@ -1,0 +1,26 @@
+//! pipe: a declarative, incremental, parallel and reproducible build tool for
+//! embedding databases.
+//!
+//! The modules follow the flow of data through a build:
+//!
+//! 1. [`manifest`]: `pipeline.toml` and `models.d/*.toml`, parsed and validated
+//!    with diagnostics that point at the exact place in the user's file.
+//! 2. [`graph`]: the manifest expanded into a DAG of [`graph::Target`]s
+//!    (`movie-json`, `movies-db@potion`, …).
+//! 3. [`fingerprint`] and [`state`]: what each target was built from, content
+//!    hashes cached by file stat, the `.pipe/` state and `pipe.lock`.
+//! 4. [`executor`]: decides what is stale and runs independent targets in
+//!    parallel.
+//! 5. [`stages`]: what each kind of target does (`movie-json`, `movies-db`,
+//!    `command`), over the domain model in [`movies`].
+//! 6. [`artifact`]: every output is written to a temporary file and renamed
+//!    into place.
+//!
+//! The command line (`src/main.rs`, [`cli`]) is a thin layer over this library.
+
+pub mod artifact;
+pub mod manifest;
+pub mod movies;
+pub mod stage;
+pub mod sqlite;
+pub mod stages;

@@ -1,0 +1,3 @@
+//! `pipeline.toml` and `models.d/*.toml`: parsing and validation.
+
+pub mod model;

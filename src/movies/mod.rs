@@ -1,0 +1,2 @@
+//! The movie domain: the records of movies.json and collections.json, and
+//! what the movie stages derive from them.

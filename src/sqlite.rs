@@ -1,0 +1,59 @@
+//! Opening SQLite databases with the sqlite-vec extension available.
+//!
+//! Both SQLite (rusqlite's bundled build) and sqlite-vec are pinned exactly in
+//! Cargo.toml: they write the bytes of every database pipe ships.
+
+use rusqlite::{Connection, OpenFlags};
+use std::path::Path;
+use std::sync::Once;
+
+static REGISTER: Once = Once::new();
+
+/// Make sqlite-vec available to every connection opened afterwards in this
+/// process (sqlite3_auto_extension).
+pub fn register_vec() {
+    REGISTER.call_once(|| {
+        // SAFETY: sqlite3_vec_init has the signature of a SQLite extension
+        // entry point; sqlite3_auto_extension expects exactly that function
+        // type, declared without arguments by rusqlite's bindings.
+        unsafe {
+            let init: unsafe extern "C" fn() = std::mem::transmute(
+                sqlite_vec::sqlite3_vec_init as *const (),
+            );
+            rusqlite::ffi::sqlite3_auto_extension(Some(init));
+        }
+    });
+}
+
+/// Open (or create) a database read-write, with sqlite-vec loaded.
+pub fn open(path: &Path) -> rusqlite::Result<Connection> {
+    register_vec();
+    Connection::open(path)
+}
+
+/// Open an existing database read-only, with sqlite-vec loaded.
+pub fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
+    register_vec();
+    Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+}
+
+/// The versions that write our bytes: (SQLite, sqlite-vec).
+pub fn versions() -> rusqlite::Result<(String, String)> {
+    register_vec();
+    let conn = Connection::open_in_memory()?;
+    let vec: String = conn.query_row("SELECT vec_version()", [], |r| r.get(0))?;
+    Ok((rusqlite::version().to_string(), vec))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pinned_versions() {
+        let (sqlite, vec) = super::versions().unwrap();
+        assert_eq!(vec, "v0.1.9");
+        assert!(sqlite.starts_with("3."));
+    }
+}

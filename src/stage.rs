@@ -1,0 +1,170 @@
+//! The contract between the executor and a stage: what a stage is given
+//! ([`StageContext`]) and what it reports back ([`StageOutput`]).
+//!
+//! Stages never decide *whether* to run (the executor does, from
+//! fingerprints); they decide *what to write*: a stage may skip rewriting an
+//! output whose bytes would not change, which is how one edited movie
+//! rewrites only the JSON files whose content changed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// A blake3 digest, shown as lowercase hex.
+pub type Hash = blake3::Hash;
+
+/// What the previous successful build of a target wrote, as the executor
+/// recorded it (project-relative path → record).
+#[derive(Clone, Debug, Default)]
+pub struct PreviousOutputs {
+    /// Every output file of the last successful build of this target.
+    pub files: BTreeMap<PathBuf, PreviousFile>,
+}
+
+/// One output file as recorded after the last successful build.
+#[derive(Clone, Debug)]
+pub struct PreviousFile {
+    /// Content hash of the file as written.
+    pub hash: Hash,
+    /// Whether the file on disk still has the stat recorded after writing
+    /// (size, mtime, inode): if so its bytes are still `hash` and it need not
+    /// be read or rewritten when the new content hashes the same.
+    pub intact: bool,
+}
+
+impl PreviousOutputs {
+    /// True when `path` (project-relative) was written by the last build with
+    /// exactly `hash` as content and has not been touched since.
+    pub fn is_unchanged(&self, path: &Path, hash: &Hash) -> bool {
+        self.files
+            .get(path)
+            .is_some_and(|f| f.intact && &f.hash == hash)
+    }
+}
+
+/// Receives progress from a running stage.
+pub trait ProgressSink: Send + Sync {
+    /// `current` of `total` units done; `message` says what is being done.
+    fn progress(&self, current: u64, total: u64, message: &str);
+    /// A warning the user should see (missing embeddings, vectors for unknown
+    /// movies, …). Also recorded in the stage's output.
+    fn warn(&self, message: &str);
+}
+
+/// A progress sink that discards everything (for tests and library use).
+pub struct NoProgress;
+
+impl ProgressSink for NoProgress {
+    fn progress(&self, _current: u64, _total: u64, _message: &str) {}
+    fn warn(&self, _message: &str) {}
+}
+
+/// Settings of the whole build that stages may need.
+#[derive(Clone, Debug)]
+pub struct BuildSettings {
+    /// `--strict` (and `--locked`): warnings that would lose data are errors
+    /// (e.g. a missing embeddings file).
+    pub strict: bool,
+    /// SOURCE_DATE_EPOCH if set: the timestamp for every stored time that is
+    /// not taken from the inputs.
+    pub source_date_epoch: Option<i64>,
+}
+
+/// Everything a stage is given to do its work.
+pub struct StageContext<'a> {
+    /// Absolute path of the project root; every path below is relative to it.
+    pub root: &'a Path,
+    /// The target's name (`movies-db@potion`), for messages.
+    pub target: &'a str,
+    /// What this target wrote last time.
+    pub previous: &'a PreviousOutputs,
+    /// Where to report progress and warnings.
+    pub progress: &'a dyn ProgressSink,
+    /// Build-wide settings.
+    pub settings: &'a BuildSettings,
+    /// Set when the build is being cancelled (Ctrl-C, a failed sibling
+    /// without --keep-going): long stages should check it and stop early.
+    pub cancelled: &'a Arc<AtomicBool>,
+}
+
+impl StageContext<'_> {
+    /// Absolute path of a project-relative path.
+    pub fn abs(&self, rel: &Path) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// Whether the build is being cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+}
+
+/// One file a stage owns after a successful run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputFile {
+    /// Project-relative path.
+    pub path: PathBuf,
+    /// blake3 of the file's full content.
+    pub hash: Hash,
+}
+
+/// What a stage reports after a successful run.
+#[derive(Clone, Debug, Default)]
+pub struct StageOutput {
+    /// Every file the target now owns (written this run or left unchanged).
+    /// Files it owned before and no longer lists must already be deleted by
+    /// the stage.
+    pub files: Vec<OutputFile>,
+    /// How many of `files` were actually (re)written this run.
+    pub written: usize,
+    /// How many previously owned files were deleted this run.
+    pub deleted: usize,
+    /// Warnings emitted during the run (also sent to the progress sink).
+    pub warnings: Vec<String>,
+    /// Human-readable summary figures (`movies = 285`, `vectors = 280`, …).
+    pub stats: BTreeMap<String, String>,
+}
+
+/// A stage failure: a message a person can act on (it names the file, the
+/// record and the fix), and optionally the underlying cause.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct StageError {
+    /// What went wrong, where, and what to do about it.
+    pub message: String,
+    /// The underlying error, if any.
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StageError {
+    /// An error with a message only.
+    pub fn new(message: impl Into<String>) -> Self {
+        StageError {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An error with a message and an underlying cause.
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StageError {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// An I/O error on `path`.
+    pub fn io(path: &Path, action: &str, source: std::io::Error) -> Self {
+        StageError::with_source(format!("cannot {action} {}: {source}", path.display()), source)
+    }
+
+    /// Cancellation requested by the executor.
+    pub fn cancelled() -> Self {
+        StageError::new("cancelled")
+    }
+}
