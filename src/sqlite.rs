@@ -13,13 +13,17 @@ static REGISTER: Once = Once::new();
 /// process (sqlite3_auto_extension).
 pub fn register_vec() {
     REGISTER.call_once(|| {
-        // SAFETY: sqlite3_vec_init has the signature of a SQLite extension
-        // entry point; sqlite3_auto_extension expects exactly that function
-        // type, declared without arguments by rusqlite's bindings.
+        type EntryPoint = unsafe extern "C" fn(
+            *mut rusqlite::ffi::sqlite3,
+            *mut *mut std::os::raw::c_char,
+            *const rusqlite::ffi::sqlite3_api_routines,
+        ) -> std::os::raw::c_int;
+        // SAFETY: sqlite3_vec_init is a SQLite extension entry point with
+        // exactly this signature; the sqlite-vec crate declares it without
+        // arguments, so it is cast to the type sqlite3_auto_extension takes.
         unsafe {
-            let init: unsafe extern "C" fn() = std::mem::transmute(
-                sqlite_vec::sqlite3_vec_init as *const (),
-            );
+            let init: EntryPoint =
+                std::mem::transmute(sqlite_vec::sqlite3_vec_init as *const ());
             rusqlite::ffi::sqlite3_auto_extension(Some(init));
         }
     });
