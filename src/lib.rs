@@ -16,11 +16,17 @@
 //! 6. [`artifact`]: every output is written to a temporary file and renamed
 //!    into place.
 //!
-//! The command line (`src/main.rs`, [`cli`]) is a thin layer over this library.
+//! The command line (`src/main.rs`, `src/cli.rs`) is a thin layer over this library.
 
 pub mod artifact;
+pub mod executor;
+pub mod fingerprint;
+pub mod graph;
+pub mod lockfile;
 pub mod manifest;
 pub mod movies;
-pub mod stage;
 pub mod sqlite;
+pub mod stage;
 pub mod stages;
+pub mod state;
+pub mod suggest;

@@ -1,1 +1,462 @@
-fn main() {}
+//! The `pipe` command line: a thin layer over the `pipe` library.
+
+mod cli;
+mod report;
+
+use clap::Parser;
+use cli::{Cli, Command};
+use pipe::executor::{BuildOptions, Executor, Outcome};
+use pipe::graph::Graph;
+use pipe::manifest::{Manifest, ManifestErrors};
+use report::{Reporter, Verbosity};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Exit codes (documented in `pipe --help`).
+mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILED: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const LOCKED: u8 = 3;
+    pub const INTERRUPTED: u8 = 130;
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let color = std::io::stderr().is_terminal();
+    let _ = miette::set_hook(Box::new(move |_| {
+        Box::new(
+            miette::MietteHandlerOpts::new()
+                .color(color)
+                .unicode(color)
+                .terminal_links(false)
+                .build(),
+        )
+    }));
+    let verbosity = if cli.quiet {
+        Verbosity::Quiet
+    } else if cli.verbose {
+        Verbosity::Verbose
+    } else {
+        Verbosity::Normal
+    };
+    let cancelled = Arc::new(AtomicBool::new(false));
+    {
+        let cancelled = cancelled.clone();
+        let _ = ctrlc::set_handler(move || {
+            if cancelled.swap(true, Ordering::SeqCst) {
+                // Second Ctrl-C: give up at once (outputs are still safe:
+                // everything is written to temporary files first).
+                std::process::exit(exit::INTERRUPTED as i32);
+            }
+            eprintln!("interrupted: stopping (Ctrl-C again to quit at once)");
+        });
+    }
+    let code = match run(&cli, verbosity, &cancelled) {
+        Ok(code) => code,
+        Err(Failure::Manifest(errors)) => {
+            eprintln!("{:?}", miette::Report::new(errors));
+            exit::USAGE
+        }
+        Err(Failure::Usage(message)) => {
+            eprintln!("error: {message}");
+            exit::USAGE
+        }
+        Err(Failure::Runtime(message)) => {
+            eprintln!("error: {message}");
+            exit::FAILED
+        }
+    };
+    if cancelled.load(Ordering::SeqCst) && code != exit::OK {
+        return ExitCode::from(exit::INTERRUPTED);
+    }
+    ExitCode::from(code)
+}
+
+enum Failure {
+    Manifest(ManifestErrors),
+    Usage(String),
+    Runtime(String),
+}
+
+impl From<ManifestErrors> for Failure {
+    fn from(e: ManifestErrors) -> Self {
+        Failure::Manifest(e)
+    }
+}
+
+fn load(cli: &Cli, verbosity: Verbosity) -> Result<(Manifest, Graph), Failure> {
+    let path = match &cli.manifest {
+        Some(p) => p.clone(),
+        None => {
+            let cwd = std::env::current_dir()
+                .map_err(|e| Failure::Runtime(format!("cannot read the current directory: {e}")))?;
+            Manifest::discover(&cwd)?
+        }
+    };
+    let manifest = Manifest::load(&path)?;
+    if verbosity > Verbosity::Quiet {
+        for note in &manifest.notes {
+            eprintln!("note: {note}");
+        }
+    }
+    let graph = Graph::build(&manifest)?;
+    Ok((manifest, graph))
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Failure::Runtime(e.to_string()))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}").map_err(|e| Failure::Runtime(e.to_string()))
+}
+
+fn run(cli: &Cli, verbosity: Verbosity, cancelled: &Arc<AtomicBool>) -> Result<u8, Failure> {
+    match &cli.command {
+        Command::Build(args) => build(cli, args, verbosity, cancelled),
+        Command::Status(args) => status(cli, args, verbosity),
+        Command::Explain(args) => explain(cli, args, verbosity),
+        Command::Graph(args) => {
+            let (_, graph) = load(cli, verbosity)?;
+            print!(
+                "{}",
+                match args.format {
+                    cli::GraphFormat::Dot => graph.to_dot(),
+                    cli::GraphFormat::Mermaid => graph.to_mermaid(),
+                }
+            );
+            Ok(exit::OK)
+        }
+        Command::Models(args) => models(cli, args, verbosity),
+        Command::Clean(args) => clean(cli, args, verbosity),
+        Command::Inspect(args) => inspect(args),
+        Command::Sample(args) => sample(cli, args, verbosity),
+    }
+}
+
+/// Targets selected by `build`'s arguments, including the original's `-m`
+/// and `--skip-json`.
+fn build_selection(
+    manifest: &Manifest,
+    graph: &Graph,
+    args: &cli::BuildArgs,
+) -> Result<Vec<String>, Failure> {
+    let mut names: Vec<String> = args.targets.iter().chain(&args.target).cloned().collect();
+    if args.model.is_none() && !args.skip_json {
+        return Ok(names);
+    }
+    if let Some(id) = &args.model {
+        if manifest.model(id).is_none() {
+            let ids: Vec<&str> = manifest.models.iter().map(|m| m.id.as_str()).collect();
+            let hint = pipe::suggest::closest(id, ids.iter().copied())
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
+            return Err(Failure::Usage(format!(
+                "unknown embedding model `{id}`{hint}\navailable models: {}",
+                ids.join(", ")
+            )));
+        }
+    }
+    if names.is_empty() {
+        names = graph
+            .targets
+            .iter()
+            .filter(|t| {
+                args.model
+                    .as_ref()
+                    .is_none_or(|id| t.model.as_ref().is_none_or(|m| &m.id == id))
+            })
+            .filter(|t| !(args.skip_json && t.spec.kind() == "movie-json"))
+            .map(|t| t.name.clone())
+            .collect();
+    }
+    Ok(names)
+}
+
+fn build(
+    cli: &Cli,
+    args: &cli::BuildArgs,
+    verbosity: Verbosity,
+    cancelled: &Arc<AtomicBool>,
+) -> Result<u8, Failure> {
+    let (manifest, graph) = load(cli, verbosity)?;
+    let targets = build_selection(&manifest, &graph, args)?;
+    let executor = Executor::new(&manifest, &graph, cancelled.clone());
+    let _lock = executor
+        .state()
+        .lock(|holder| {
+            if verbosity > Verbosity::Quiet {
+                eprintln!("waiting: {holder} is building this project");
+            }
+        })
+        .map_err(|e| Failure::Runtime(format!("cannot take the project lock in .pipe/: {e}")))?;
+    let opts = BuildOptions {
+        targets,
+        jobs: args.jobs.unwrap_or(0),
+        keep_going: args.keep_going,
+        dry_run: args.dry_run,
+        locked: args.locked,
+        strict: args.strict,
+    };
+    let reporter = Reporter::new(verbosity, args.explain || args.dry_run);
+    let report = executor.build(&opts, &reporter).map_err(|e| match e {
+        pipe::executor::BuildError::UnknownTarget(u) => Failure::Usage(u.to_string()),
+        other => Failure::Runtime(other.to_string()),
+    });
+    reporter.finish();
+    let report = report?;
+    if args.json {
+        print_json(&report)?;
+    }
+    if !report.lock_mismatch.is_empty() {
+        eprintln!("error: --locked: this build would change pipe.lock:");
+        for line in &report.lock_mismatch {
+            eprintln!("  {line}");
+        }
+        eprintln!("run `pipe build` without --locked and commit pipe.lock, or find what made the outputs differ");
+        return Ok(exit::LOCKED);
+    }
+    let failed = report
+        .results
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Failed { .. }))
+        .count();
+    if verbosity > Verbosity::Quiet {
+        let built = report.built();
+        let secs = report.millis as f64 / 1000.0;
+        if args.dry_run {
+            let would = report
+                .results
+                .iter()
+                .filter(|r| r.outcome == Outcome::WouldBuild)
+                .count();
+            eprintln!(
+                "dry run: {would} of {} targets would be built",
+                report.results.len()
+            );
+        } else if failed > 0 {
+            eprintln!("{failed} target(s) failed, {built} built ({secs:.2}s)");
+        } else if built == 0 {
+            eprintln!(
+                "nothing to do: {} targets up to date ({secs:.3}s)",
+                report.results.len()
+            );
+        } else {
+            eprintln!(
+                "built {built} of {} targets in {secs:.2}s",
+                report.results.len()
+            );
+        }
+    }
+    Ok(if report.success() {
+        exit::OK
+    } else {
+        exit::FAILED
+    })
+}
+
+fn status(cli: &Cli, args: &cli::StatusArgs, verbosity: Verbosity) -> Result<u8, Failure> {
+    let (manifest, graph) = load(cli, verbosity)?;
+    let selected = graph
+        .select(&args.targets)
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+    let executor = Executor::new(&manifest, &graph, Arc::new(AtomicBool::new(false)));
+    let states = executor
+        .status(&selected)
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    if args.json {
+        print_json(&states)?;
+        return Ok(exit::OK);
+    }
+    let width = states.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    for s in &states {
+        let state = if !s.missing_inputs.is_empty() {
+            "missing input"
+        } else if s.reasons.is_empty() {
+            "up to date"
+        } else if s.last_error.is_some() {
+            "failed"
+        } else {
+            "stale"
+        };
+        println!("{:width$}  {state}", s.name);
+        for p in &s.missing_inputs {
+            println!("{:width$}    missing: {}", "", p.display());
+        }
+        for r in &s.reasons {
+            println!("{:width$}    {r}", "");
+        }
+        if let Some(e) = &s.last_error {
+            println!(
+                "{:width$}    last error: {}",
+                "",
+                e.lines().next().unwrap_or_default()
+            );
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn explain(cli: &Cli, args: &cli::ExplainArgs, verbosity: Verbosity) -> Result<u8, Failure> {
+    let (manifest, graph) = load(cli, verbosity)?;
+    let selected = graph
+        .select(std::slice::from_ref(&args.target))
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+    let names: Vec<usize> = selected
+        .into_iter()
+        .filter(|&i| graph.targets[i].name == args.target || graph.targets[i].base == args.target)
+        .collect();
+    let executor = Executor::new(&manifest, &graph, Arc::new(AtomicBool::new(false)));
+    let states = executor
+        .status(&names)
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    for s in states {
+        if s.reasons.is_empty() {
+            println!(
+                "{}: up to date (fingerprint {})",
+                s.name,
+                &s.fingerprint[..16]
+            );
+        } else {
+            println!("{}: would rebuild because", s.name);
+            for r in &s.reasons {
+                println!("  {r}");
+            }
+        }
+        for p in &s.missing_inputs {
+            println!("  missing input: {}", p.display());
+        }
+    }
+    Ok(exit::OK)
+}
+
+#[derive(serde::Serialize)]
+struct ModelRow<'a> {
+    id: &'a str,
+    name: &'a str,
+    dimensions: u32,
+    metric: &'a str,
+    default: bool,
+    description: &'a str,
+    embeddings: String,
+    embeddings_present: bool,
+    file: String,
+}
+
+fn models(cli: &Cli, args: &cli::ModelsArgs, verbosity: Verbosity) -> Result<u8, Failure> {
+    let (manifest, _) = load(cli, verbosity)?;
+    let rows: Vec<ModelRow> = manifest
+        .models
+        .iter()
+        .map(|m| ModelRow {
+            id: &m.id,
+            name: &m.name,
+            dimensions: m.dimensions,
+            metric: m.metric.as_str(),
+            default: m.default,
+            description: &m.description,
+            embeddings: m.embeddings.display().to_string(),
+            embeddings_present: manifest.root.join(&m.embeddings).is_file(),
+            file: m.file.display().to_string(),
+        })
+        .collect();
+    if args.json {
+        print_json(&rows)?;
+        return Ok(exit::OK);
+    }
+    println!(
+        "{:<12} {:<20} {:>5}  {:<7} {:<8} embeddings",
+        "ID", "NAME", "DIMS", "METRIC", "DEFAULT"
+    );
+    for r in rows {
+        println!(
+            "{:<12} {:<20} {:>5}  {:<7} {:<8} {}{}",
+            r.id,
+            r.name,
+            r.dimensions,
+            r.metric,
+            if r.default { "yes" } else { "" },
+            r.embeddings,
+            if r.embeddings_present {
+                ""
+            } else {
+                " (missing)"
+            }
+        );
+    }
+    Ok(exit::OK)
+}
+
+fn clean(cli: &Cli, args: &cli::CleanArgs, verbosity: Verbosity) -> Result<u8, Failure> {
+    let (manifest, graph) = load(cli, verbosity)?;
+    let selected = graph
+        .select(&args.targets)
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+    let executor = Executor::new(&manifest, &graph, Arc::new(AtomicBool::new(false)));
+    let _lock = executor
+        .state()
+        .lock(|holder| eprintln!("waiting: {holder} is building this project"))
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    let removed = executor
+        .clean(&selected, args.dry_run)
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    if verbosity > Verbosity::Quiet {
+        let verb = if args.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
+        if verbosity == Verbosity::Verbose || args.dry_run {
+            for p in &removed {
+                println!("{verb} {}", p.display());
+            }
+        }
+        eprintln!("{verb} {} files", removed.len());
+    }
+    Ok(exit::OK)
+}
+
+fn inspect(args: &cli::InspectArgs) -> Result<u8, Failure> {
+    if !args.path.is_file() {
+        return Err(Failure::Usage(format!(
+            "{} does not exist or is not a file",
+            args.path.display()
+        )));
+    }
+    let conn = pipe::sqlite::open_read_only(&args.path)
+        .map_err(|e| Failure::Runtime(format!("{}: {e}", args.path.display())))?;
+    let rows: Vec<(String, String)> = conn
+        .prepare("SELECT key, COALESCE(value, '') FROM config ORDER BY key")
+        .and_then(|mut st| st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+        .map_err(|e| {
+            Failure::Runtime(format!(
+                "{} has no readable config table (was it built by pipe?): {e}",
+                args.path.display()
+            ))
+        })?;
+    if args.json {
+        let map: serde_json::Map<String, serde_json::Value> = rows
+            .into_iter()
+            .map(|(k, v)| (k, serde_json::Value::String(v)))
+            .collect();
+        print_json(&map)?;
+    } else {
+        let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        for (k, v) in rows {
+            println!("{k:width$}  {v}");
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn sample(cli: &Cli, args: &cli::SampleArgs, verbosity: Verbosity) -> Result<u8, Failure> {
+    let _ = (cli, args, verbosity);
+    Err(Failure::Runtime(
+        "sample generation is not available in this build".into(),
+    ))
+}
+
+#[allow(dead_code)]
+fn unused(_: PathBuf) {}

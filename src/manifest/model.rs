@@ -53,3 +53,232 @@ pub struct Model {
     #[serde(skip)]
     pub file: PathBuf,
 }
+
+use super::diagnostic::{ManifestError, SourceFile};
+use super::paths::project_path;
+use serde::Deserialize;
+use std::path::Path;
+use toml::Spanned;
+
+/// The largest vector sqlite-vec's vec0 accepts.
+pub const MAX_DIMENSIONS: i64 = 8192;
+
+/// One `models.d/*.toml` file as written by the user.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    id: Spanned<String>,
+    name: Spanned<String>,
+    dimensions: Spanned<i64>,
+    #[serde(default)]
+    metric: Option<Spanned<String>>,
+    #[serde(default)]
+    embeddings: Option<Spanned<String>>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    default: Option<Spanned<bool>>,
+}
+
+/// The models of a project, with the source of each file for diagnostics.
+#[derive(Debug, Default)]
+pub struct LoadedModels {
+    /// Valid models, sorted by id.
+    pub models: Vec<Model>,
+    /// Notes for the user that are not errors (which default was chosen).
+    pub notes: Vec<String>,
+}
+
+/// Whether `id` can be used in a target name and a path.
+pub fn valid_id(id: &str) -> bool {
+    let mut chars = id.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && id.len() <= 64
+        && chars
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Read every `*.toml` file of `dir` (project-relative), in file-name order.
+pub fn load_models(root: &Path, dir: &Path, errors: &mut Vec<ManifestError>) -> LoadedModels {
+    let abs = root.join(dir);
+    let entries = match std::fs::read_dir(&abs) {
+        Ok(entries) => entries,
+        Err(e) => {
+            errors.push(
+                ManifestError::file(dir, format!("cannot read the models directory: {e}"))
+                    .help("create it and add one `<id>.toml` file per model, or set `models` in [settings] of pipeline.toml"),
+            );
+            return LoadedModels::default();
+        }
+    };
+    let mut files: Vec<_> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".toml") && !n.starts_with('.'))
+        .collect();
+    files.sort();
+
+    // (model, source file, span of id, span of `default`)
+    let mut parsed: Vec<Checked> = Vec::new();
+    for name in files {
+        let rel = dir.join(&name);
+        let text = match std::fs::read_to_string(root.join(&rel)) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(ManifestError::file(&rel, format!("cannot read: {e}")));
+                continue;
+            }
+        };
+        let src = SourceFile::new(rel.display().to_string(), text);
+        let raw: RawModel = match toml::from_str(&src.text) {
+            Ok(raw) => raw,
+            Err(e) => {
+                errors.push(ManifestError::from_toml(&src, &e));
+                continue;
+            }
+        };
+        if let Some(model) = check_model(raw, &src, &rel, errors) {
+            parsed.push(model);
+        }
+    }
+
+    // Duplicate ids: name both places.
+    let mut seen: std::collections::BTreeMap<String, (String, std::ops::Range<usize>)> =
+        Default::default();
+    let mut unique = Vec::new();
+    for (model, src, id_span, default_span) in parsed {
+        if let Some((other, _)) = seen.get(&model.id) {
+            errors.push(
+                ManifestError::at(&src, id_span, format!("duplicate model id `{}`", model.id))
+                    .label("also declared in another file")
+                    .help(format!("`{}` already declares this id; model ids must be unique (rename one, or remove one of the files)", other)),
+            );
+            continue;
+        }
+        seen.insert(model.id.clone(), (src.name.clone(), id_span.clone()));
+        unique.push((model, src, default_span));
+    }
+
+    // Exactly one default.
+    let defaults: Vec<usize> = unique
+        .iter()
+        .enumerate()
+        .filter(|(_, (m, _, _))| m.default)
+        .map(|(i, _)| i)
+        .collect();
+    let mut notes = Vec::new();
+    if defaults.len() > 1 {
+        let names: Vec<String> = defaults.iter().map(|&i| unique[i].1.name.clone()).collect();
+        for &i in &defaults[1..] {
+            let (m, src, span) = &unique[i];
+            errors.push(
+                ManifestError::at(
+                    src,
+                    span.clone().unwrap_or(0..0),
+                    format!(
+                        "model `{}` is marked default, but so is another model",
+                        m.id
+                    ),
+                )
+                .help(format!(
+                    "exactly one model may set `default = true`; these files all do: {}",
+                    names.join(", ")
+                )),
+            );
+        }
+    }
+    let mut models: Vec<Model> = unique.into_iter().map(|(m, _, _)| m).collect();
+    models.sort_by(|a, b| a.id.cmp(&b.id));
+    if defaults.is_empty() && !models.is_empty() {
+        models[0].default = true;
+        notes.push(format!(
+            "no model in {} sets `default = true`; using `{}` (the first by id) as the default. Add `default = true` to one model file to choose.",
+            dir.display(),
+            models[0].id
+        ));
+    }
+    LoadedModels { models, notes }
+}
+
+type Checked = (
+    Model,
+    SourceFile,
+    std::ops::Range<usize>,
+    Option<std::ops::Range<usize>>,
+);
+
+fn check_model(
+    raw: RawModel,
+    src: &SourceFile,
+    rel: &Path,
+    errors: &mut Vec<ManifestError>,
+) -> Option<Checked> {
+    let before = errors.len();
+    let id = raw.id.get_ref().clone();
+    if !valid_id(&id) {
+        errors.push(
+            ManifestError::at(src, raw.id.span(), format!("invalid model id `{id}`"))
+                .help("use lower-case letters, digits, `-`, `_` or `.`, starting with a letter or digit (at most 64 characters): it becomes part of target names and paths"),
+        );
+    }
+    if raw.name.get_ref().trim().is_empty() {
+        errors.push(
+            ManifestError::at(src, raw.name.span(), "the model name is empty")
+                .help("give the model a display name, e.g. name = \"Potion Base 2M\""),
+        );
+    }
+    let dims = *raw.dimensions.get_ref();
+    if !(1..=MAX_DIMENSIONS).contains(&dims) {
+        errors.push(
+            ManifestError::at(src, raw.dimensions.span(), format!("dimensions must be between 1 and {MAX_DIMENSIONS}, not {dims}"))
+                .help("set it to the length of the model's vectors (e.g. 768 for nomic-embed-text, 384 for bge-micro, 64 for potion)"),
+        );
+    }
+    let metric = match &raw.metric {
+        None => Metric::L2,
+        Some(m) => match m.get_ref().as_str() {
+            "l2" => Metric::L2,
+            "cosine" => Metric::Cosine,
+            "l1" => Metric::L1,
+            other => {
+                errors.push(
+                    ManifestError::at(src, m.span(), format!("unknown metric `{other}`"))
+                        .help("use one of: l2 (the default), cosine, l1"),
+                );
+                Metric::L2
+            }
+        },
+    };
+    let embeddings = match &raw.embeddings {
+        None => Some(std::path::PathBuf::from(format!(
+            "data/embeddings-{id}-movies.db"
+        ))),
+        Some(p) => match project_path(p.get_ref()) {
+            Ok(path) => Some(path),
+            Err(why) => {
+                errors.push(
+                    ManifestError::at(src, p.span(), format!("invalid embeddings path: {why}"))
+                        .help("give a path relative to the project root, inside it"),
+                );
+                None
+            }
+        },
+    };
+    if errors.len() > before {
+        return None;
+    }
+    let model = Model {
+        id,
+        name: raw.name.get_ref().clone(),
+        dimensions: dims as u32,
+        metric,
+        embeddings: embeddings?,
+        description: raw.description.unwrap_or_default(),
+        default: raw.default.as_ref().is_some_and(|d| *d.get_ref()),
+        file: rel.to_path_buf(),
+    };
+    let default_span = raw.default.as_ref().map(|d| d.span());
+    Some((model, src.clone(), raw.id.span(), default_span))
+}

@@ -1,0 +1,212 @@
+//! Every command-line flag, in one place.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    success (everything built or up to date)
+  1    a target failed to build
+  2    invalid command line, manifest or model file
+  3    --locked: the build would change pipe.lock
+  130  interrupted (Ctrl-C)";
+
+/// pipe: build embedding databases declaratively, incrementally, in parallel
+/// and reproducibly.
+///
+/// pipe reads pipeline.toml (found in the current directory or a parent) and
+/// the model files in models.d/, expands them into targets such as
+/// `movie-json` and `movies-db@potion`, and rebuilds only what changed.
+#[derive(Debug, Parser)]
+#[command(name = "pipe", version, after_help = EXIT_CODES, propagate_version = true)]
+pub struct Cli {
+    /// Use this pipeline.toml instead of searching the current directory and its parents.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub manifest: Option<PathBuf>,
+
+    /// Print only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Print more: why targets rebuild, progress inside targets, command output.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build targets that are out of date (all of them by default).
+    #[command(after_help = BUILD_HELP)]
+    Build(BuildArgs),
+    /// Show whether each target is up to date, and why not.
+    Status(StatusArgs),
+    /// Explain exactly what changed since a target was last built.
+    Explain(ExplainArgs),
+    /// Print the target graph (Graphviz dot or Mermaid).
+    Graph(GraphArgs),
+    /// List the models of models.d.
+    Models(ModelsArgs),
+    /// Remove what pipe built (nothing else).
+    Clean(CleanArgs),
+    /// Print where a database pipe built came from (its config table).
+    Inspect(InspectArgs),
+    /// Generate a deterministic sample data set (movies, collections, embeddings).
+    Sample(SampleArgs),
+}
+
+const BUILD_HELP: &str = "\
+Targets:
+  A target is named after its table in pipeline.toml; per-model targets get
+  `@model`: `movie-json`, `movies-db@potion`. A bare per-model name
+  (`movies-db`) selects every model. Dependencies are built first.
+
+The original command line (generate-sqlite), for people who migrate:
+  pipe build -m potion               = pipe build movies-db@potion movie-json
+  pipe build -m potion --skip-json   = pipe build movies-db@potion
+  pipe build --skip-json             = every target except movie-json
+  -m with an unknown model fails and lists the models.
+
+Examples:
+  pipe build                          build everything that is out of date
+  pipe build --target movies-db@potion
+  pipe build --dry-run --explain      say what would be rebuilt and why
+  pipe build --locked                 fail if the build would change pipe.lock (CI)";
+
+/// `pipe build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Targets to build (default: all).
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+
+    /// A target to build (same as a positional TARGET; repeatable).
+    #[arg(short, long = "target", value_name = "TARGET")]
+    pub target: Vec<String>,
+
+    /// Build this model's targets (and the JSON files unless --skip-json), as the original `-m`.
+    #[arg(short = 'm', long = "embedding-model", value_name = "MODEL")]
+    pub model: Option<String>,
+
+    /// Leave out the movie-json targets, as the original `--skip-json`.
+    #[arg(long)]
+    pub skip_json: bool,
+
+    /// Say what would be built; build nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+
+    /// Print why each target is rebuilt.
+    #[arg(long)]
+    pub explain: bool,
+
+    /// Fail (exit 3) if the build would change pipe.lock; implies --strict.
+    #[arg(long)]
+    pub locked: bool,
+
+    /// Treat data-losing warnings (e.g. a missing embeddings file) as errors.
+    #[arg(long)]
+    pub strict: bool,
+
+    /// Parallel jobs (default: one per core, or `jobs` in pipeline.toml).
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<usize>,
+
+    /// Keep building targets that do not depend on a failed one.
+    #[arg(short = 'k', long)]
+    pub keep_going: bool,
+
+    /// Print the build report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `pipe status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Targets to show (default: all).
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `pipe explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The target.
+    #[arg(value_name = "TARGET")]
+    pub target: String,
+}
+
+/// Output format of `pipe graph`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum GraphFormat {
+    /// Graphviz dot.
+    Dot,
+    /// Mermaid flowchart.
+    Mermaid,
+}
+
+/// `pipe graph`.
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "dot")]
+    pub format: GraphFormat,
+}
+
+/// `pipe models`.
+#[derive(Debug, Args)]
+pub struct ModelsArgs {
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `pipe clean`.
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// Targets to clean (default: all).
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+    /// List what would be removed; remove nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+}
+
+/// `pipe inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// A database pipe built.
+    pub path: PathBuf,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `pipe sample`.
+#[derive(Debug, Args)]
+pub struct SampleArgs {
+    /// Number of movies.
+    #[arg(long, default_value_t = 300)]
+    pub movies: usize,
+    /// Random seed (same seed, same bytes).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Number of collections.
+    #[arg(long, default_value_t = 3)]
+    pub collections: usize,
+    /// Project directory to write data/ into (default: the project root, or
+    /// the current directory outside a project).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Models as id:dimensions (default: the models of models.d).
+    #[arg(long = "model", value_name = "ID:DIMS")]
+    pub models: Vec<String>,
+}

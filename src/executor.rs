@@ -1,0 +1,867 @@
+//! Decides what is out of date and builds it, independent targets in
+//! parallel.
+//!
+//! A target is up to date when its fingerprint (configuration + input
+//! content hashes) matches its last successful build and every output it
+//! wrote is still there with the recorded content. Otherwise the reasons are
+//! collected ([`Reason`]) — that is what `--explain` and `pipe explain` show.
+
+use crate::fingerprint::{fingerprint, HashCache, InputHashes};
+use crate::graph::{Graph, Target, TargetSpec};
+use crate::lockfile::{self, LockFile};
+use crate::manifest::Manifest;
+use crate::stage::{BuildSettings, ProgressSink, StageContext, StageError, StageOutput};
+use crate::stages;
+use crate::state::{record_outputs, OutputCheck, StateDir, TargetRecord};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// How a build is run.
+#[derive(Clone, Debug, Default)]
+pub struct BuildOptions {
+    /// Target names (empty: all). Bare per-model names select every model.
+    pub targets: Vec<String>,
+    /// Parallel jobs (0: one per core).
+    pub jobs: usize,
+    /// Keep building unrelated targets after a failure.
+    pub keep_going: bool,
+    /// Say what would be built, build nothing.
+    pub dry_run: bool,
+    /// Fail if the build would change pipe.lock.
+    pub locked: bool,
+    /// Warnings that lose data are errors.
+    pub strict: bool,
+}
+
+/// Why a target must be rebuilt.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Reason {
+    /// No successful build recorded.
+    NeverBuilt,
+    /// A configuration value changed (option, model field, stage version).
+    Config {
+        /// The key (`model.dimensions`).
+        key: String,
+        /// Value at the last build (None: absent).
+        old: Option<String>,
+        /// Value now.
+        new: Option<String>,
+    },
+    /// An input's content changed.
+    Input {
+        /// The input file.
+        path: PathBuf,
+        /// Hash at the last build (None: absent or missing).
+        old: Option<String>,
+        /// Hash now (None: missing).
+        new: Option<String>,
+    },
+    /// An output was deleted.
+    OutputMissing {
+        /// The file.
+        path: PathBuf,
+    },
+    /// An output was edited.
+    OutputModified {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A dependency would be rebuilt (dry runs only).
+    Dependency {
+        /// The dependency's name.
+        target: String,
+    },
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let short = |h: &Option<String>| match h {
+            Some(h) => h.chars().take(12).collect::<String>(),
+            None => "missing".to_string(),
+        };
+        match self {
+            Reason::NeverBuilt => write!(f, "never built"),
+            Reason::Config { key, old, new } => write!(
+                f,
+                "{key} changed: {} → {}",
+                old.as_deref()
+                    .map_or("(unset)".to_string(), |v| format!("{v:?}")),
+                new.as_deref()
+                    .map_or("(unset)".to_string(), |v| format!("{v:?}"))
+            ),
+            Reason::Input { path, old, new } => write!(
+                f,
+                "input {} changed: {} → {}",
+                path.display(),
+                short(old),
+                short(new)
+            ),
+            Reason::OutputMissing { path } => write!(f, "output {} was deleted", path.display()),
+            Reason::OutputModified { path } => write!(f, "output {} was modified", path.display()),
+            Reason::Dependency { target } => write!(f, "dependency {target} is out of date"),
+        }
+    }
+}
+
+/// What happened to a target.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Nothing to do.
+    UpToDate,
+    /// Built.
+    Built {
+        /// Files (re)written.
+        written: usize,
+        /// Files deleted.
+        deleted: usize,
+    },
+    /// Would be built (dry run).
+    WouldBuild,
+    /// Failed.
+    Failed {
+        /// The error.
+        error: String,
+    },
+    /// Not built because a dependency failed.
+    Skipped {
+        /// The dependency that failed.
+        because: String,
+    },
+    /// Not started: the build stopped after another failure (no --keep-going), or was cancelled.
+    NotRun,
+}
+
+/// The result of one target.
+#[derive(Clone, Debug, Serialize)]
+pub struct TargetResult {
+    /// Target name.
+    pub name: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// Why it was (or would be) rebuilt.
+    pub reasons: Vec<Reason>,
+    /// Warnings the stage reported.
+    pub warnings: Vec<String>,
+    /// Wall time in milliseconds.
+    pub millis: u64,
+}
+
+/// What a build did.
+#[derive(Clone, Debug, Serialize)]
+pub struct BuildReport {
+    /// Every selected target, in the order they finished.
+    pub results: Vec<TargetResult>,
+    /// `--locked` found a difference with pipe.lock (the lines that differ).
+    pub lock_mismatch: Vec<String>,
+    /// Whether pipe.lock was rewritten.
+    pub lock_written: bool,
+    /// Input files that had to be read (not answered from the stat cache).
+    pub inputs_hashed: usize,
+    /// Wall time in milliseconds.
+    pub millis: u64,
+}
+
+impl BuildReport {
+    /// Whether every target succeeded (or was up to date) and the lock matched.
+    pub fn success(&self) -> bool {
+        self.lock_mismatch.is_empty()
+            && self.results.iter().all(|r| {
+                matches!(
+                    r.outcome,
+                    Outcome::UpToDate | Outcome::Built { .. } | Outcome::WouldBuild
+                )
+            })
+    }
+
+    /// How many targets were built.
+    pub fn built(&self) -> usize {
+        self.results
+            .iter()
+            .filter(|r| matches!(r.outcome, Outcome::Built { .. }))
+            .count()
+    }
+}
+
+/// What the executor tells the front end (progress bars, watch, server).
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum BuildEvent {
+    /// The build starts with `total` selected targets.
+    Started {
+        /// Number of selected targets.
+        total: usize,
+    },
+    /// A target starts building.
+    TargetStarted {
+        /// Target name.
+        name: String,
+        /// Why.
+        reasons: Vec<Reason>,
+    },
+    /// Progress inside a target.
+    Progress {
+        /// Target name.
+        name: String,
+        /// Units done.
+        current: u64,
+        /// Units in all.
+        total: u64,
+        /// What is being done.
+        message: String,
+    },
+    /// A warning from a target.
+    Warning {
+        /// Target name.
+        name: String,
+        /// The warning.
+        message: String,
+    },
+    /// A target is done (whatever the outcome).
+    TargetFinished {
+        /// The result.
+        result: TargetResult,
+        /// Targets finished so far.
+        done: usize,
+        /// Targets selected.
+        total: usize,
+    },
+}
+
+/// Receives build events. Must be cheap: it is called from worker threads.
+pub trait Observer: Send + Sync {
+    /// One event.
+    fn event(&self, event: &BuildEvent);
+}
+
+/// An observer that ignores everything.
+pub struct Silent;
+impl Observer for Silent {
+    fn event(&self, _: &BuildEvent) {}
+}
+
+struct TargetSink<'a> {
+    name: &'a str,
+    observer: &'a dyn Observer,
+    warnings: Mutex<Vec<String>>,
+}
+
+impl ProgressSink for TargetSink<'_> {
+    fn progress(&self, current: u64, total: u64, message: &str) {
+        self.observer.event(&BuildEvent::Progress {
+            name: self.name.to_string(),
+            current,
+            total,
+            message: message.to_string(),
+        });
+    }
+    fn warn(&self, message: &str) {
+        if let Ok(mut w) = self.warnings.lock() {
+            w.push(message.to_string());
+        }
+        self.observer.event(&BuildEvent::Warning {
+            name: self.name.to_string(),
+            message: message.to_string(),
+        });
+    }
+}
+
+/// A target's state now, compared with its last build.
+#[derive(Clone, Debug, Serialize)]
+pub struct Staleness {
+    /// Target name.
+    pub name: String,
+    /// Empty: up to date.
+    pub reasons: Vec<Reason>,
+    /// Inputs that are missing and not optional (the build would fail).
+    pub missing_inputs: Vec<PathBuf>,
+    /// The error of the last build, if it failed.
+    pub last_error: Option<String>,
+    /// Fingerprint now (hex).
+    pub fingerprint: String,
+}
+
+/// Shared, per-build context.
+pub struct Executor<'a> {
+    manifest: &'a Manifest,
+    graph: &'a Graph,
+    state: StateDir,
+    cache: Mutex<HashCache>,
+    cancelled: Arc<AtomicBool>,
+}
+
+struct Assessed {
+    inputs: InputHashes,
+    config: BTreeMap<String, String>,
+    fingerprint: blake3::Hash,
+    record: Option<TargetRecord>,
+    checks: Vec<OutputCheck>,
+    reasons: Vec<Reason>,
+    missing: Vec<PathBuf>,
+}
+
+impl<'a> Executor<'a> {
+    /// An executor for a loaded manifest and its graph.
+    pub fn new(manifest: &'a Manifest, graph: &'a Graph, cancelled: Arc<AtomicBool>) -> Self {
+        let state = StateDir::new(&manifest.root);
+        let cache = Mutex::new(state.load_hash_cache());
+        Executor {
+            manifest,
+            graph,
+            state,
+            cache,
+            cancelled,
+        }
+    }
+
+    /// The state directory.
+    pub fn state(&self) -> &StateDir {
+        &self.state
+    }
+
+    fn hash_inputs(&self, target: &Target) -> std::io::Result<(InputHashes, Vec<PathBuf>)> {
+        let mut hashes = InputHashes::new();
+        let mut missing = Vec::new();
+        let mut cache = self
+            .cache
+            .lock()
+            .map_err(|_| std::io::Error::other("hash cache poisoned"))?;
+        for input in &target.inputs {
+            let h = cache.hash(&self.manifest.root, input)?;
+            if h.is_none() && !target.optional_inputs.contains(input) {
+                missing.push(input.clone());
+            }
+            hashes.insert(input.clone(), h);
+        }
+        Ok((hashes, missing))
+    }
+
+    fn assess(&self, target: &Target) -> std::io::Result<Assessed> {
+        let (inputs, missing) = self.hash_inputs(target)?;
+        let config = target.config();
+        let fp = fingerprint(&config, &inputs);
+        let mut record = self.state.load(&target.name);
+        let mut reasons = Vec::new();
+        let mut checks = Vec::new();
+        match &mut record {
+            None => reasons.push(Reason::NeverBuilt),
+            Some(rec) => {
+                if rec.fingerprint != *fp.as_bytes() {
+                    reasons.extend(config_diff(&rec.config, &config));
+                    for (path, new) in &inputs {
+                        let new = new.map(|h| h.to_hex().to_string());
+                        let old = rec.inputs.get(path).filter(|h| !h.is_empty()).cloned();
+                        if old != new {
+                            reasons.push(Reason::Input {
+                                path: path.clone(),
+                                old,
+                                new,
+                            });
+                        }
+                    }
+                    for path in rec.inputs.keys().filter(|p| !inputs.contains_key(*p)) {
+                        reasons.push(Reason::Input {
+                            path: path.clone(),
+                            old: rec.inputs.get(path).cloned(),
+                            new: None,
+                        });
+                    }
+                    if reasons.is_empty() {
+                        reasons.push(Reason::Config {
+                            key: "fingerprint".into(),
+                            old: Some(hex(&rec.fingerprint)),
+                            new: Some(fp.to_hex().to_string()),
+                        });
+                    }
+                }
+                checks = rec.check_outputs(&self.manifest.root);
+                for c in &checks {
+                    match c {
+                        OutputCheck::Missing(p) => {
+                            reasons.push(Reason::OutputMissing { path: p.clone() })
+                        }
+                        OutputCheck::Modified(p) => {
+                            reasons.push(Reason::OutputModified { path: p.clone() })
+                        }
+                        OutputCheck::Intact => {}
+                    }
+                }
+            }
+        }
+        Ok(Assessed {
+            inputs,
+            config,
+            fingerprint: fp,
+            record,
+            checks,
+            reasons,
+            missing,
+        })
+    }
+
+    /// Whether each target is up to date, and why not; builds nothing.
+    /// `targets` must be in dependency order (as [`Graph::select`] returns
+    /// them): a target whose dependency is stale is stale too.
+    pub fn status(&self, targets: &[usize]) -> std::io::Result<Vec<Staleness>> {
+        let mut stale = std::collections::BTreeSet::new();
+        let mut out = Vec::new();
+        for &i in targets {
+            let t = &self.graph.targets[i];
+            let a = self.assess(t)?;
+            let mut reasons = a.reasons;
+            for &d in &t.deps {
+                if stale.contains(&d) {
+                    reasons.push(Reason::Dependency {
+                        target: self.graph.targets[d].name.clone(),
+                    });
+                }
+            }
+            if !reasons.is_empty() || !a.missing.is_empty() {
+                stale.insert(i);
+            }
+            out.push(Staleness {
+                name: t.name.clone(),
+                reasons,
+                missing_inputs: a.missing,
+                last_error: self.state.failure(&t.name),
+                fingerprint: a.fingerprint.to_hex().to_string(),
+            });
+        }
+        self.save_cache();
+        Ok(out)
+    }
+
+    fn save_cache(&self) {
+        if let Ok(mut cache) = self.cache.lock() {
+            let _ = cache.save(&self.state.hash_cache_path());
+        }
+    }
+
+    /// Build the selected targets.
+    pub fn build(
+        &self,
+        opts: &BuildOptions,
+        observer: &dyn Observer,
+    ) -> Result<BuildReport, BuildError> {
+        let start = Instant::now();
+        let order = self
+            .graph
+            .select(&opts.targets)
+            .map_err(BuildError::UnknownTarget)?;
+        let old_lock = LockFile::load(&self.manifest.root).map_err(BuildError::Io)?;
+        if opts.locked && old_lock.is_none() {
+            return Err(BuildError::NoLock);
+        }
+        let settings = BuildSettings {
+            strict: opts.strict || opts.locked,
+            source_date_epoch: std::env::var("SOURCE_DATE_EPOCH")
+                .ok()
+                .and_then(|v| v.trim().parse().ok()),
+        };
+        let jobs = match opts.jobs {
+            0 => match self.manifest.pipeline.settings.jobs {
+                0 => std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1),
+                j => j,
+            },
+            j => j,
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(jobs)
+            .thread_name(|i| format!("pipe-worker-{i}"))
+            .build()
+            .map_err(|e| BuildError::Io(std::io::Error::other(e)))?;
+
+        observer.event(&BuildEvent::Started { total: order.len() });
+        let total = order.len();
+        let mut done: BTreeMap<usize, Outcome> = BTreeMap::new();
+        let mut records: BTreeMap<usize, TargetRecord> = BTreeMap::new();
+        let mut results = Vec::new();
+        let mut running = 0usize;
+        let mut stop = false;
+        let (tx, rx) = mpsc::channel::<(usize, TargetResult, Option<TargetRecord>)>();
+
+        pool.in_place_scope(|scope| {
+            let mut pending: Vec<usize> = order.clone();
+            loop {
+                let cancelled = self.cancelled.load(Ordering::Relaxed);
+                // Start (or settle) everything whose dependencies are done.
+                let mut i = 0;
+                while i < pending.len() {
+                    let t = pending[i];
+                    let target = &self.graph.targets[t];
+                    let deps_in_build: Vec<usize> = target
+                        .deps
+                        .iter()
+                        .copied()
+                        .filter(|d| order.contains(d))
+                        .collect();
+                    if !deps_in_build.iter().all(|d| done.contains_key(d)) {
+                        i += 1;
+                        continue;
+                    }
+                    pending.remove(i);
+                    let failed_dep = deps_in_build.iter().find(|d| {
+                        matches!(
+                            done[d],
+                            Outcome::Failed { .. } | Outcome::Skipped { .. } | Outcome::NotRun
+                        )
+                    });
+                    let settled = if let Some(&d) = failed_dep {
+                        Some(Outcome::Skipped {
+                            because: self.graph.targets[d].name.clone(),
+                        })
+                    } else if stop || cancelled {
+                        Some(Outcome::NotRun)
+                    } else {
+                        None
+                    };
+                    if let Some(outcome) = settled {
+                        let result = TargetResult {
+                            name: target.name.clone(),
+                            outcome: outcome.clone(),
+                            reasons: vec![],
+                            warnings: vec![],
+                            millis: 0,
+                        };
+                        done.insert(t, outcome);
+                        observer.event(&BuildEvent::TargetFinished {
+                            result: result.clone(),
+                            done: done.len(),
+                            total,
+                        });
+                        results.push(result);
+                        continue;
+                    }
+                    let dep_would_build: Vec<String> = deps_in_build
+                        .iter()
+                        .filter(|d| matches!(done[d], Outcome::WouldBuild))
+                        .map(|&d| self.graph.targets[d].name.clone())
+                        .collect();
+                    let tx = tx.clone();
+                    let settings = &settings;
+                    let old_lock = old_lock.as_ref();
+                    running += 1;
+                    scope.spawn(move |_| {
+                        let (result, record) = self.run_target(
+                            target,
+                            opts,
+                            settings,
+                            old_lock,
+                            dep_would_build,
+                            observer,
+                        );
+                        let _ = tx.send((t, result, record));
+                    });
+                }
+                if running == 0 {
+                    break;
+                }
+                let Ok((t, result, record)) = rx.recv() else {
+                    break;
+                };
+                running -= 1;
+                if matches!(result.outcome, Outcome::Failed { .. }) && !opts.keep_going {
+                    stop = true;
+                }
+                if let Some(r) = record {
+                    records.insert(t, r);
+                }
+                done.insert(t, result.outcome.clone());
+                observer.event(&BuildEvent::TargetFinished {
+                    result: result.clone(),
+                    done: done.len(),
+                    total,
+                });
+                results.push(result);
+            }
+        });
+        self.save_cache();
+
+        // pipe.lock: every target of the graph that has a record.
+        let mut lock_mismatch = Vec::new();
+        let mut lock_written = false;
+        if !opts.dry_run {
+            let mut new_lock = old_lock.clone().unwrap_or(LockFile {
+                version: 1,
+                targets: BTreeMap::new(),
+            });
+            new_lock.version = 1;
+            new_lock
+                .targets
+                .retain(|name, _| self.graph.get(name).is_some());
+            for &t in &order {
+                let target = &self.graph.targets[t];
+                let record = records.remove(&t).or_else(|| self.state.load(&target.name));
+                if let Some(record) = record {
+                    if matches!(
+                        done.get(&t),
+                        Some(Outcome::UpToDate | Outcome::Built { .. })
+                    ) {
+                        new_lock
+                            .targets
+                            .insert(target.name.clone(), lockfile::entry(target, &record));
+                    }
+                }
+            }
+            if old_lock.as_ref() != Some(&new_lock) {
+                if opts.locked {
+                    lock_mismatch = lockfile::diff(
+                        old_lock.as_ref().unwrap_or(&LockFile::default()),
+                        &new_lock,
+                    );
+                    if lock_mismatch.is_empty() {
+                        lock_mismatch.push("pipe.lock would change".into());
+                    }
+                } else if results
+                    .iter()
+                    .all(|r| !matches!(r.outcome, Outcome::NotRun))
+                    || old_lock.is_none()
+                {
+                    new_lock.save(&self.manifest.root).map_err(BuildError::Io)?;
+                    lock_written = true;
+                }
+            }
+        }
+        let inputs_hashed = self.cache.lock().map(|c| c.files_hashed()).unwrap_or(0);
+        Ok(BuildReport {
+            results,
+            lock_mismatch,
+            lock_written,
+            inputs_hashed,
+            millis: start.elapsed().as_millis() as u64,
+        })
+    }
+
+    fn run_target(
+        &self,
+        target: &Target,
+        opts: &BuildOptions,
+        settings: &BuildSettings,
+        old_lock: Option<&LockFile>,
+        dep_would_build: Vec<String>,
+        observer: &dyn Observer,
+    ) -> (TargetResult, Option<TargetRecord>) {
+        let start = Instant::now();
+        let mut result = TargetResult {
+            name: target.name.clone(),
+            outcome: Outcome::UpToDate,
+            reasons: vec![],
+            warnings: vec![],
+            millis: 0,
+        };
+        let fail = |mut result: TargetResult, error: String| {
+            let _ = self.state.save_failure(&target.name, &error);
+            result.outcome = Outcome::Failed { error };
+            result.millis = start.elapsed().as_millis() as u64;
+            (result, None)
+        };
+        let mut assessed = match self.assess(target) {
+            Ok(a) => a,
+            Err(e) => return fail(result, format!("cannot read the inputs: {e}")),
+        };
+        result.reasons = std::mem::take(&mut assessed.reasons);
+        if opts.dry_run {
+            result.reasons.extend(
+                dep_would_build
+                    .into_iter()
+                    .map(|target| Reason::Dependency { target }),
+            );
+            result.outcome = if result.reasons.is_empty() {
+                Outcome::UpToDate
+            } else {
+                Outcome::WouldBuild
+            };
+            return (result, None);
+        }
+        if result.reasons.is_empty() {
+            // Racy outputs may have been verified and refreshed: keep that.
+            if let Some(rec) = &assessed.record {
+                let _ = self.state.save(&target.name, rec);
+            }
+            result.millis = start.elapsed().as_millis() as u64;
+            return (result, assessed.record);
+        }
+        if !assessed.missing.is_empty() {
+            let list: Vec<String> = assessed
+                .missing
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            return fail(
+                result,
+                format!(
+                    "missing input: {} (declared in pipeline.toml; create it or fix the path)",
+                    list.join(", ")
+                ),
+            );
+        }
+        if opts.locked {
+            if let Some(entry) = old_lock.and_then(|l| l.targets.get(&target.name)) {
+                if entry.fingerprint != assessed.fingerprint.to_hex().as_str() {
+                    let why: Vec<String> = result.reasons.iter().map(|r| r.to_string()).collect();
+                    return fail(result, format!("--locked: the inputs or configuration differ from pipe.lock ({}); run `pipe build` and commit pipe.lock", why.join("; ")));
+                }
+            }
+        }
+        observer.event(&BuildEvent::TargetStarted {
+            name: target.name.clone(),
+            reasons: result.reasons.clone(),
+        });
+        let previous = assessed
+            .record
+            .as_ref()
+            .map(|r| r.previous_outputs(&assessed.checks))
+            .unwrap_or_default();
+        let sink = TargetSink {
+            name: &target.name,
+            observer,
+            warnings: Mutex::new(Vec::new()),
+        };
+        let ctx = StageContext {
+            root: &self.manifest.root,
+            target: &target.name,
+            previous: &previous,
+            progress: &sink,
+            settings,
+            cancelled: &self.cancelled,
+        };
+        let output: Result<StageOutput, StageError> = match &target.spec {
+            TargetSpec::MovieJson(spec) => stages::movie_json::run(&ctx, spec),
+            TargetSpec::MoviesDb(spec) => stages::movies_db::run(&ctx, spec),
+            TargetSpec::Command(spec) => stages::command::run(&ctx, spec),
+        };
+        result.warnings = sink.warnings.into_inner().unwrap_or_default();
+        let output = match output {
+            Ok(o) => o,
+            Err(e) => {
+                let mut message = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(s) = source {
+                    message.push_str(&format!(": {s}"));
+                    source = s.source();
+                }
+                return fail(result, message);
+            }
+        };
+        let outputs =
+            match record_outputs(&self.manifest.root, &output.files, assessed.record.as_ref()) {
+                Ok(o) => o,
+                Err(e) => return fail(result, format!("cannot record the outputs: {e}")),
+            };
+        let record = TargetRecord {
+            version: 1,
+            fingerprint: *assessed.fingerprint.as_bytes(),
+            config: assessed.config,
+            inputs: assessed
+                .inputs
+                .iter()
+                .map(|(p, h)| {
+                    (
+                        p.clone(),
+                        h.map(|h| h.to_hex().to_string()).unwrap_or_default(),
+                    )
+                })
+                .collect(),
+            outputs,
+            millis: start.elapsed().as_millis() as u64,
+            warnings: result.warnings.clone(),
+        };
+        if let Err(e) = self.state.save(&target.name, &record) {
+            return fail(
+                result,
+                format!("cannot save the build state in .pipe/: {e}"),
+            );
+        }
+        result.outcome = Outcome::Built {
+            written: output.written,
+            deleted: output.deleted,
+        };
+        result.millis = start.elapsed().as_millis() as u64;
+        (result, Some(record))
+    }
+
+    /// Remove every file pipe built (as recorded in `.pipe/`) and forget the
+    /// records. Returns the removed paths. Files pipe did not write are never
+    /// touched.
+    pub fn clean(&self, targets: &[usize], dry_run: bool) -> std::io::Result<Vec<PathBuf>> {
+        let mut removed = Vec::new();
+        let names: Vec<String> = if targets.len() == self.graph.targets.len() {
+            self.state.recorded_targets()
+        } else {
+            targets
+                .iter()
+                .map(|&i| self.graph.targets[i].name.clone())
+                .collect()
+        };
+        for name in names {
+            let Some(record) = self.state.load(&name) else {
+                continue;
+            };
+            for o in &record.outputs {
+                let abs = self.manifest.root.join(&o.path);
+                if abs.exists() {
+                    if !dry_run {
+                        std::fs::remove_file(&abs)?;
+                        remove_empty_parents(&self.manifest.root, &abs);
+                    }
+                    removed.push(o.path.clone());
+                }
+            }
+            if !dry_run {
+                self.state.remove(&name);
+            }
+        }
+        Ok(removed)
+    }
+}
+
+fn remove_empty_parents(root: &Path, file: &Path) {
+    let mut dir = file.parent();
+    while let Some(d) = dir {
+        if d == root || !d.starts_with(root) || std::fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+}
+
+fn hex(bytes: &[u8; 32]) -> String {
+    blake3::Hash::from_bytes(*bytes).to_hex().to_string()
+}
+
+fn config_diff(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Vec<Reason> {
+    let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| old.get(*k) != new.get(*k))
+        .map(|k| Reason::Config {
+            key: k.clone(),
+            old: old.get(k).cloned(),
+            new: new.get(k).cloned(),
+        })
+        .collect()
+}
+
+/// A build that could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A target name on the command line does not exist.
+    #[error(transparent)]
+    UnknownTarget(crate::graph::UnknownTarget),
+    /// `--locked` without a pipe.lock.
+    #[error("--locked: there is no pipe.lock; run `pipe build` once and commit pipe.lock")]
+    NoLock,
+    /// I/O on pipe's own files.
+    #[error("{0}")]
+    Io(std::io::Error),
+}

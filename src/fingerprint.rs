@@ -1,0 +1,250 @@
+//! Content hashes and target fingerprints.
+//!
+//! A content hash is blake3 of a file's bytes. Hashes are cached by the
+//! file's stat (size, mtime, inode, ctime) so that a no-op build stats files
+//! instead of reading them. The racy case — a file changed within the
+//! timestamp's granularity of when its stat was recorded, so that a later
+//! change can leave the stat identical — is handled as git does: an entry
+//! whose mtime is not safely older than the moment it was recorded is not
+//! trusted, and the file is hashed again.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::fs::Metadata;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A stat entry is trusted only if the file's mtime is at least this much
+/// older than when the entry was recorded. Generous enough for file systems
+/// with coarse timestamps; the cost of being generous is one extra hash of
+/// files written in the last second before a build.
+pub const RACY_WINDOW_NS: i64 = 1_000_000_000;
+
+/// Hash a file's content (memory-mapped when large).
+pub fn hash_file(path: &Path) -> io::Result<blake3::Hash> {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_mmap(path)?;
+    Ok(hasher.finalize())
+}
+
+/// The parts of a file's stat that change when its content may have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileStat {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, ns since the epoch.
+    pub mtime_ns: i64,
+    /// Status change time, ns since the epoch (catches `touch -m` back-dating).
+    pub ctime_ns: i64,
+    /// Inode (an editor that saves by rename gets a new one).
+    pub ino: u64,
+}
+
+impl FileStat {
+    /// Stat of a file's metadata.
+    pub fn of(meta: &Metadata) -> FileStat {
+        use std::os::unix::fs::MetadataExt;
+        FileStat {
+            size: meta.len(),
+            mtime_ns: meta
+                .mtime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(meta.mtime_nsec()),
+            ctime_ns: meta
+                .ctime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(meta.ctime_nsec()),
+            ino: meta.ino(),
+        }
+    }
+
+    /// Stat a path; `None` if it does not exist.
+    pub fn read(path: &Path) -> io::Result<Option<FileStat>> {
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => Ok(Some(FileStat::of(&m))),
+            Ok(_) => Err(io::Error::other(format!(
+                "{} is not a regular file",
+                path.display()
+            ))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether a record of this stat taken at `recorded_ns` can be trusted.
+    pub fn settled(&self, recorded_ns: i64) -> bool {
+        recorded_ns.saturating_sub(self.mtime_ns.max(self.ctime_ns)) >= RACY_WINDOW_NS
+    }
+}
+
+/// Now, in ns since the epoch (for racy-entry bookkeeping only; never
+/// written into an artifact).
+pub fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// A cached hash with the stat it was taken at.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CachedHash {
+    /// The file's stat when hashed.
+    pub stat: FileStat,
+    /// The content hash.
+    pub hash: [u8; 32],
+    /// When the entry was recorded (ns since the epoch).
+    pub recorded_ns: i64,
+}
+
+/// Content hashes of input files, keyed by project-relative path.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct HashCache {
+    entries: HashMap<PathBuf, CachedHash>,
+    #[serde(skip)]
+    dirty: bool,
+    #[serde(skip)]
+    hashed: usize,
+}
+
+impl HashCache {
+    /// Load from `path`; a missing or unreadable cache is an empty one (it is
+    /// only a cache).
+    pub fn load(path: &Path) -> HashCache {
+        std::fs::read(path)
+            .ok()
+            .and_then(|bytes| postcard::from_bytes(&bytes).ok())
+            .unwrap_or_default()
+    }
+
+    /// Write to `path` atomically if anything changed.
+    pub fn save(&mut self, path: &Path) -> io::Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
+        let bytes = postcard::to_allocvec(self).map_err(io::Error::other)?;
+        crate::artifact::write_atomic(path, &bytes)?;
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// How many files had to be read (not answered from the cache) so far.
+    pub fn files_hashed(&self) -> usize {
+        self.hashed
+    }
+
+    /// The content hash of `rel` under `root`, or `None` if it does not exist.
+    pub fn hash(&mut self, root: &Path, rel: &Path) -> io::Result<Option<blake3::Hash>> {
+        let abs = root.join(rel);
+        let Some(stat) = FileStat::read(&abs)? else {
+            if self.entries.remove(rel).is_some() {
+                self.dirty = true;
+            }
+            return Ok(None);
+        };
+        if let Some(entry) = self.entries.get_mut(rel) {
+            if entry.stat == stat && stat.settled(entry.recorded_ns) {
+                return Ok(Some(blake3::Hash::from_bytes(entry.hash)));
+            }
+        }
+        let recorded_ns = now_ns();
+        let hash = hash_file(&abs)?;
+        self.hashed += 1;
+        // Stat again: if the file changed while we read it, do not cache.
+        if FileStat::read(&abs)? == Some(stat) {
+            self.entries.insert(
+                rel.to_path_buf(),
+                CachedHash {
+                    stat,
+                    hash: *hash.as_bytes(),
+                    recorded_ns,
+                },
+            );
+            self.dirty = true;
+        }
+        Ok(Some(hash))
+    }
+}
+
+/// The inputs of a target as hashed for one build: path → content hash
+/// (`None`: the file does not exist, allowed for optional inputs).
+pub type InputHashes = BTreeMap<PathBuf, Option<blake3::Hash>>;
+
+/// A target's fingerprint: blake3 over its resolved configuration (kind,
+/// stage version, options, model fields) and its inputs' content hashes.
+pub fn fingerprint(config: &BTreeMap<String, String>, inputs: &InputHashes) -> blake3::Hash {
+    let mut h = blake3::Hasher::new();
+    h.update(b"pipe-fingerprint-v1\0");
+    for (k, v) in config {
+        h.update(k.as_bytes())
+            .update(b"\0")
+            .update(v.as_bytes())
+            .update(b"\0");
+    }
+    h.update(b"\x01inputs\0");
+    for (path, hash) in inputs {
+        h.update(path.to_string_lossy().as_bytes()).update(b"\0");
+        match hash {
+            Some(hash) => h.update(hash.as_bytes()),
+            None => h.update(b"missing"),
+        };
+    }
+    h.finalize()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_rehashes_when_content_changes_with_same_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let rel = Path::new("f.txt");
+        std::fs::write(dir.path().join(rel), b"aaaa").unwrap();
+        let mut cache = HashCache::default();
+        let first = cache.hash(dir.path(), rel).unwrap().unwrap();
+        // Same size, same second: the racy case. Must still be noticed.
+        std::fs::write(dir.path().join(rel), b"bbbb").unwrap();
+        let second = cache.hash(dir.path(), rel).unwrap().unwrap();
+        assert_ne!(first, second);
+        assert_eq!(second, blake3::hash(b"bbbb"));
+    }
+
+    #[test]
+    fn settled_entries_are_trusted_without_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let rel = Path::new("f.txt");
+        std::fs::write(dir.path().join(rel), b"aaaa").unwrap();
+        let mut cache = HashCache::default();
+        cache.hash(dir.path(), rel).unwrap();
+        // Pretend the entry was recorded long after the write.
+        for e in cache.entries.values_mut() {
+            e.recorded_ns += 10 * RACY_WINDOW_NS;
+        }
+        let before = cache.files_hashed();
+        cache.hash(dir.path(), rel).unwrap();
+        assert_eq!(cache.files_hashed(), before);
+    }
+
+    #[test]
+    fn missing_file_hashes_to_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cache = HashCache::default();
+        assert!(cache.hash(dir.path(), Path::new("nope")).unwrap().is_none());
+    }
+
+    #[test]
+    fn fingerprint_depends_on_config_and_inputs() {
+        let mut config = BTreeMap::new();
+        config.insert("kind".to_string(), "x".to_string());
+        let mut inputs = InputHashes::new();
+        inputs.insert(PathBuf::from("a"), Some(blake3::hash(b"1")));
+        let a = fingerprint(&config, &inputs);
+        inputs.insert(PathBuf::from("a"), Some(blake3::hash(b"2")));
+        let b = fingerprint(&config, &inputs);
+        config.insert("kind".to_string(), "y".to_string());
+        let c = fingerprint(&config, &inputs);
+        assert!(a != b && b != c && a != c);
+    }
+}

@@ -1,0 +1,635 @@
+//! The manifest expanded into a DAG of targets.
+//!
+//! A declared target marked per-model fans out to one target per model
+//! (`movies-db@nomic`, `movies-db@potion`, …). Edges come from paths, as in
+//! DVC: a target depends on whichever target writes a file it reads.
+
+use crate::manifest::pipeline::{substitute, KindDecl, Template};
+use crate::manifest::{paths::project_path, Manifest, ManifestError, ManifestErrors, Model};
+use crate::stages::command::CommandSpec;
+use crate::stages::movie_json::MovieJsonSpec;
+use crate::stages::movies_db::MoviesDbSpec;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// Bumped whenever a stage changes what it writes, so that targets built by
+/// an older pipe are rebuilt.
+pub fn stage_version(kind: &str) -> u32 {
+    match kind {
+        "movie-json" => 1,
+        "movies-db" => 1,
+        _ => 1,
+    }
+}
+
+/// What a target writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// One file.
+    File(PathBuf),
+    /// Many files in one directory, named by a pattern (`{movieId}.json`).
+    Dir {
+        /// The directory.
+        dir: PathBuf,
+        /// File name pattern.
+        pattern: String,
+    },
+}
+
+impl Output {
+    /// The path shown to users (`public/movies/{movieId}.json`).
+    pub fn display(&self) -> String {
+        match self {
+            Output::File(p) => p.display().to_string(),
+            Output::Dir { dir, pattern } => dir.join(pattern).display().to_string(),
+        }
+    }
+
+    /// Whether `path` is (or lies inside) this output.
+    pub fn covers(&self, path: &Path) -> bool {
+        match self {
+            Output::File(p) => p == path,
+            Output::Dir { dir, .. } => path.starts_with(dir) && path != dir,
+        }
+    }
+}
+
+/// What a target does, fully resolved.
+#[derive(Clone, Debug)]
+pub enum TargetSpec {
+    /// Per-movie JSON files.
+    MovieJson(MovieJsonSpec),
+    /// One model's movies.db.
+    MoviesDb(MoviesDbSpec),
+    /// A user's command.
+    Command(CommandSpec),
+}
+
+impl TargetSpec {
+    /// The kind's name as written in pipeline.toml.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TargetSpec::MovieJson(_) => "movie-json",
+            TargetSpec::MoviesDb(_) => "movies-db",
+            TargetSpec::Command(_) => "command",
+        }
+    }
+}
+
+/// One node of the graph.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// Full name (`movies-db@potion`).
+    pub name: String,
+    /// Declared name (`movies-db`).
+    pub base: String,
+    /// The model, for per-model targets.
+    pub model: Option<Model>,
+    /// What it does.
+    pub spec: TargetSpec,
+    /// Files it reads (project-relative), sorted.
+    pub inputs: Vec<PathBuf>,
+    /// Inputs that may be missing (a model's embeddings file: the build
+    /// warns and goes on, as the original did).
+    pub optional_inputs: BTreeSet<PathBuf>,
+    /// What it writes.
+    pub outputs: Vec<Output>,
+    /// Targets it depends on (indices into [`Graph::targets`]).
+    pub deps: Vec<usize>,
+    /// Description from pipeline.toml.
+    pub description: Option<String>,
+    /// Where it is declared in pipeline.toml.
+    pub span: Range<usize>,
+}
+
+impl Target {
+    /// The resolved configuration that, besides input contents, decides the
+    /// target's output: kind, stage version, options and the model's fields.
+    /// Flattened to `key → value` so that `pipe explain` can show what changed.
+    pub fn config(&self) -> BTreeMap<String, String> {
+        let mut c = BTreeMap::new();
+        let kind = self.spec.kind();
+        c.insert("kind".into(), kind.into());
+        c.insert("stage-version".into(), stage_version(kind).to_string());
+        let p = |p: &Path| p.display().to_string();
+        match &self.spec {
+            TargetSpec::MovieJson(s) => {
+                c.insert("movies".into(), p(&s.movies));
+                c.insert("collections".into(), p(&s.collections));
+                c.insert("path".into(), p(&s.out_dir.join(&s.file_template)));
+            }
+            TargetSpec::MoviesDb(s) => {
+                c.insert("movies".into(), p(&s.movies));
+                c.insert("collections".into(), p(&s.collections));
+                c.insert("path".into(), p(&s.db_path));
+                c.insert(
+                    "publish".into(),
+                    s.publish.as_deref().map(p).unwrap_or_default(),
+                );
+                if let Ok((sqlite, vec)) = crate::sqlite::versions() {
+                    c.insert("sqlite".into(), sqlite);
+                    c.insert("sqlite-vec".into(), vec);
+                }
+            }
+            TargetSpec::Command(s) => {
+                c.insert("command".into(), s.command.clone());
+                c.insert(
+                    "outs".into(),
+                    s.outs.iter().map(|o| p(o)).collect::<Vec<_>>().join(" "),
+                );
+                for (k, v) in &s.env {
+                    c.insert(format!("env.{k}"), v.clone());
+                }
+            }
+        }
+        if let Some(m) = &self.model {
+            c.insert("model.id".into(), m.id.clone());
+            c.insert("model.name".into(), m.name.clone());
+            c.insert("model.dimensions".into(), m.dimensions.to_string());
+            c.insert("model.metric".into(), m.metric.to_string());
+            c.insert("model.embeddings".into(), p(&m.embeddings));
+            c.insert("model.description".into(), m.description.clone());
+            c.insert("model.default".into(), m.default.to_string());
+        }
+        c
+    }
+}
+
+/// The targets of a project and their dependencies.
+#[derive(Clone, Debug)]
+pub struct Graph {
+    /// All targets, declared order then model order.
+    pub targets: Vec<Target>,
+    by_name: HashMap<String, usize>,
+}
+
+/// An unknown target name on the command line.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown target `{name}`{}\navailable targets: {}", .suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default(), .available.join(", "))]
+pub struct UnknownTarget {
+    /// The name given.
+    pub name: String,
+    /// The closest existing name.
+    pub suggestion: Option<String>,
+    /// Every name that exists (targets and their bare names).
+    pub available: Vec<String>,
+}
+
+impl Graph {
+    /// Expand the manifest's declarations into targets and check the result.
+    pub fn build(manifest: &Manifest) -> Result<Graph, ManifestErrors> {
+        let src = &manifest.source;
+        let mut errors = Vec::new();
+        let mut targets = Vec::new();
+        for decl in &manifest.pipeline.targets {
+            let models: Vec<Option<&Model>> = if decl.per_model {
+                manifest.models.iter().map(Some).collect()
+            } else {
+                vec![None]
+            };
+            for model in models {
+                match expand(manifest, decl, model) {
+                    Ok(t) => targets.push(t),
+                    Err((span, message, help)) => {
+                        errors.push(ManifestError::at(src, span, message).help(help))
+                    }
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ManifestErrors { errors });
+        }
+
+        // Outputs that collide, or that would overwrite the project's own files.
+        let mut owner: Vec<(&Output, usize)> = Vec::new();
+        for (i, t) in targets.iter().enumerate() {
+            for o in &t.outputs {
+                if let Some((_, j)) = owner.iter().find(|(other, _)| collides(o, other)) {
+                    let other = &targets[*j];
+                    errors.push(
+                        ManifestError::at(src, t.span.clone(), format!("`{}` writes {}, which `{}` also writes", t.name, o.display(), other.name))
+                            .help("give each target its own output path (per-model targets need `{model}` in their paths)"),
+                    );
+                }
+                owner.push((o, i));
+                let protected = [
+                    Path::new("pipeline.toml"),
+                    Path::new("pipe.lock"),
+                    Path::new(".pipe"),
+                    manifest.pipeline.settings.models.as_path(),
+                ];
+                if protected.iter().any(|p| {
+                    o.covers(p)
+                        || match o {
+                            Output::File(f) => f.starts_with(p),
+                            Output::Dir { dir, .. } => dir.starts_with(p) || p.starts_with(dir),
+                        }
+                }) {
+                    errors.push(ManifestError::at(src, t.span.clone(), format!("`{}` would write {}, one of pipe's own files", t.name, o.display())).help("choose an output path outside pipeline.toml, pipe.lock, .pipe/ and the models directory"));
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ManifestErrors { errors });
+        }
+
+        // Edges: who writes what I read.
+        let all_deps: Vec<Vec<usize>> = targets
+            .iter()
+            .map(|t| {
+                let mut deps = BTreeSet::new();
+                for input in &t.inputs {
+                    for (o, j) in &owner {
+                        if o.covers(input) {
+                            deps.insert(*j);
+                        }
+                    }
+                }
+                deps.into_iter().collect()
+            })
+            .collect();
+        drop(owner);
+        for (t, deps) in targets.iter_mut().zip(all_deps) {
+            t.deps = deps;
+        }
+        let by_name = targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.clone(), i))
+            .collect();
+        let graph = Graph { targets, by_name };
+        if let Some(cycle) = graph.find_cycle() {
+            let names: Vec<&str> = cycle
+                .iter()
+                .map(|&i| graph.targets[i].name.as_str())
+                .collect();
+            let first = &graph.targets[cycle[0]];
+            return Err(ManifestError::at(src, first.span.clone(), format!("dependency cycle: {} -> {}", names.join(" -> "), names[0]))
+                .help("a target cannot (indirectly) read what it writes; break the cycle by changing one target's deps or outs")
+                .into());
+        }
+        Ok(graph)
+    }
+
+    /// A target by full name.
+    pub fn get(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+
+    /// The targets named on the command line (a bare per-model name selects
+    /// all its models), plus everything they depend on, in dependency order.
+    /// No names selects everything.
+    pub fn select(&self, names: &[String]) -> Result<Vec<usize>, UnknownTarget> {
+        let mut roots = Vec::new();
+        if names.is_empty() {
+            roots.extend(0..self.targets.len());
+        }
+        for name in names {
+            let matched: Vec<usize> = match self.get(name) {
+                Some(i) => vec![i],
+                None => self
+                    .targets
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| &t.base == name)
+                    .map(|(i, _)| i)
+                    .collect(),
+            };
+            if matched.is_empty() {
+                let available = self.names();
+                return Err(UnknownTarget {
+                    name: name.clone(),
+                    suggestion: crate::suggest::closest(name, available.iter().map(String::as_str))
+                        .map(str::to_string),
+                    available,
+                });
+            }
+            roots.extend(matched);
+        }
+        let mut selected = BTreeSet::new();
+        let mut stack = roots;
+        while let Some(i) = stack.pop() {
+            if selected.insert(i) {
+                stack.extend(&self.targets[i].deps);
+            }
+        }
+        Ok(self.topological(&selected))
+    }
+
+    /// Every name a user can give: full names and bare per-model names.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: BTreeSet<String> = self.targets.iter().map(|t| t.name.clone()).collect();
+        names.extend(
+            self.targets
+                .iter()
+                .filter(|t| t.model.is_some())
+                .map(|t| t.base.clone()),
+        );
+        names.into_iter().collect()
+    }
+
+    /// `subset` in an order where dependencies come first (stable: declared order otherwise).
+    pub fn topological(&self, subset: &BTreeSet<usize>) -> Vec<usize> {
+        let mut order = Vec::new();
+        let mut done = BTreeSet::new();
+        fn visit(
+            g: &Graph,
+            i: usize,
+            subset: &BTreeSet<usize>,
+            done: &mut BTreeSet<usize>,
+            order: &mut Vec<usize>,
+        ) {
+            if !done.insert(i) {
+                return;
+            }
+            for &d in &g.targets[i].deps {
+                if subset.contains(&d) {
+                    visit(g, d, subset, done, order);
+                }
+            }
+            order.push(i);
+        }
+        for &i in subset {
+            visit(self, i, subset, &mut done, &mut order);
+        }
+        order
+    }
+
+    fn find_cycle(&self) -> Option<Vec<usize>> {
+        // 0 = unvisited, 1 = on stack, 2 = done
+        let mut color = vec![0u8; self.targets.len()];
+        let mut stack = Vec::new();
+        fn dfs(
+            g: &Graph,
+            i: usize,
+            color: &mut [u8],
+            stack: &mut Vec<usize>,
+        ) -> Option<Vec<usize>> {
+            color[i] = 1;
+            stack.push(i);
+            for &d in &g.targets[i].deps {
+                if color[d] == 1 {
+                    let start = stack.iter().position(|&s| s == d).unwrap_or(0);
+                    let mut cycle = stack[start..].to_vec();
+                    cycle.reverse();
+                    return Some(cycle);
+                }
+                if color[d] == 0 {
+                    if let Some(c) = dfs(g, d, color, stack) {
+                        return Some(c);
+                    }
+                }
+            }
+            stack.pop();
+            color[i] = 2;
+            None
+        }
+        for i in 0..self.targets.len() {
+            if color[i] == 0 {
+                if let Some(c) = dfs(self, i, &mut color, &mut stack) {
+                    return Some(c);
+                }
+            }
+        }
+        None
+    }
+
+    /// Graphviz dot.
+    pub fn to_dot(&self) -> String {
+        let mut s = String::from("digraph pipe {\n  rankdir=LR;\n  node [shape=box];\n");
+        for t in &self.targets {
+            s.push_str(&format!(
+                "  \"{}\" [label=\"{}\\n({})\"];\n",
+                t.name,
+                t.name,
+                t.spec.kind()
+            ));
+        }
+        for t in &self.targets {
+            for &d in &t.deps {
+                s.push_str(&format!(
+                    "  \"{}\" -> \"{}\";\n",
+                    self.targets[d].name, t.name
+                ));
+            }
+            for input in &t.inputs {
+                if !t
+                    .deps
+                    .iter()
+                    .any(|&d| self.targets[d].outputs.iter().any(|o| o.covers(input)))
+                {
+                    s.push_str(&format!(
+                        "  \"{}\" [shape=note];\n  \"{}\" -> \"{}\";\n",
+                        input.display(),
+                        input.display(),
+                        t.name
+                    ));
+                }
+            }
+        }
+        s.push_str("}\n");
+        s
+    }
+
+    /// Mermaid flowchart.
+    pub fn to_mermaid(&self) -> String {
+        let id = |name: &str| name.replace(['@', '.', '-', '/'], "_");
+        let mut s = String::from("flowchart LR\n");
+        let mut files = BTreeSet::new();
+        for t in &self.targets {
+            s.push_str(&format!("  {}[\"{}\"]\n", id(&t.name), t.name));
+        }
+        for t in &self.targets {
+            for &d in &t.deps {
+                s.push_str(&format!(
+                    "  {} --> {}\n",
+                    id(&self.targets[d].name),
+                    id(&t.name)
+                ));
+            }
+            for input in &t.inputs {
+                if !t
+                    .deps
+                    .iter()
+                    .any(|&d| self.targets[d].outputs.iter().any(|o| o.covers(input)))
+                {
+                    let f = input.display().to_string();
+                    if files.insert(f.clone()) {
+                        s.push_str(&format!("  {}[(\"{}\")]\n", id(&format!("file_{f}")), f));
+                    }
+                    s.push_str(&format!(
+                        "  {} --> {}\n",
+                        id(&format!("file_{f}")),
+                        id(&t.name)
+                    ));
+                }
+            }
+        }
+        s
+    }
+}
+
+fn collides(a: &Output, b: &Output) -> bool {
+    match (a, b) {
+        (Output::File(x), Output::File(y)) => x == y,
+        (Output::Dir { dir: x, .. }, Output::Dir { dir: y, .. }) => {
+            x.starts_with(y) || y.starts_with(x)
+        }
+        (Output::File(f), Output::Dir { dir, .. }) | (Output::Dir { dir, .. }, Output::File(f)) => {
+            f.starts_with(dir) || dir.starts_with(f)
+        }
+    }
+}
+
+type ExpandError = (Range<usize>, String, String);
+
+fn resolve(t: &Template, values: &[(&str, &str)]) -> Result<PathBuf, ExpandError> {
+    let text = substitute(&t.text, values);
+    project_path(&text).map_err(|why| {
+        (
+            t.span.clone(),
+            format!("invalid path: {why}"),
+            "paths are relative to the project root and must stay inside it".into(),
+        )
+    })
+}
+
+fn expand(
+    manifest: &Manifest,
+    decl: &crate::manifest::TargetDecl,
+    model: Option<&Model>,
+) -> Result<Target, ExpandError> {
+    let dims = model.map(|m| m.dimensions.to_string()).unwrap_or_default();
+    let values: Vec<(&str, &str)> = match model {
+        Some(m) => vec![
+            ("model", m.id.as_str()),
+            ("dimensions", dims.as_str()),
+            ("metric", m.metric.as_str()),
+        ],
+        None => vec![],
+    };
+    let input_path = |name: &str| {
+        manifest
+            .pipeline
+            .inputs
+            .get(name)
+            .map(|i| i.path.clone())
+            .unwrap_or_default()
+    };
+    let name = match model {
+        Some(m) => format!("{}@{}", decl.name, m.id),
+        None => decl.name.clone(),
+    };
+    let mut optional_inputs = BTreeSet::new();
+    let (spec, mut inputs, outputs) = match &decl.kind {
+        KindDecl::MovieJson {
+            movies,
+            collections,
+            path,
+        } => {
+            let full = resolve(path, &[])?;
+            let out_dir = full.parent().map(Path::to_path_buf).unwrap_or_default();
+            let file_template = full
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let spec = MovieJsonSpec {
+                movies: input_path(movies),
+                collections: input_path(collections),
+                out_dir: out_dir.clone(),
+                file_template: file_template.clone(),
+            };
+            let inputs = vec![spec.movies.clone(), spec.collections.clone()];
+            (
+                TargetSpec::MovieJson(spec),
+                inputs,
+                vec![Output::Dir {
+                    dir: out_dir,
+                    pattern: file_template,
+                }],
+            )
+        }
+        KindDecl::MoviesDb {
+            movies,
+            collections,
+            path,
+            publish_default,
+        } => {
+            let model = model.cloned().ok_or_else(|| {
+                (
+                    decl.span.clone(),
+                    "a movies-db target needs a model".to_string(),
+                    "add a model file to models.d".to_string(),
+                )
+            })?;
+            let db_path = resolve(path, &values)?;
+            let publish = if model.default {
+                publish_default.clone()
+            } else {
+                None
+            };
+            let mut outputs = vec![Output::File(db_path.clone())];
+            outputs.extend(publish.iter().cloned().map(Output::File));
+            optional_inputs.insert(model.embeddings.clone());
+            let inputs = vec![
+                input_path(movies),
+                input_path(collections),
+                model.embeddings.clone(),
+            ];
+            let spec = MoviesDbSpec {
+                movies: input_path(movies),
+                collections: input_path(collections),
+                model,
+                db_path,
+                publish,
+            };
+            (TargetSpec::MoviesDb(spec), inputs, outputs)
+        }
+        KindDecl::Command {
+            command,
+            inputs: named,
+            deps,
+            outs,
+            env,
+        } => {
+            let mut inputs: Vec<PathBuf> = named.iter().map(|n| input_path(n)).collect();
+            for d in deps {
+                inputs.push(resolve(d, &values)?);
+            }
+            let outs: Vec<PathBuf> = outs
+                .iter()
+                .map(|o| resolve(o, &values))
+                .collect::<Result<_, _>>()?;
+            let env = env
+                .iter()
+                .map(|(k, v)| (k.clone(), substitute(v, &values)))
+                .collect();
+            let spec = CommandSpec {
+                command: substitute(&command.text, &values),
+                deps: inputs.clone(),
+                outs: outs.clone(),
+                env,
+            };
+            (
+                TargetSpec::Command(spec),
+                inputs,
+                outs.into_iter().map(Output::File).collect(),
+            )
+        }
+    };
+    inputs.sort();
+    inputs.dedup();
+    Ok(Target {
+        name,
+        base: decl.name.clone(),
+        model: model.cloned(),
+        spec,
+        inputs,
+        optional_inputs,
+        outputs,
+        deps: Vec::new(),
+        description: decl.description.clone(),
+        span: decl.span.clone(),
+    })
+}

@@ -1,0 +1,284 @@
+//! What pipe remembers between builds, under `.pipe/` (gitignored): one
+//! record per target (what it was built from and what it wrote), the input
+//! hash cache, and the lock that keeps two pipe processes from building the
+//! same project at once. Every file is written atomically.
+
+use crate::fingerprint::{now_ns, FileStat, HashCache};
+use crate::stage::{OutputFile, PreviousFile, PreviousOutputs};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+/// Name of the state directory at the project root.
+pub const STATE_DIR: &str = ".pipe";
+const RECORD_VERSION: u32 = 1;
+
+/// One output file as recorded after a successful build.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OutputRecord {
+    /// Project-relative path.
+    pub path: PathBuf,
+    /// Content hash.
+    pub hash: [u8; 32],
+    /// Stat right after it was written (or last verified).
+    pub stat: FileStat,
+    /// When the stat was taken (ns since the epoch), for the racy check.
+    pub recorded_ns: i64,
+}
+
+/// What a target's last successful build was made from and wrote.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TargetRecord {
+    /// Format version of this record.
+    pub version: u32,
+    /// The fingerprint it was built with.
+    pub fingerprint: [u8; 32],
+    /// The resolved configuration (for `pipe explain`).
+    pub config: BTreeMap<String, String>,
+    /// Input content hashes (hex; empty string: missing).
+    pub inputs: BTreeMap<PathBuf, String>,
+    /// Every output file.
+    pub outputs: Vec<OutputRecord>,
+    /// How long the build took, in milliseconds.
+    pub millis: u64,
+    /// Warnings the stage reported.
+    pub warnings: Vec<String>,
+}
+
+/// The state of one output file now, compared with its record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OutputCheck {
+    /// Present with the recorded content.
+    Intact,
+    /// Deleted since the build.
+    Missing(PathBuf),
+    /// Content changed since the build.
+    Modified(PathBuf),
+}
+
+impl TargetRecord {
+    /// Compare every recorded output with the file system, in parallel.
+    /// Stats only, except for racy entries, which are hashed again (and
+    /// refreshed in place when still intact, so they are settled next time).
+    pub fn check_outputs(&mut self, root: &Path) -> Vec<OutputCheck> {
+        let now = now_ns();
+        self.outputs
+            .par_iter_mut()
+            .map(|rec| {
+                let abs = root.join(&rec.path);
+                let stat = match FileStat::read(&abs) {
+                    Ok(Some(s)) => s,
+                    _ => return OutputCheck::Missing(rec.path.clone()),
+                };
+                if stat == rec.stat && stat.settled(rec.recorded_ns) {
+                    return OutputCheck::Intact;
+                }
+                match crate::fingerprint::hash_file(&abs) {
+                    Ok(h) if h.as_bytes() == &rec.hash => {
+                        rec.stat = stat;
+                        rec.recorded_ns = now;
+                        OutputCheck::Intact
+                    }
+                    _ => OutputCheck::Modified(rec.path.clone()),
+                }
+            })
+            .filter(|c| *c != OutputCheck::Intact)
+            .collect()
+    }
+
+    /// What a stage needs to know about the previous outputs.
+    pub fn previous_outputs(&self, problems: &[OutputCheck]) -> PreviousOutputs {
+        let damaged: std::collections::HashSet<&Path> = problems
+            .iter()
+            .filter_map(|p| match p {
+                OutputCheck::Missing(p) | OutputCheck::Modified(p) => Some(p.as_path()),
+                OutputCheck::Intact => None,
+            })
+            .collect();
+        PreviousOutputs {
+            files: self
+                .outputs
+                .iter()
+                .map(|o| {
+                    (
+                        o.path.clone(),
+                        PreviousFile {
+                            hash: blake3::Hash::from_bytes(o.hash),
+                            intact: !damaged.contains(o.path.as_path()),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Build the output records of a finished stage: stat every file it owns;
+/// files it left untouched keep their previous record.
+pub fn record_outputs(
+    root: &Path,
+    files: &[OutputFile],
+    previous: Option<&TargetRecord>,
+) -> io::Result<Vec<OutputRecord>> {
+    let prev: std::collections::HashMap<&Path, &OutputRecord> = previous
+        .map(|r| r.outputs.iter().map(|o| (o.path.as_path(), o)).collect())
+        .unwrap_or_default();
+    let now = now_ns();
+    let mut records: Vec<OutputRecord> = files
+        .par_iter()
+        .map(|f| {
+            let stat = FileStat::read(&root.join(&f.path))?.ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!(
+                        "the stage reported {} but it does not exist",
+                        f.path.display()
+                    ),
+                )
+            })?;
+            if let Some(p) = prev.get(f.path.as_path()) {
+                if p.stat == stat && &p.hash == f.hash.as_bytes() {
+                    return Ok((*p).clone());
+                }
+            }
+            Ok(OutputRecord {
+                path: f.path.clone(),
+                hash: *f.hash.as_bytes(),
+                stat,
+                recorded_ns: now,
+            })
+        })
+        .collect::<io::Result<_>>()?;
+    records.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(records)
+}
+
+/// The `.pipe/` directory of a project.
+#[derive(Clone, Debug)]
+pub struct StateDir {
+    dir: PathBuf,
+}
+
+impl StateDir {
+    /// The state directory under `root` (created on first write).
+    pub fn new(root: &Path) -> StateDir {
+        StateDir {
+            dir: root.join(STATE_DIR),
+        }
+    }
+
+    /// Path of the state directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    fn record_path(&self, target: &str) -> PathBuf {
+        self.dir.join("targets").join(format!("{target}.bin"))
+    }
+
+    fn failure_path(&self, target: &str) -> PathBuf {
+        self.dir.join("targets").join(format!("{target}.failed"))
+    }
+
+    /// The last successful build's record of `target`, if any (an unreadable
+    /// or outdated record counts as none: the target is rebuilt).
+    pub fn load(&self, target: &str) -> Option<TargetRecord> {
+        let bytes = std::fs::read(self.record_path(target)).ok()?;
+        let record: TargetRecord = postcard::from_bytes(&bytes).ok()?;
+        (record.version == RECORD_VERSION).then_some(record)
+    }
+
+    /// Store `record` for `target` atomically, and forget any failure.
+    pub fn save(&self, target: &str, record: &TargetRecord) -> io::Result<()> {
+        let bytes = postcard::to_allocvec(record).map_err(io::Error::other)?;
+        crate::artifact::write_atomic(&self.record_path(target), &bytes)?;
+        let _ = std::fs::remove_file(self.failure_path(target));
+        Ok(())
+    }
+
+    /// Remember that the last build of `target` failed, and why.
+    pub fn save_failure(&self, target: &str, message: &str) -> io::Result<()> {
+        crate::artifact::write_atomic(&self.failure_path(target), message.as_bytes())
+    }
+
+    /// The error of the last build of `target`, if it failed.
+    pub fn failure(&self, target: &str) -> Option<String> {
+        std::fs::read_to_string(self.failure_path(target)).ok()
+    }
+
+    /// Forget `target` (after `pipe clean`).
+    pub fn remove(&self, target: &str) {
+        let _ = std::fs::remove_file(self.record_path(target));
+        let _ = std::fs::remove_file(self.failure_path(target));
+    }
+
+    /// Names of every target with a record (including ones no longer in the
+    /// manifest).
+    pub fn recorded_targets(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.dir.join("targets"))
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".bin"))
+                    .map(str::to_string)
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Path of the input hash cache.
+    pub fn hash_cache_path(&self) -> PathBuf {
+        self.dir.join("hashes.bin")
+    }
+
+    /// Load the input hash cache.
+    pub fn load_hash_cache(&self) -> HashCache {
+        HashCache::load(&self.hash_cache_path())
+    }
+
+    /// Take the project lock, waiting while another pipe holds it.
+    /// `on_wait` is called once with the holder's description if we have to wait.
+    pub fn lock(&self, on_wait: impl FnOnce(&str)) -> io::Result<ProjectLock> {
+        std::fs::create_dir_all(&self.dir)?;
+        let path = self.dir.join("lock");
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                on_wait(if holder.is_empty() {
+                    "another pipe process"
+                } else {
+                    holder
+                });
+                file.lock()?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+        file.set_len(0)?;
+        file.rewind()?;
+        write!(file, "pipe (pid {})", std::process::id())?;
+        file.flush()?;
+        Ok(ProjectLock { _file: file })
+    }
+}
+
+/// Held while a build runs; released on drop (or when the process dies).
+#[derive(Debug)]
+pub struct ProjectLock {
+    _file: File,
+}
