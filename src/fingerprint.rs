@@ -106,6 +106,11 @@ pub struct HashCache {
     dirty: bool,
     #[serde(skip)]
     hashed: usize,
+    /// Entries hashed by this process: trusted for the rest of the run even
+    /// while racy (a change after we read the file is a change after the
+    /// build started, which the next build sees).
+    #[serde(skip)]
+    fresh: std::collections::HashSet<PathBuf>,
 }
 
 impl HashCache {
@@ -144,7 +149,7 @@ impl HashCache {
             return Ok(None);
         };
         if let Some(entry) = self.entries.get_mut(rel) {
-            if entry.stat == stat && stat.settled(entry.recorded_ns) {
+            if entry.stat == stat && (stat.settled(entry.recorded_ns) || self.fresh.contains(rel)) {
                 return Ok(Some(blake3::Hash::from_bytes(entry.hash)));
             }
         }
@@ -161,6 +166,7 @@ impl HashCache {
                     recorded_ns,
                 },
             );
+            self.fresh.insert(rel.to_path_buf());
             self.dirty = true;
         }
         Ok(Some(hash))

@@ -28,13 +28,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let color = std::io::stderr().is_terminal();
     let _ = miette::set_hook(Box::new(move |_| {
-        Box::new(
-            miette::MietteHandlerOpts::new()
-                .color(color)
-                .unicode(color)
-                .terminal_links(false)
-                .build(),
-        )
+        let opts = miette::MietteHandlerOpts::new()
+            .color(color)
+            .unicode(color)
+            .terminal_links(false);
+        // Not a terminal: never wrap, so that `file:line:col: message` stays
+        // on one line for grep and editors.
+        let opts = if color {
+            opts
+        } else {
+            opts.wrap_lines(false).width(10_000)
+        };
+        Box::new(opts.build())
     }));
     let verbosity = if cli.quiet {
         Verbosity::Quiet

@@ -189,6 +189,11 @@ impl Observer for Reporter {
                     }
                     b.overall.set_position(*done as u64);
                 }
+                if self.explain && result.outcome == Outcome::WouldBuild {
+                    for r in &result.reasons {
+                        self.line(&format!("  {}: {r}", result.name));
+                    }
+                }
                 let failed = matches!(result.outcome, Outcome::Failed { .. });
                 let quiet_skip = matches!(result.outcome, Outcome::UpToDate)
                     && self.verbosity < Verbosity::Verbose

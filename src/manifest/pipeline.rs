@@ -534,12 +534,10 @@ fn check_template(
 ) {
     for ph in placeholders(&t.text) {
         if !allowed.contains(&ph) {
-            let help = if allowed.is_empty() {
-                if MODEL_PLACEHOLDERS.contains(&ph) {
-                    "model placeholders need `per-model = true` on the target".to_string()
-                } else {
-                    "this text takes no placeholders".to_string()
-                }
+            let help = if MODEL_PLACEHOLDERS.contains(&ph) {
+                "model placeholders need `per-model = true` on the target".to_string()
+            } else if allowed.is_empty() {
+                "this text takes no placeholders".to_string()
             } else {
                 format!(
                     "placeholders here: {}",

@@ -1,0 +1,131 @@
+//! A temporary pipe project driven through the real binary.
+#![allow(dead_code)]
+
+use assert_cmd::Command;
+use std::path::{Path, PathBuf};
+
+/// A project in a temporary directory.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+/// What one run of `pipe` did.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Parsed `--json` build report.
+    pub fn report(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
+    }
+
+    /// Names of targets with the given status in a `--json` build report, sorted.
+    pub fn with_status(&self, status: &str) -> Vec<String> {
+        let mut names: Vec<String> = self.report()["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .filter(|r| r["status"] == status)
+            .map(|r| r["name"].as_str().unwrap_or_default().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Targets built by this run.
+    pub fn built(&self) -> Vec<String> {
+        self.with_status("built")
+    }
+}
+
+impl Project {
+    pub fn new() -> Project {
+        Project {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write(&self, rel: &str, content: &str) -> &Self {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, content).expect("write");
+        self
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+
+    pub fn copy_dir(&self, from: &Path, rel: &str) {
+        let to = self.path(rel);
+        std::fs::create_dir_all(&to).expect("mkdir");
+        for e in std::fs::read_dir(from).expect("read_dir") {
+            let e = e.expect("entry");
+            let dest = to.join(e.file_name());
+            if e.file_type().expect("type").is_dir() {
+                self.copy_dir(
+                    &e.path(),
+                    &format!("{rel}/{}", e.file_name().to_string_lossy()),
+                );
+            } else {
+                std::fs::copy(e.path(), dest).expect("copy");
+            }
+        }
+    }
+
+    pub fn pipe(&self, args: &[&str]) -> Run {
+        let out = Command::cargo_bin("pipe")
+            .expect("binary")
+            .current_dir(self.dir.path())
+            .env_remove("SOURCE_DATE_EPOCH")
+            .args(args)
+            .output()
+            .expect("run pipe");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// `pipe build --json ARGS`, asserting success.
+    pub fn build(&self, args: &[&str]) -> Run {
+        let mut all = vec!["build", "--json"];
+        all.extend_from_slice(args);
+        let run = self.pipe(&all);
+        assert_eq!(
+            run.code, 0,
+            "pipe {all:?} failed\nstdout: {}\nstderr: {}",
+            run.stdout, run.stderr
+        );
+        run
+    }
+
+    /// Let the racy-timestamp window pass so that stat entries are trusted
+    /// (otherwise pipe re-hashes recently written files, which is correct but
+    /// would hide whether a build read a file).
+    pub fn settle(&self) {
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+}
+
+/// Three model files like the shipped ones (small dimensions for speed).
+pub fn write_models(p: &Project) {
+    p.write("models.d/nomic.toml", "id = \"nomic\"\nname = \"Nomic Embed Text\"\ndimensions = 768\ndescription = \"Best quality\"\ndefault = true\n");
+    p.write(
+        "models.d/bge-micro.toml",
+        "id = \"bge-micro\"\nname = \"BGE Micro v2\"\ndimensions = 384\ndescription = \"Faster\"\n",
+    );
+    p.write(
+        "models.d/potion.toml",
+        "id = \"potion\"\nname = \"Potion Base 2M\"\ndimensions = 64\ndescription = \"Smallest\"\n",
+    );
+}

@@ -1,0 +1,262 @@
+//! Every validation error names the file, line and column, and says what to
+//! do. Each row: the files of a project, then the text the error must contain.
+
+mod common;
+use common::Project;
+
+const MODEL: &str = "id = \"potion\"\nname = \"Potion\"\ndimensions = 64\n";
+const OK_PIPELINE: &str = "[inputs]\nmovies = \"m.json\"\ncollections = \"c.json\"\n\n[targets.movies-db]\nkind = \"movies-db\"\n";
+
+struct Case {
+    name: &'static str,
+    files: &'static [(&'static str, &'static str)],
+    expect: &'static [&'static str],
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "toml syntax error",
+        files: &[("pipeline.toml", "[inputs]\nmovies = \"m.json\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:2:"],
+    },
+    Case {
+        name: "unknown key in pipeline.toml",
+        files: &[("pipeline.toml", "[settings]\njobz = 2\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:2:1", "unknown field `jobz`", "remove the key or fix its spelling"],
+    },
+    Case {
+        name: "unknown key in a target",
+        files: &[("pipeline.toml", "[inputs]\nmovies = \"m.json\"\ncollections = \"c.json\"\n[targets.x]\nkind = \"movie-json\"\npaht = \"a/{movieId}.json\"\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:6:1", "unknown field `paht`"],
+    },
+    Case {
+        name: "unknown key in a model file",
+        files: &[("pipeline.toml", OK_PIPELINE), ("models.d/potion.toml", "id = \"potion\"\nname = \"P\"\ndimensions = 64\ndimension = 3\n")],
+        expect: &["models.d/potion.toml:4:1", "unknown field `dimension`"],
+    },
+    Case {
+        name: "missing key in a model file",
+        files: &[("pipeline.toml", OK_PIPELINE), ("models.d/potion.toml", "id = \"potion\"\nname = \"P\"\n")],
+        expect: &["models.d/potion.toml:1:1", "missing field `dimensions`"],
+    },
+    Case {
+        name: "duplicate model id",
+        files: &[("pipeline.toml", OK_PIPELINE), ("models.d/a.toml", MODEL), ("models.d/b.toml", "name = \"Other\"\ndimensions = 8\nid = \"potion\"\n")],
+        expect: &["models.d/b.toml:3:6", "duplicate model id `potion`", "`models.d/a.toml` already declares this id"],
+    },
+    Case {
+        name: "dimensions zero",
+        files: &[("pipeline.toml", OK_PIPELINE), ("models.d/potion.toml", "id = \"potion\"\nname = \"P\"\ndimensions = 0\n")],
+        expect: &["models.d/potion.toml:3:14", "dimensions must be between 1 and 8192, not 0"],
+    },
+    Case {
+        name: "dimensions absurd",
+        files: &[("pipeline.toml", OK_PIPELINE), ("models.d/potion.toml", "id = \"potion\"\nname = \"P\"\ndimensions = 10000000\n")],
+        expect: &["models.d/potion.toml:3:14", "not 10000000"],
+    },
+    Case {
+        name: "two defaults",
+        files: &[("pipeline.toml", OK_PIPELINE), ("models.d/a.toml", "id = \"a\"\nname = \"A\"\ndimensions = 4\ndefault = true\n"), ("models.d/b.toml", "id = \"b\"\nname = \"B\"\ndimensions = 4\ndefault = true\n")],
+        expect: &["models.d/b.toml:4:11", "marked default, but so is another model", "models.d/a.toml, models.d/b.toml"],
+    },
+    Case {
+        name: "unknown metric",
+        files: &[("pipeline.toml", OK_PIPELINE), ("models.d/potion.toml", "id = \"potion\"\nname = \"P\"\ndimensions = 4\nmetric = \"dot\"\n")],
+        expect: &["models.d/potion.toml:4:10", "unknown metric `dot`", "l2 (the default), cosine, l1"],
+    },
+    Case {
+        name: "unknown input referenced",
+        files: &[("pipeline.toml", "[inputs]\nmovies = \"m.json\"\ncollections = \"c.json\"\n\n[targets.j]\nkind = \"movie-json\"\nmovies = \"movie\"\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:7:10", "unknown input `movie`", "did you mean `movies`?"],
+    },
+    Case {
+        name: "unknown input in a command",
+        files: &[("pipeline.toml", "[inputs]\nsrc = \"a.txt\"\n[targets.c]\nkind = \"command\"\ncommand = \"cp a.txt {out}\"\ninputs = [\"srx\"]\nouts = [\"b.txt\"]\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:6:11", "unknown input `srx`"],
+    },
+    Case {
+        name: "output paths that collide",
+        files: &[("pipeline.toml", "[inputs]\nsrc = \"a.txt\"\n[targets.one]\nkind = \"command\"\ncommand = \"cp a.txt {out}\"\nouts = [\"out.txt\"]\n[targets.two]\nkind = \"command\"\ncommand = \"cp a.txt {out}\"\nouts = [\"out.txt\"]\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:8:8", "`two` writes out.txt, which `one` also writes"],
+    },
+    Case {
+        name: "per-model outputs without {model} collide",
+        files: &[("pipeline.toml", "[inputs]\nsrc = \"a.txt\"\n[targets.emb]\nkind = \"command\"\nper-model = true\ncommand = \"cp a.txt {out}\"\nouts = [\"emb.db\"]\n"), ("models.d/potion.toml", MODEL), ("models.d/other.toml", "id = \"other\"\nname = \"O\"\ndimensions = 3\n")],
+        expect: &["pipeline.toml:4:8", "`emb@potion` writes emb.db, which `emb@other` also writes", "need `{model}`"],
+    },
+    Case {
+        name: "a cycle",
+        files: &[("pipeline.toml", "[targets.a]\nkind = \"command\"\ncommand = \"cp b.txt {out}\"\ndeps = [\"b.txt\"]\nouts = [\"a.txt\"]\n\n[targets.b]\nkind = \"command\"\ncommand = \"cp a.txt {out}\"\ndeps = [\"a.txt\"]\nouts = [\"b.txt\"]\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:", "dependency cycle: ", "a -> b", "break the cycle"],
+    },
+    Case {
+        name: "a path that escapes the project root",
+        files: &[("pipeline.toml", "[inputs]\nmovies = \"../outside/movies.json\"\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:2:10", "escapes the project root"],
+    },
+    Case {
+        name: "an absolute output path",
+        files: &[("pipeline.toml", "[inputs]\nmovies = \"m.json\"\ncollections = \"c.json\"\n[targets.j]\nkind = \"movie-json\"\npath = \"/tmp/{movieId}.json\"\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:6:8", "is absolute"],
+    },
+    Case {
+        name: "an embeddings path that escapes the root",
+        files: &[("pipeline.toml", OK_PIPELINE), ("models.d/potion.toml", "id = \"potion\"\nname = \"P\"\ndimensions = 4\nembeddings = \"../../x.db\"\n")],
+        expect: &["models.d/potion.toml:4:14", "escapes the project root"],
+    },
+    Case {
+        name: "unknown target kind",
+        files: &[("pipeline.toml", "[targets.x]\nkind = \"movie-jsn\"\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:2:8", "unknown target kind `movie-jsn`", "movie-json, movies-db, command"],
+    },
+    Case {
+        name: "option of another kind",
+        files: &[("pipeline.toml", "[inputs]\nmovies = \"m.json\"\ncollections = \"c.json\"\n[targets.x]\nkind = \"movie-json\"\ncommand = \"true\"\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:6:11", "`command` is not an option of a movie-json target"],
+    },
+    Case {
+        name: "movies-db path without {model}",
+        files: &[("pipeline.toml", "[inputs]\nmovies = \"m.json\"\ncollections = \"c.json\"\n[targets.db]\nkind = \"movies-db\"\npath = \"public/movies.db\"\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:6:8", "needs `{model}`"],
+    },
+    Case {
+        name: "command writing its output directly",
+        files: &[("pipeline.toml", "[targets.c]\nkind = \"command\"\ncommand = \"echo hi > out.txt\"\nouts = [\"out.txt\"]\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:3:11", "must write its outputs through `{out}`"],
+    },
+    Case {
+        name: "model placeholder in a target that is not per-model",
+        files: &[("pipeline.toml", "[targets.c]\nkind = \"command\"\ncommand = \"echo {model} > {out}\"\nouts = [\"out.txt\"]\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:3:11", "unknown placeholder `{model}`", "per-model = true"],
+    },
+    Case {
+        name: "an output over pipe's own files",
+        files: &[("pipeline.toml", "[targets.c]\nkind = \"command\"\ncommand = \"echo > {out}\"\nouts = [\"pipe.lock\"]\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:2:8", "one of pipe's own files"],
+    },
+    Case {
+        name: "no pipeline.toml",
+        files: &[],
+        expect: &["could not find pipeline.toml", "--manifest"],
+    },
+];
+
+#[test]
+fn every_validation_error_points_at_the_place_and_the_fix() {
+    let mut failures = Vec::new();
+    for case in CASES {
+        let p = Project::new();
+        for (path, text) in case.files {
+            p.write(path, text);
+        }
+        let run = p.pipe(&["build"]);
+        if run.code != 2 {
+            failures.push(format!(
+                "{}: exit {} (expected 2)\n{}",
+                case.name, run.code, run.stderr
+            ));
+            continue;
+        }
+        for want in case.expect {
+            if !run.stderr.contains(want) {
+                failures.push(format!(
+                    "{}: stderr lacks {want:?}:\n{}",
+                    case.name, run.stderr
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn all_problems_are_reported_at_once() {
+    let p = Project::new();
+    p.write("pipeline.toml", OK_PIPELINE);
+    p.write(
+        "models.d/a.toml",
+        "id = \"a\"\nname = \"A\"\ndimensions = 0\n",
+    );
+    p.write(
+        "models.d/b.toml",
+        "id = \"b\"\nname = \"B\"\ndimensions = 4\nmetric = \"xx\"\n",
+    );
+    let run = p.pipe(&["build"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("models.d/a.toml:3:14"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("models.d/b.toml:4:10"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("2 problems"), "{}", run.stderr);
+}
+
+#[test]
+fn no_default_model_says_which_was_chosen_and_why() {
+    let p = Project::new();
+    p.write("pipeline.toml", "");
+    p.write(
+        "models.d/b.toml",
+        "id = \"b\"\nname = \"B\"\ndimensions = 4\n",
+    );
+    p.write(
+        "models.d/a.toml",
+        "id = \"a\"\nname = \"A\"\ndimensions = 4\n",
+    );
+    let run = p.pipe(&["models", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("using `a` (the first by id) as the default"),
+        "{}",
+        run.stderr
+    );
+    let models: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(models[0]["id"], "a");
+    assert_eq!(models[0]["default"], true);
+}
+
+#[test]
+fn unknown_target_lists_targets_and_suggests() {
+    let p = Project::new();
+    p.write("pipeline.toml", "[targets.emb]\nkind = \"command\"\nper-model = true\ncommand = \"echo {model} > {out}\"\nouts = [\"e-{model}.txt\"]\n");
+    p.write("models.d/potion.toml", MODEL);
+    let run = p.pipe(&["build", "emb@potin"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("unknown target `emb@potin` (did you mean `emb@potion`?)"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("available targets: emb, emb@potion"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn unknown_model_lists_models() {
+    let p = Project::new();
+    p.write("pipeline.toml", "");
+    p.write("models.d/potion.toml", MODEL);
+    let run = p.pipe(&["build", "-m", "potio"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("unknown embedding model `potio` (did you mean `potion`?)"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("available models: potion"),
+        "{}",
+        run.stderr
+    );
+}
