@@ -21,6 +21,7 @@
 pub mod artifact;
 pub mod manifest;
 pub mod movies;
-pub mod stage;
+pub mod sample;
 pub mod sqlite;
+pub mod stage;
 pub mod stages;
