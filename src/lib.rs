@@ -17,6 +17,7 @@
 //!    into place.
 //!
 //! The command line (`src/main.rs`, [`cli`]) is a thin layer over this library.
+//! [`sample`] generates synthetic inputs of any size for tests and benchmarks.
 
 pub mod artifact;
 pub mod manifest;

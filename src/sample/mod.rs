@@ -173,8 +173,8 @@ fn validate(spec: &SampleSpec) -> Result<(), SampleError> {
     Ok(())
 }
 
-/// Writes <dir>/data/movies.json, <dir>/data/collections.json and
-/// <dir>/data/embeddings-<id>-movies.db for each model.
+/// Writes `<dir>/data/movies.json`, `<dir>/data/collections.json` and
+/// `<dir>/data/embeddings-<id>-movies.db` for each model.
 ///
 /// Every file is written to a temporary file and renamed into place, so an
 /// interrupted run never leaves a partial file. Movies are streamed to disk

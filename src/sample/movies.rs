@@ -119,7 +119,9 @@ fn plan_core(rng: &mut Rng, seed: u64, pools: &Pools) -> (Vec<u8>, u64, Option<i
     let year = if rng.chance(40) {
         None
     } else {
-        Some((career + rng.range(0, 20)).min(names::LAST_YEAR))
+        // Drawn within the career *and* the sample's range, rather than
+        // clamped, so recent years do not pile up on the last one.
+        Some(career + rng.range(0, 20.min(names::LAST_YEAR - career)))
     };
     (genres, director, year)
 }
