@@ -329,3 +329,18 @@ fn tiny_and_empty_samples_work() {
         assert_eq!(doc.len(), n + 1);
     }
 }
+
+#[test]
+fn many_collections_keep_distinct_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = SampleSpec {
+        collections: 40,
+        ..small(300, 4)
+    };
+    generate(&spec, dir.path()).unwrap();
+    let doc: serde_json::Map<String, Value> =
+        serde_json::from_slice(&std::fs::read(dir.path().join("data/collections.json")).unwrap())
+            .unwrap();
+    // Themes repeat with 40 collections; none may overwrite another.
+    assert_eq!(doc.len(), 41);
+}
