@@ -19,8 +19,11 @@ pub fn temp_beside(dest: &Path) -> io::Result<tempfile::NamedTempFile> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // tempfile creates files 0600; outputs are published files, readable
+    // like any other (0644, as SQLite and most tools create them).
     tempfile::Builder::new()
         .prefix(&format!("{TEMP_PREFIX}{name}."))
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
         .tempfile_in(dir)
 }
 

@@ -17,6 +17,7 @@
 //!    into place.
 //!
 //! The command line (`src/main.rs`, `src/cli.rs`) is a thin layer over this library.
+//! [`sample`] generates synthetic inputs of any size for tests and benchmarks.
 
 pub mod artifact;
 pub mod executor;
@@ -25,6 +26,7 @@ pub mod graph;
 pub mod lockfile;
 pub mod manifest;
 pub mod movies;
+pub mod sample;
 pub mod sqlite;
 pub mod stage;
 pub mod stages;

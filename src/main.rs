@@ -457,11 +457,90 @@ fn inspect(args: &cli::InspectArgs) -> Result<u8, Failure> {
 }
 
 fn sample(cli: &Cli, args: &cli::SampleArgs, verbosity: Verbosity) -> Result<u8, Failure> {
-    let _ = (cli, args, verbosity);
-    Err(Failure::Runtime(
-        "sample generation is not available in this build".into(),
-    ))
+    use pipe::sample::{SampleModel, SampleSpec};
+    // Where to write, and which models: the project's unless told otherwise.
+    let project = match &cli.manifest {
+        Some(p) => Some(p.clone()),
+        None => {
+            let start = match &args.dir {
+                Some(d) => d.clone(),
+                None => std::env::current_dir().map_err(|e| Failure::Runtime(e.to_string()))?,
+            };
+            Manifest::discover(&start).ok()
+        }
+    };
+    let manifest = match &project {
+        Some(p) => Some(Manifest::load(p)?),
+        None => None,
+    };
+    let dir = match (&args.dir, &manifest) {
+        (Some(d), _) => d.clone(),
+        (None, Some(m)) => m.root.clone(),
+        (None, None) => std::env::current_dir().map_err(|e| Failure::Runtime(e.to_string()))?,
+    };
+    let models: Vec<SampleModel> = if !args.models.is_empty() {
+        args.models
+            .iter()
+            .map(|s| {
+                let (id, dims) = s.split_once(':').ok_or_else(|| {
+                    Failure::Usage(format!(
+                        "--model {s}: expected ID:DIMENSIONS, e.g. potion:64"
+                    ))
+                })?;
+                let dims = dims.parse().map_err(|_| {
+                    Failure::Usage(format!("--model {s}: dimensions must be a number"))
+                })?;
+                Ok(SampleModel::new(id, dims))
+            })
+            .collect::<Result<_, Failure>>()?
+    } else if let Some(m) = &manifest {
+        m.models
+            .iter()
+            .map(|m| SampleModel::new(&m.id, m.dimensions))
+            .collect()
+    } else {
+        SampleModel::defaults()
+    };
+    if let Some(m) = manifest
+        .as_ref()
+        .filter(|m| args.models.is_empty() && m.root == dir)
+    {
+        // The generator writes data/embeddings-<id>-movies.db; say so if a
+        // model file points elsewhere.
+        for model in &m.models {
+            let conventional = PathBuf::from(format!("data/embeddings-{}-movies.db", model.id));
+            if model.embeddings != conventional {
+                eprintln!(
+                    "note: {} reads {}, but the sample is written to {}",
+                    model.id,
+                    model.embeddings.display(),
+                    conventional.display()
+                );
+            }
+        }
+    }
+    let spec = SampleSpec {
+        movies: args.movies,
+        seed: args.seed,
+        collections: args.collections,
+        models,
+    };
+    let report =
+        pipe::sample::generate(&spec, &dir).map_err(|e| Failure::Runtime(e.to_string()))?;
+    if verbosity > Verbosity::Quiet {
+        for f in &report.files {
+            eprintln!("wrote {}", f.display());
+        }
+        let vectors: Vec<String> = report
+            .vectors
+            .iter()
+            .map(|(m, n)| format!("{m}: {n}"))
+            .collect();
+        eprintln!(
+            "{} movies, vectors per model: {}",
+            report.movies,
+            vectors.join(", ")
+        );
+    }
+    Ok(exit::OK)
 }
-
-#[allow(dead_code)]
-fn unused(_: PathBuf) {}

@@ -1,0 +1,69 @@
+//! ISO 8601 timestamps without a clock.
+//!
+//! Every date in the sample is computed from the seed, never read from the
+//! system clock, so that two generations give the same bytes.
+
+/// 2024-01-01T00:00:00Z in milliseconds since the Unix epoch.
+pub(crate) const Y2024: i64 = 1_704_067_200_000;
+/// 2025-12-01T00:00:00Z: when the sample's embeddings were "generated".
+pub(crate) const EMBEDDED_AT: i64 = 1_764_547_200_000;
+/// 2026-01-01T00:00:00Z: the sample's `_schema.lastUpdated`.
+pub(crate) const Y2026: i64 = 1_767_225_600_000;
+/// One day in milliseconds.
+pub(crate) const DAY: i64 = 86_400_000;
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`, the format `Date.prototype.toISOString` gives
+/// and that the real movies.json uses.
+pub(crate) fn iso(ms: i64) -> String {
+    let days = ms.div_euclid(DAY);
+    let rem = ms.rem_euclid(DAY);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3_600_000,
+        rem / 60_000 % 60,
+        rem / 1000 % 60,
+        rem % 1000
+    )
+}
+
+/// OMDB's `Released` format: `12 Mar 1951`.
+pub(crate) fn omdb_date(year: i64, month: u32, day: u32) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let name = MONTHS[(month.clamp(1, 12) - 1) as usize];
+    format!("{day:02} {name} {year}")
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian
+/// calendar (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_known_instants() {
+        assert_eq!(iso(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso(Y2026), "2026-01-01T00:00:00.000Z");
+        assert_eq!(
+            iso(Y2024 + 59 * DAY + 3_723_004),
+            "2024-02-29T01:02:03.004Z"
+        );
+        assert_eq!(iso(EMBEDDED_AT), "2025-12-01T00:00:00.000Z");
+        assert_eq!(omdb_date(1951, 3, 2), "02 Mar 1951");
+    }
+}
