@@ -206,12 +206,15 @@ impl Movie {
         }
         match &self.year {
             None | Some(Value::Null) => {}
-            Some(Value::Number(n)) if n.as_i64().is_some() || n.as_f64().is_some_and(|f| f.fract() == 0.0) => {}
+            Some(Value::Number(n))
+                if n.as_i64().is_some() || n.as_f64().is_some_and(|f| f.fract() == 0.0) => {}
             Some(v) => return Err(format!("year must be a whole number or null, found {v}")),
         }
         for (i, s) in self.sources.iter().enumerate() {
             if !matches!(s.kind, Some(Value::String(_))) {
-                return Err(format!("sources[{i}].type must be a string ('archive.org' or 'youtube')"));
+                return Err(format!(
+                    "sources[{i}].type must be a string ('archive.org' or 'youtube')"
+                ));
             }
             match &s.language {
                 None | Some(Value::Null | Value::String(_)) => {}
@@ -233,7 +236,9 @@ impl Movie {
                 ("Country", &m.Country),
             ] {
                 if !matches!(v, None | Some(Value::Null | Value::String(_))) {
-                    return Err(format!("metadata.{name} must be a string (comma-separated) or null"));
+                    return Err(format!(
+                        "metadata.{name} must be a string (comma-separated) or null"
+                    ));
                 }
             }
             if !matches!(
@@ -243,7 +248,10 @@ impl Movie {
                 return Err("metadata.imdbVotes must be a number or null".into());
             }
         }
-        if !matches!(self.last_updated, None | Some(Value::Null | Value::String(_))) {
+        if !matches!(
+            self.last_updated,
+            None | Some(Value::Null | Value::String(_))
+        ) {
             return Err("lastUpdated must be an ISO-8601 string".into());
         }
         Ok(())
@@ -358,7 +366,10 @@ impl<'de, T: DeserializeOwned> Visitor<'de> for TopLevelVisitor<'_, T> {
 /// Whether `key` is an array index for JavaScript (a canonical decimal
 /// below 2^32 − 1): such keys come first in `Object.values`.
 fn array_index(key: &str) -> Option<u32> {
-    if key.is_empty() || (key.len() > 1 && key.starts_with('0')) || !key.bytes().all(|b| b.is_ascii_digit()) {
+    if key.is_empty()
+        || (key.len() > 1 && key.starts_with('0'))
+        || !key.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     key.parse::<u32>().ok().filter(|n| *n != u32::MAX)
@@ -378,7 +389,11 @@ pub fn js_key_order<T>(entries: &mut [(String, T)]) {
 }
 
 /// Read and parse a top-level keyed JSON file.
-fn parse_top<T: DeserializeOwned>(abs: &Path, shown: &Path, what: &str) -> Result<TopLevel<T>, StageError> {
+fn parse_top<T: DeserializeOwned>(
+    abs: &Path,
+    shown: &Path,
+    what: &str,
+) -> Result<TopLevel<T>, StageError> {
     let bytes = std::fs::read(abs).map_err(|e| {
         let fix = if e.kind() == std::io::ErrorKind::NotFound {
             format!(" (the {what} file is an input of this target; create it or fix its path in pipeline.toml)")
@@ -396,13 +411,17 @@ fn parse_top<T: DeserializeOwned>(abs: &Path, shown: &Path, what: &str) -> Resul
         })
         .and_then(|v| de.end().map(|()| v));
     parsed.map_err(|e| {
+        // serde_json appends the position itself; it is given once, up front.
+        let full = e.to_string();
+        let suffix = format!(" at line {} column {}", e.line(), e.column());
+        let what_went_wrong = full.strip_suffix(&suffix).unwrap_or(&full);
         let place = match current.borrow().as_ref() {
             Some(key) => format!(" in entry {key:?}"),
             None => String::new(),
         };
         let msg = if e.is_syntax() || e.is_eof() {
             format!(
-                "{}: malformed JSON at line {} column {}{place}: {e}. Fix the JSON syntax there \
+                "{}: malformed JSON at line {} column {}{place}: {what_went_wrong}. Fix the JSON syntax there \
                  (a missing comma or quote is the usual cause)",
                 shown.display(),
                 e.line(),
@@ -410,7 +429,7 @@ fn parse_top<T: DeserializeOwned>(abs: &Path, shown: &Path, what: &str) -> Resul
             )
         } else {
             format!(
-                "{}: invalid {what}{place} (line {} column {}): {e}. Fix that record",
+                "{}: invalid {what}{place} (line {} column {}): {what_went_wrong}. Fix that record",
                 shown.display(),
                 e.line(),
                 e.column()
@@ -519,10 +538,14 @@ mod tests {
 
     #[test]
     fn rejects_duplicates_and_hostile_ids() {
-        let dup_key = format!(r#"{{"a":{{"movieId":"a","title":"A","sources":[{SRC}]}},"a":{{"movieId":"a","title":"A","sources":[]}}}}"#);
+        let dup_key = format!(
+            r#"{{"a":{{"movieId":"a","title":"A","sources":[{SRC}]}},"a":{{"movieId":"a","title":"A","sources":[]}}}}"#
+        );
         let e = load(&dup_key).unwrap_err().message;
         assert!(e.contains("duplicate key \"a\""), "{e}");
-        let dup_id = format!(r#"{{"a":{{"movieId":"x","title":"A","sources":[{SRC}]}},"b":{{"movieId":"x","title":"B","sources":[{SRC}]}}}}"#);
+        let dup_id = format!(
+            r#"{{"a":{{"movieId":"x","title":"A","sources":[{SRC}]}},"b":{{"movieId":"x","title":"B","sources":[{SRC}]}}}}"#
+        );
         let e = load(&dup_id).unwrap_err().message;
         assert!(e.contains("both have movieId \"x\""), "{e}");
         let hostile = format!(r#"{{"a":{{"movieId":"../../x","title":"A","sources":[{SRC}]}}}}"#);
@@ -532,14 +555,21 @@ mod tests {
 
     #[test]
     fn malformed_json_names_line_and_column() {
-        let e = load("{\n \"a\": {\"movieId\": \"a\",\n }").unwrap_err().message;
+        let e = load("{\n \"a\": {\"movieId\": \"a\",\n }")
+            .unwrap_err()
+            .message;
         assert!(e.contains("line 3"), "{e}");
         assert!(e.contains("data/movies.json"), "{e}");
     }
 
     #[test]
     fn javascript_key_order() {
-        let mut v = vec![("b".to_string(), 1), ("10".to_string(), 2), ("2".to_string(), 3), ("01".to_string(), 4)];
+        let mut v = vec![
+            ("b".to_string(), 1),
+            ("10".to_string(), 2),
+            ("2".to_string(), 3),
+            ("01".to_string(), 4),
+        ];
         js_key_order(&mut v);
         let keys: Vec<_> = v.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, ["2", "10", "b", "01"]);

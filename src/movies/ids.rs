@@ -33,7 +33,11 @@ pub fn check_template(template: &str) -> Result<(), String> {
         ));
     }
     let probe = template.replace(ID_PLACEHOLDER, "x");
-    if probe.contains('/') || probe.contains('\\') || probe.contains("..") || probe.chars().any(char::is_control) {
+    if probe.contains('/')
+        || probe.contains('\\')
+        || probe.contains("..")
+        || probe.chars().any(char::is_control)
+    {
         return Err(format!(
             "file template {template:?} must be a plain file name (no '/', '\\', '..' or control \
              characters); put directories in out_dir instead"
@@ -72,13 +76,18 @@ mod tests {
 
     #[test]
     fn hostile_ids_are_rejected() {
-        for id in ["", "../../x", "a/b", "a\\b", ".", "..", "a..b", "a\0b", "a\nb"] {
+        for id in [
+            "", "../../x", "a/b", "a\\b", ".", "..", "a..b", "a\0b", "a\nb",
+        ] {
             assert!(file_name("{movieId}.json", id).is_err(), "{id:?}");
         }
         assert!(file_name("{movieId}.json", &"a".repeat(250)).is_ok());
         assert!(file_name("{movieId}.json", &"a".repeat(251)).is_err());
         assert_eq!(file_name("{movieId}.json", "tt1").unwrap(), "tt1.json");
-        assert_eq!(file_name("{movieId}.json", "archive-Père69").unwrap(), "archive-Père69.json");
+        assert_eq!(
+            file_name("{movieId}.json", "archive-Père69").unwrap(),
+            "archive-Père69.json"
+        );
     }
 
     #[test]

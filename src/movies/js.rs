@@ -161,7 +161,11 @@ impl Formatter for JsFormatter {
     fn end_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
         self.pretty.end_array(w)
     }
-    fn begin_array_value<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+    fn begin_array_value<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
         self.pretty.begin_array_value(w, first)
     }
     fn end_array_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
@@ -173,7 +177,11 @@ impl Formatter for JsFormatter {
     fn end_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
         self.pretty.end_object(w)
     }
-    fn begin_object_key<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
         self.pretty.begin_object_key(w, first)
     }
     fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
@@ -221,7 +229,8 @@ mod tests {
 
     #[test]
     fn stringify_matches_v8_layout() {
-        let v = json!({"a": [], "b": {}, "c": [1.0, 2.5, "x\u{1}\n"], "d": 12345678901234567890u64});
+        let v =
+            json!({"a": [], "b": {}, "c": [1.0, 2.5, "x\u{1}\n"], "d": 12345678901234567890u64});
         let s = String::from_utf8(stringify(&v).unwrap()).unwrap();
         assert_eq!(
             s,

@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod ids;
 pub mod js;
 pub mod language;
+pub mod people;
 pub mod related;
 pub mod render;
 pub mod time;

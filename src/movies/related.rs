@@ -77,7 +77,9 @@ impl Interner {
 
 /// `s.split(',').map(x => x.trim().toLowerCase()).filter(Boolean)`.
 fn split_lower(s: &str) -> impl Iterator<Item = String> + '_ {
-    s.split(',').map(|p| js::trim(p).to_lowercase()).filter(|p| !p.is_empty())
+    s.split(',')
+        .map(|p| js::trim(p).to_lowercase())
+        .filter(|p| !p.is_empty())
 }
 
 impl RelatedIndex {
@@ -94,20 +96,32 @@ impl RelatedIndex {
             director_posts: Vec::new(),
             actor_posts: Vec::new(),
         };
-        let (mut gi, mut di, mut ai) = (Interner::default(), Interner::default(), Interner::default());
+        let (mut gi, mut di, mut ai) = (
+            Interner::default(),
+            Interner::default(),
+            Interner::default(),
+        );
         for (i, m) in movies.iter().enumerate() {
             let i = i as u32;
             let meta = m.metadata.as_ref();
             let genres: Vec<u32> = meta
                 .and_then(|m| text(&m.Genre))
-                .map(|g| split_lower(g).map(|k| gi.id(k, &mut idx.genre_posts)).collect())
+                .map(|g| {
+                    split_lower(g)
+                        .map(|k| gi.id(k, &mut idx.genre_posts))
+                        .collect()
+                })
                 .unwrap_or_default();
             for &g in &genres {
                 idx.genre_posts[g as usize].push(i);
             }
             let actors: Vec<u32> = meta
                 .and_then(|m| text(&m.Actors))
-                .map(|a| split_lower(a).map(|k| ai.id(k, &mut idx.actor_posts)).collect())
+                .map(|a| {
+                    split_lower(a)
+                        .map(|k| ai.id(k, &mut idx.actor_posts))
+                        .collect()
+                })
                 .unwrap_or_default();
             for &a in &actors {
                 idx.actor_posts[a as usize].push(i);
@@ -263,20 +277,31 @@ mod tests {
                 (c, s)
             })
             .collect();
-        fin.sort_by(|a, b| b.1.cmp(&a.1));
+        fin.sort_by_key(|r| std::cmp::Reverse(r.1)); // stable, like V8
         fin.into_iter().take(TOP).map(|r| r.0).collect()
     }
 
     #[test]
     fn matches_plain_algorithm_including_ties() {
-        let genres = ["Drama", "Comedy", "Drama, Comedy", "Horror, drama", "Drama, Drama", "N/A"];
+        let genres = [
+            "Drama",
+            "Comedy",
+            "Drama, Comedy",
+            "Horror, drama",
+            "Drama, Drama",
+            "N/A",
+        ];
         let directors = ["A", "B", "a", "", "N/A"];
         let actors = ["X, Y", "y", "Z, X", "", "X,X"];
         let movies: Vec<Movie> = (0..60)
             .map(|i| {
                 movie(
                     &format!("m{i}"),
-                    if i % 7 == 0 { None } else { Some(1950 + (i % 9)) },
+                    if i % 7 == 0 {
+                        None
+                    } else {
+                        Some(1950 + (i % 9))
+                    },
                     genres[i as usize % genres.len()],
                     directors[i as usize % directors.len()],
                     actors[i as usize % actors.len()],

@@ -62,12 +62,20 @@ impl Serialize for SourceDoc<'_> {
         opt(&mut m, "quality", s.quality.as_ref())?;
         opt(&mut m, "qualityMarks", s.quality_marks.as_ref())?;
         opt(&mut m, "label", s.label.as_ref())?;
-        opt(&mut m, "fileSize", js::or(s.file_size.as_ref(), s.size.as_ref()))?;
+        opt(
+            &mut m,
+            "fileSize",
+            js::or(s.file_size.as_ref(), s.size.as_ref()),
+        )?;
         opt(&mut m, "addedAt", s.added_at.as_ref())?;
         opt(&mut m, "thumbnail", s.thumbnail.as_ref())?;
         opt(&mut m, "duration", s.duration.as_ref())?;
         opt(&mut m, "language", s.language.as_ref())?;
-        opt(&mut m, "year", js::or(s.year.as_ref(), s.release_year.as_ref()))?;
+        opt(
+            &mut m,
+            "year",
+            js::or(s.year.as_ref(), s.release_year.as_ref()),
+        )?;
         match s.kind_str() {
             Some("youtube") => {
                 opt(&mut m, "channelName", s.channel_name.as_ref())?;
@@ -167,7 +175,11 @@ mod tests {
             "verified": "yes"
         }))
         .unwrap();
-        let doc = MovieDoc { movie: &movie, related: vec![], collections: vec![] };
+        let doc = MovieDoc {
+            movie: &movie,
+            related: vec![],
+            collections: vec![],
+        };
         let text = String::from_utf8(doc.to_bytes()).unwrap();
         let expected = r#"{
   "movieId": "tt1",

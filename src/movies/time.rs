@@ -45,7 +45,10 @@ mod tests {
     fn formats_like_to_iso_string() {
         assert_eq!(iso_from_epoch(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(iso_from_epoch(1_767_225_600), "2026-01-01T00:00:00.000Z");
-        assert_eq!(iso_from_epoch(951_782_400 + 3661), "2000-02-29T01:01:01.000Z");
+        assert_eq!(
+            iso_from_epoch(951_782_400 + 3661),
+            "2000-02-29T01:01:01.000Z"
+        );
         assert_eq!(iso_from_epoch(-1), "1969-12-31T23:59:59.000Z");
     }
 }

@@ -1,0 +1,174 @@
+//! The `movie-json` stage: one JSON document per kept movie.
+//!
+//! Unlike the reference (which deleted and rewrote every file on every run),
+//! a file is only written when its bytes change, files of movies that
+//! disappeared are deleted, and files pipe did not create are never touched.
+
+use crate::artifact;
+use crate::movies::catalog::{load_collections, load_movies};
+use crate::movies::ids;
+use crate::movies::related::{RelatedIndex, Scratch};
+use crate::movies::render::{collections_by_movie, MovieDoc};
+use crate::stage::{OutputFile, StageContext, StageError, StageOutput};
+use rayon::prelude::*;
+use std::collections::{HashMap, HashSet};
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// What a `movie-json` target declares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MovieJsonSpec {
+    /// movies.json, relative to the project root.
+    pub movies: PathBuf,
+    /// collections.json, relative to the project root.
+    pub collections: PathBuf,
+    /// Directory of the per-movie files, relative to the project root.
+    pub out_dir: PathBuf,
+    /// File name of each movie, e.g. `{movieId}.json`.
+    pub file_template: String,
+}
+
+/// How often (in movies) progress is reported.
+const PROGRESS_EVERY: usize = 1000;
+
+/// Render every kept movie, write the files whose bytes changed, delete the
+/// files of movies that are gone.
+pub fn run(ctx: &StageContext, spec: &MovieJsonSpec) -> Result<StageOutput, StageError> {
+    ids::check_template(&spec.file_template)
+        .map_err(|m| StageError::new(format!("target {}: {m}", ctx.target)))?;
+    let catalog = load_movies(&ctx.abs(&spec.movies), &spec.movies)?;
+    let collections = load_collections(&ctx.abs(&spec.collections), &spec.collections)?;
+    if ctx.is_cancelled() {
+        return Err(StageError::cancelled());
+    }
+    let movies = &catalog.movies;
+
+    // Every name is checked before anything is written, so a bad id leaves
+    // the previous output intact.
+    let mut names = Vec::with_capacity(movies.len());
+    let mut seen: HashMap<String, &str> = HashMap::with_capacity(movies.len());
+    let mut warnings = Vec::new();
+    for m in movies {
+        let name = ids::file_name(&spec.file_template, &m.movie_id)
+            .map_err(|msg| StageError::new(format!("{}: {msg}", spec.movies.display())))?;
+        // YouTube ids are case-sensitive, so this is legitimate data, but on
+        // case-insensitive file systems (macOS, Windows) the two files would
+        // overwrite each other: worth a warning, not a failure.
+        if let Some(other) = seen.insert(name.to_lowercase(), &m.movie_id) {
+            let w = format!(
+                "{}: movie ids {other:?} and {:?} differ only in letter case; their files \
+                 collide on case-insensitive file systems",
+                spec.movies.display(),
+                m.movie_id
+            );
+            ctx.progress.warn(&w);
+            warnings.push(w);
+        }
+        names.push(spec.out_dir.join(name));
+    }
+    drop(seen);
+
+    let out_abs = ctx.abs(&spec.out_dir);
+    std::fs::create_dir_all(&out_abs)
+        .map_err(|e| StageError::io(&spec.out_dir, "create directory", e))?;
+
+    let index = RelatedIndex::build(movies);
+    let by_movie = collections_by_movie(&collections);
+    let total = movies.len();
+    let done = AtomicUsize::new(0);
+    ctx.progress
+        .progress(0, total as u64, "rendering movie JSON");
+
+    let results: Vec<Result<(OutputFile, bool), StageError>> = movies
+        .par_iter()
+        .enumerate()
+        .map_init(
+            || Scratch::new(total),
+            |scratch, (i, movie)| {
+                if ctx.is_cancelled() {
+                    return Err(StageError::cancelled());
+                }
+                let related = index
+                    .top(i, scratch)
+                    .into_iter()
+                    .map(|j| movies[j as usize].movie_id.as_str())
+                    .collect();
+                let colls = by_movie
+                    .get(movie.movie_id.as_str())
+                    .map(|v| v.iter().map(|&c| &collections[c as usize]).collect())
+                    .unwrap_or_default();
+                let bytes = MovieDoc {
+                    movie,
+                    related,
+                    collections: colls,
+                }
+                .to_bytes();
+                let hash = blake3::hash(&bytes);
+                let rel = &names[i];
+                let write = !ctx.previous.is_unchanged(rel, &hash);
+                if write {
+                    artifact::write_atomic(&ctx.abs(rel), &bytes)
+                        .map_err(|e| StageError::io(rel, "write", e))?;
+                }
+                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                if n % PROGRESS_EVERY == 0 {
+                    ctx.progress
+                        .progress(n as u64, total as u64, "rendering movie JSON");
+                }
+                Ok((
+                    OutputFile {
+                        path: rel.clone(),
+                        hash,
+                    },
+                    write,
+                ))
+            },
+        )
+        .collect();
+
+    let mut out = StageOutput {
+        warnings,
+        ..StageOutput::default()
+    };
+    for r in results {
+        let (file, wrote) = r?;
+        out.written += usize::from(wrote);
+        out.files.push(file);
+    }
+
+    // Delete what this target made before and no longer makes; only paths
+    // the executor recorded as ours, never anything else in out_dir.
+    let now: HashSet<&Path> = out.files.iter().map(|f| f.path.as_path()).collect();
+    for old in ctx.previous.files.keys() {
+        if now.contains(old.as_path()) || !is_plain_relative(old) {
+            continue;
+        }
+        match std::fs::remove_file(ctx.abs(old)) {
+            Ok(()) => out.deleted += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StageError::io(old, "delete stale", e)),
+        }
+    }
+
+    ctx.progress
+        .progress(total as u64, total as u64, "movie JSON done");
+    out.stats.insert("movies".into(), total.to_string());
+    out.stats
+        .insert("entries".into(), catalog.entries.to_string());
+    out.stats
+        .insert("dropped_movies".into(), catalog.dropped_movies.to_string());
+    out.stats.insert(
+        "dropped_sources".into(),
+        catalog.dropped_sources.to_string(),
+    );
+    out.stats.insert("written".into(), out.written.to_string());
+    out.stats.insert("deleted".into(), out.deleted.to_string());
+    Ok(out)
+}
+
+/// A relative path without `..`, root or prefix components: safe to join
+/// to the project root.
+fn is_plain_relative(p: &Path) -> bool {
+    p.components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+}
