@@ -34,10 +34,7 @@ pub fn temp_path_beside(dest: &Path) -> io::Result<TempPath> {
     // Remove the placeholder so the tool can create the file itself; the
     // random name stays reserved in practice (same directory, our prefix).
     path.close()?;
-    Ok(TempPath {
-        path: owned,
-        keep: false,
-    })
+    Ok(TempPath { path: owned, keep: false })
 }
 
 /// A path that is deleted on drop unless [`TempPath::persist`] moved it into place.

@@ -21,6 +21,6 @@
 pub mod artifact;
 pub mod manifest;
 pub mod movies;
-pub mod sqlite;
 pub mod stage;
+pub mod sqlite;
 pub mod stages;

@@ -22,7 +22,8 @@ pub fn register_vec() {
         // exactly this signature; the sqlite-vec crate declares it without
         // arguments, so it is cast to the type sqlite3_auto_extension takes.
         unsafe {
-            let init: EntryPoint = std::mem::transmute(sqlite_vec::sqlite3_vec_init as *const ());
+            let init: EntryPoint =
+                std::mem::transmute(sqlite_vec::sqlite3_vec_init as *const ());
             rusqlite::ffi::sqlite3_auto_extension(Some(init));
         }
     });

@@ -160,10 +160,7 @@ impl StageError {
 
     /// An I/O error on `path`.
     pub fn io(path: &Path, action: &str, source: std::io::Error) -> Self {
-        StageError::with_source(
-            format!("cannot {action} {}: {source}", path.display()),
-            source,
-        )
+        StageError::with_source(format!("cannot {action} {}: {source}", path.display()), source)
     }
 
     /// Cancellation requested by the executor.
