@@ -584,3 +584,69 @@ fn knn_matches_brute_force() {
         }
     }
 }
+
+/// Timing of the whole job on a large project: `PIPE_BENCH_ROOT=<dir>
+/// cargo test --release --test parity bench -- --ignored --nocapture`, where
+/// the directory holds data/movies.json, public/data/collections.json and
+/// data/embeddings-{nomic,bge,potion}-movies.db. All four targets run at
+/// once, as the executor would run them on an idle machine.
+#[test]
+#[ignore]
+fn bench() {
+    let Ok(root) = std::env::var("PIPE_BENCH_ROOT") else {
+        return;
+    };
+    let root = PathBuf::from(root);
+    let run = Run::new();
+    let models = [("nomic", 768), ("bge", 384), ("potion", 64)].map(|(id, dims)| Model {
+        id: id.into(),
+        name: id.into(),
+        dimensions: dims,
+        metric: Metric::L2,
+        embeddings: format!("data/embeddings-{id}-movies.db").into(),
+        description: String::new(),
+        default: id == "nomic",
+        file: PathBuf::new(),
+    });
+    let only = std::env::var("PIPE_BENCH_ONLY").unwrap_or_default();
+    let wanted = |name: &str| only.is_empty() || only == name;
+    let start = std::time::Instant::now();
+    std::thread::scope(|s| {
+        let t = s.spawn(|| {
+            if !wanted("json") {
+                return;
+            }
+            let t0 = std::time::Instant::now();
+            let out = run.json(&root).unwrap();
+            eprintln!(
+                "movie-json: {:?} ({} files, {} written)",
+                t0.elapsed(),
+                out.files.len(),
+                out.written
+            );
+        });
+        let dbs: Vec<_> = models
+            .iter()
+            .filter(|m| wanted(&m.id))
+            .map(|m| {
+                let run = &run;
+                let root = &root;
+                s.spawn(move || {
+                    let t0 = std::time::Instant::now();
+                    let spec = MoviesDbSpec {
+                        db_path: format!("public/data/{}/movies.db", m.id).into(),
+                        publish: m.default.then(|| "public/data/movies.db".into()),
+                        ..db_spec(m.clone())
+                    };
+                    movies_db::run(&run.ctx(root, &NoProgress), &spec).unwrap();
+                    eprintln!("movies-db@{}: {:?}", m.id, t0.elapsed());
+                })
+            })
+            .collect();
+        t.join().unwrap();
+        for d in dbs {
+            d.join().unwrap();
+        }
+    });
+    eprintln!("total: {:?}", start.elapsed());
+}

@@ -78,21 +78,81 @@ pub struct Source {
     pub region_restriction: Option<Value>,
 }
 
-impl Source {
+/// The fields of a source that filtering and the database use, whichever
+/// record type (full or lean) holds them.
+pub trait SourceView {
+    /// `type`.
+    fn kind(&self) -> Option<&Value>;
+    /// `qualityMarks`.
+    fn quality_marks(&self) -> Option<&Value>;
+    /// `language`.
+    fn language(&self) -> Option<&Value>;
+    /// `channelName`.
+    fn channel_name(&self) -> Option<&Value>;
+
     /// The source type as a string, if it is one.
-    pub fn kind_str(&self) -> Option<&str> {
-        self.kind.as_ref().and_then(Value::as_str)
+    fn kind_str(&self) -> Option<&str> {
+        self.kind().and_then(Value::as_str)
     }
 
     /// Whether the source is kept: it carries no quality marks (absent,
     /// null or empty), as the reference's `!s.qualityMarks ||
     /// s.qualityMarks.length === 0`.
-    pub fn is_clean(&self) -> bool {
-        match &self.quality_marks {
+    fn is_clean(&self) -> bool {
+        match self.quality_marks() {
             None => true,
             Some(Value::Array(a)) => a.is_empty(),
             Some(v) => !js::truthy(v),
         }
+    }
+}
+
+impl SourceView for Source {
+    fn kind(&self) -> Option<&Value> {
+        self.kind.as_ref()
+    }
+    fn quality_marks(&self) -> Option<&Value> {
+        self.quality_marks.as_ref()
+    }
+    fn language(&self) -> Option<&Value> {
+        self.language.as_ref()
+    }
+    fn channel_name(&self) -> Option<&Value> {
+        self.channel_name.as_ref()
+    }
+}
+
+/// The part of a source the database needs: parsing only this skips (and
+/// never allocates) urls, descriptions, thumbnails and the like.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceRow {
+    /// `type`.
+    #[serde(rename = "type", default, deserialize_with = "present")]
+    pub kind: Option<Value>,
+    /// `qualityMarks`.
+    #[serde(default, deserialize_with = "present")]
+    pub quality_marks: Option<Value>,
+    /// `language`.
+    #[serde(default, deserialize_with = "present")]
+    pub language: Option<Value>,
+    /// `channelName`.
+    #[serde(default, deserialize_with = "present")]
+    pub channel_name: Option<Value>,
+}
+
+impl SourceView for SourceRow {
+    fn kind(&self) -> Option<&Value> {
+        self.kind.as_ref()
+    }
+    fn quality_marks(&self) -> Option<&Value> {
+        self.quality_marks.as_ref()
+    }
+    fn language(&self) -> Option<&Value> {
+        self.language.as_ref()
+    }
+    fn channel_name(&self) -> Option<&Value> {
+        self.channel_name.as_ref()
     }
 }
 
@@ -126,6 +186,75 @@ pub struct Metadata {
     pub imdbVotes: Option<Value>,
 }
 
+/// The metadata fields that scoring and the database use.
+#[allow(non_snake_case, missing_docs)]
+pub trait MetadataView {
+    fn Genre(&self) -> &Option<Value>;
+    fn Director(&self) -> &Option<Value>;
+    fn Writer(&self) -> &Option<Value>;
+    fn Actors(&self) -> &Option<Value>;
+    fn Language(&self) -> &Option<Value>;
+    fn Country(&self) -> &Option<Value>;
+    fn imdbRating(&self) -> &Option<Value>;
+    fn imdbVotes(&self) -> &Option<Value>;
+}
+
+macro_rules! metadata_view {
+    ($t:ty) => {
+        impl MetadataView for $t {
+            fn Genre(&self) -> &Option<Value> {
+                &self.Genre
+            }
+            fn Director(&self) -> &Option<Value> {
+                &self.Director
+            }
+            fn Writer(&self) -> &Option<Value> {
+                &self.Writer
+            }
+            fn Actors(&self) -> &Option<Value> {
+                &self.Actors
+            }
+            fn Language(&self) -> &Option<Value> {
+                &self.Language
+            }
+            fn Country(&self) -> &Option<Value> {
+                &self.Country
+            }
+            fn imdbRating(&self) -> &Option<Value> {
+                &self.imdbRating
+            }
+            fn imdbVotes(&self) -> &Option<Value> {
+                &self.imdbVotes
+            }
+        }
+    };
+}
+
+metadata_view!(Metadata);
+metadata_view!(MetadataRow);
+
+/// The metadata the database needs (no Plot, Awards, Rated, Runtime).
+#[derive(Debug, Clone, Deserialize)]
+#[allow(non_snake_case, missing_docs)]
+pub struct MetadataRow {
+    #[serde(default, deserialize_with = "present")]
+    pub Genre: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    pub Director: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    pub Writer: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    pub Actors: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    pub Language: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    pub Country: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    pub imdbRating: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    pub imdbVotes: Option<Value>,
+}
+
 /// The text of an optional string field (`None` for absent, null or
 /// another type; validation has already rejected other types where the
 /// text matters).
@@ -133,10 +262,17 @@ pub fn text(v: &Option<Value>) -> Option<&str> {
     v.as_ref().and_then(Value::as_str)
 }
 
-/// One movie of movies.json.
+/// One movie of movies.json, with every field the JSON documents copy.
+pub type Movie = MovieOf<Source, Metadata>;
+
+/// One movie with only what the database needs.
+pub type MovieRow = MovieOf<SourceRow, MetadataRow>;
+
+/// One movie of movies.json, generic over how much of its sources and
+/// metadata is kept (see [`Movie`] and [`MovieRow`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Movie {
+pub struct MovieOf<S, M> {
     /// The movie's id ('tt0012345', 'archive-…', 'youtube-…'); also its file name.
     pub movie_id: String,
     /// A string, or an array of strings (the first is the display title).
@@ -145,10 +281,10 @@ pub struct Movie {
     #[serde(default, deserialize_with = "present")]
     pub year: Option<Value>,
     /// Sources; after loading, only those without quality marks.
-    pub sources: Vec<Source>,
+    pub sources: Vec<S>,
     /// OMDB metadata, if any (`null` counts as none, as in the reference).
-    #[serde(default)]
-    pub metadata: Option<Metadata>,
+    #[serde(default = "none")]
+    pub metadata: Option<M>,
     /// Whether a person verified the match (JavaScript truthiness).
     #[serde(default, deserialize_with = "present")]
     pub verified: Option<Value>,
@@ -157,7 +293,12 @@ pub struct Movie {
     pub last_updated: Option<Value>,
 }
 
-impl Movie {
+/// Serde default for a generic `Option` (derive would require `M: Default`).
+fn none<M>() -> Option<M> {
+    None
+}
+
+impl<S: SourceView, M: MetadataView> MovieOf<S, M> {
     /// The year as an integer when it is a non-zero number (the reference
     /// tests `year` for truthiness before using it).
     pub fn year_num(&self) -> Option<i64> {
@@ -211,12 +352,12 @@ impl Movie {
             Some(v) => return Err(format!("year must be a whole number or null, found {v}")),
         }
         for (i, s) in self.sources.iter().enumerate() {
-            if !matches!(s.kind, Some(Value::String(_))) {
+            if !matches!(s.kind(), Some(Value::String(_))) {
                 return Err(format!(
                     "sources[{i}].type must be a string ('archive.org' or 'youtube')"
                 ));
             }
-            match &s.language {
+            match s.language() {
                 None | Some(Value::Null | Value::String(_)) => {}
                 Some(Value::Array(a)) if a.iter().all(Value::is_string) => {}
                 Some(v) => {
@@ -228,12 +369,12 @@ impl Movie {
         }
         if let Some(m) = &self.metadata {
             for (name, v) in [
-                ("Genre", &m.Genre),
-                ("Director", &m.Director),
-                ("Writer", &m.Writer),
-                ("Actors", &m.Actors),
-                ("Language", &m.Language),
-                ("Country", &m.Country),
+                ("Genre", m.Genre()),
+                ("Director", m.Director()),
+                ("Writer", m.Writer()),
+                ("Actors", m.Actors()),
+                ("Language", m.Language()),
+                ("Country", m.Country()),
             ] {
                 if !matches!(v, None | Some(Value::Null | Value::String(_))) {
                     return Err(format!(
@@ -242,7 +383,7 @@ impl Movie {
                 }
             }
             if !matches!(
-                m.imdbVotes,
+                m.imdbVotes(),
                 None | Some(Value::Null | Value::Number(_) | Value::String(_))
             ) {
                 return Err("metadata.imdbVotes must be a number or null".into());
@@ -279,10 +420,10 @@ pub struct Collection {
 
 /// The movies of movies.json that the outputs use.
 #[derive(Debug)]
-pub struct Catalog {
+pub struct Catalog<S = Source, M = Metadata> {
     /// Kept movies (with at least one clean source), in the order the
     /// reference enumerates them (see [`js_key_order`]).
-    pub movies: Vec<Movie>,
+    pub movies: Vec<MovieOf<S, M>>,
     /// `_schema.lastUpdated`, if present.
     pub schema_last_updated: Option<String>,
     /// Movie entries in the file, before filtering.
@@ -293,7 +434,7 @@ pub struct Catalog {
     pub dropped_movies: usize,
 }
 
-impl Catalog {
+impl<S, M> Catalog<S, M> {
     /// The timestamp for stored times when SOURCE_DATE_EPOCH is not set:
     /// `_schema.lastUpdated`, else the latest movie `lastUpdated`, else the epoch.
     pub fn input_timestamp(&self) -> String {
@@ -394,7 +535,9 @@ fn parse_top<T: DeserializeOwned>(
     shown: &Path,
     what: &str,
 ) -> Result<TopLevel<T>, StageError> {
-    let bytes = std::fs::read(abs).map_err(|e| {
+    // A buffered reader instead of reading the whole file: with four
+    // targets parsing at once, four copies of a 40 MB file add up.
+    let file = std::fs::File::open(abs).map_err(|e| {
         let fix = if e.kind() == std::io::ErrorKind::NotFound {
             format!(" (the {what} file is an input of this target; create it or fix its path in pipeline.toml)")
         } else {
@@ -403,7 +546,8 @@ fn parse_top<T: DeserializeOwned>(
         StageError::with_source(format!("cannot read {}: {e}{fix}", shown.display()), e)
     })?;
     let current = RefCell::new(None);
-    let mut de = serde_json::Deserializer::from_slice(&bytes);
+    let reader = std::io::BufReader::with_capacity(256 * 1024, file);
+    let mut de = serde_json::Deserializer::from_reader(reader);
     let parsed = de
         .deserialize_map(TopLevelVisitor::<T> {
             current: &current,
@@ -443,7 +587,24 @@ fn parse_top<T: DeserializeOwned>(
 /// duplicate movie ids, drop sources with quality marks and movies left
 /// without a source. `abs` is read; `shown` (project-relative) is used in messages.
 pub fn load_movies(abs: &Path, shown: &Path) -> Result<Catalog, StageError> {
-    let mut top: TopLevel<Movie> = parse_top(abs, shown, "movie")?;
+    load_movies_as(abs, shown)
+}
+
+/// [`load_movies`] keeping only what the database needs.
+pub fn load_movie_rows(
+    abs: &Path,
+    shown: &Path,
+) -> Result<Catalog<SourceRow, MetadataRow>, StageError> {
+    load_movies_as(abs, shown)
+}
+
+/// [`load_movies`] into any record type.
+pub fn load_movies_as<S, M>(abs: &Path, shown: &Path) -> Result<Catalog<S, M>, StageError>
+where
+    S: SourceView + DeserializeOwned,
+    M: MetadataView + DeserializeOwned,
+{
+    let mut top: TopLevel<MovieOf<S, M>> = parse_top(abs, shown, "movie")?;
     js_key_order(&mut top.entries);
     let entries = top.entries.len();
     let mut ids: HashMap<&str, &str> = HashMap::with_capacity(entries);
@@ -476,7 +637,7 @@ pub fn load_movies(abs: &Path, shown: &Path) -> Result<Catalog, StageError> {
     let mut movies = Vec::with_capacity(entries);
     for (_, mut movie) in top.entries {
         let before = movie.sources.len();
-        movie.sources.retain(Source::is_clean);
+        movie.sources.retain(S::is_clean);
         dropped_sources += before - movie.sources.len();
         if !movie.sources.is_empty() {
             movies.push(movie);

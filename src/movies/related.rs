@@ -14,7 +14,7 @@
 //! At 100,000 movies a popular genre lists tens of thousands of movies, so
 //! the hot loop uses interned integer keys, posting lists of movie indices
 //! and a dense per-thread score array (no hashing of strings per candidate),
-//! and a partial selection of the top 12.
+//! and an insertion-based selection of the top 12.
 
 use crate::movies::catalog::{text, Movie};
 use crate::movies::js;
@@ -44,7 +44,8 @@ pub struct RelatedIndex {
 pub struct Scratch {
     score: Vec<i32>,
     touched: Vec<u32>,
-    ranked: Vec<(i32, u32, u32)>,
+    /// The best candidates so far: (score, movie), best first.
+    ranked: Vec<(i32, u32)>,
 }
 
 impl Scratch {
@@ -53,8 +54,27 @@ impl Scratch {
         Scratch {
             score: vec![0; n],
             touched: Vec::new(),
-            ranked: Vec::new(),
+            ranked: Vec::with_capacity(TOP + 1),
         }
+    }
+}
+
+thread_local! {
+    /// One scratch per thread, reused across calls and runs.
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::new(0));
+}
+
+impl Scratch {
+    /// Run `f` with this thread's scratch, sized for `n` movies. Scores are
+    /// all zero between calls of [`RelatedIndex::top`], so reuse is safe.
+    pub fn with<R>(n: usize, f: impl FnOnce(&mut Scratch) -> R) -> R {
+        SCRATCH.with(|cell| {
+            let mut s = cell.borrow_mut();
+            if s.score.len() < n {
+                s.score.resize(n, 0);
+            }
+            f(&mut s)
+        })
     }
 }
 
@@ -179,9 +199,14 @@ impl RelatedIndex {
             add(&self.actor_posts[a as usize], 5, s);
         }
 
+        // Final scores in first-met order; keep a stable top 12 by
+        // insertion: a later candidate only enters with a strictly higher
+        // score than the current 12th, which is exactly what a stable sort
+        // by score followed by slice(0, 12) keeps. Most candidates are
+        // rejected by one comparison.
         let my_year = self.year[me];
         s.ranked.clear();
-        for (order, &c) in s.touched.iter().enumerate() {
+        for &c in &s.touched {
             let ci = c as usize;
             let mut score = s.score[ci];
             s.score[ci] = 0;
@@ -194,19 +219,17 @@ impl RelatedIndex {
             if self.has_meta[ci] {
                 score += 1;
             }
-            s.ranked.push((score, order as u32, c));
+            if s.ranked.len() == TOP && score <= s.ranked[TOP - 1].0 {
+                continue;
+            }
+            let at = s.ranked.partition_point(|r| r.0 >= score);
+            if s.ranked.len() == TOP {
+                s.ranked.pop();
+            }
+            s.ranked.insert(at, (score, c));
         }
         s.touched.clear();
-        // Score descending, then first-met order: a total order (orders are
-        // unique), so an unstable partial selection is still deterministic
-        // and equals the reference's stable sort.
-        let key = |a: &(i32, u32, u32), b: &(i32, u32, u32)| b.0.cmp(&a.0).then(a.1.cmp(&b.1));
-        if s.ranked.len() > TOP {
-            s.ranked.select_nth_unstable_by(TOP - 1, key);
-            s.ranked.truncate(TOP);
-        }
-        s.ranked.sort_unstable_by(key);
-        s.ranked.iter().map(|r| r.2).collect()
+        s.ranked.iter().map(|r| r.1).collect()
     }
 }
 

@@ -2,7 +2,7 @@
 //! reference's fields, field order and omissions, written byte-for-byte as
 //! JavaScript's `JSON.stringify(doc, null, 2)` writes it.
 
-use crate::movies::catalog::{Collection, Metadata, Movie, Source};
+use crate::movies::catalog::{Collection, Metadata, Movie, Source, SourceView};
 use crate::movies::js;
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};

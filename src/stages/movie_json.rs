@@ -13,7 +13,6 @@ use crate::stage::{OutputFile, StageContext, StageError, StageOutput};
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// What a `movie-json` target declares.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,8 +27,9 @@ pub struct MovieJsonSpec {
     pub file_template: String,
 }
 
-/// How often (in movies) progress is reported.
-const PROGRESS_EVERY: usize = 1000;
+/// Movies rendered per batch handed to the writer (bounds memory: two
+/// batches of rendered documents in flight at most, plus one being rendered).
+const BATCH: usize = 1024;
 
 /// Render every kept movie, write the files whose bytes changed, delete the
 /// files of movies that are gone.
@@ -75,66 +75,91 @@ pub fn run(ctx: &StageContext, spec: &MovieJsonSpec) -> Result<StageOutput, Stag
     let index = RelatedIndex::build(movies);
     let by_movie = collections_by_movie(&collections);
     let total = movies.len();
-    let done = AtomicUsize::new(0);
     ctx.progress
         .progress(0, total as u64, "rendering movie JSON");
 
-    let results: Vec<Result<(OutputFile, bool), StageError>> = movies
-        .par_iter()
-        .enumerate()
-        .map_init(
-            || Scratch::new(total),
-            |scratch, (i, movie)| {
-                if ctx.is_cancelled() {
-                    return Err(StageError::cancelled());
-                }
-                let related = index
-                    .top(i, scratch)
-                    .into_iter()
-                    .map(|j| movies[j as usize].movie_id.as_str())
-                    .collect();
-                let colls = by_movie
-                    .get(movie.movie_id.as_str())
-                    .map(|v| v.iter().map(|&c| &collections[c as usize]).collect())
-                    .unwrap_or_default();
-                let bytes = MovieDoc {
-                    movie,
-                    related,
-                    collections: colls,
-                }
-                .to_bytes();
-                let hash = blake3::hash(&bytes);
-                let rel = &names[i];
-                let write = !ctx.previous.is_unchanged(rel, &hash);
-                if write {
+    // Rendering runs on all cores; writing is done by one thread, because
+    // creating and renaming files in one directory serialises on the
+    // directory's lock in the kernel, and several writers only spin on it.
+    let mut files: Vec<OutputFile> = Vec::with_capacity(total);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(usize, Vec<u8>)>>(2);
+    let written = std::thread::scope(|scope| -> Result<usize, StageError> {
+        let names = &names;
+        let writer = scope.spawn(move || -> Result<usize, StageError> {
+            let mut written = 0;
+            for batch in rx {
+                for (i, bytes) in batch {
+                    let rel = &names[i];
                     artifact::write_atomic(&ctx.abs(rel), &bytes)
                         .map_err(|e| StageError::io(rel, "write", e))?;
+                    written += 1;
                 }
-                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if n % PROGRESS_EVERY == 0 {
-                    ctx.progress
-                        .progress(n as u64, total as u64, "rendering movie JSON");
+            }
+            Ok(written)
+        });
+        let mut stop = None;
+        for start in (0..total).step_by(BATCH) {
+            if ctx.is_cancelled() {
+                stop = Some(StageError::cancelled());
+                break;
+            }
+            let end = (start + BATCH).min(total);
+            let rendered: Vec<(blake3::Hash, Option<Vec<u8>>)> = (start..end)
+                .into_par_iter()
+                .map(|i| {
+                    let movie = &movies[i];
+                    let related = Scratch::with(total, |s| index.top(i, s))
+                        .into_iter()
+                        .map(|j| movies[j as usize].movie_id.as_str())
+                        .collect();
+                    let colls = by_movie
+                        .get(movie.movie_id.as_str())
+                        .map(|v| v.iter().map(|&c| &collections[c as usize]).collect())
+                        .unwrap_or_default();
+                    let bytes = MovieDoc {
+                        movie,
+                        related,
+                        collections: colls,
+                    }
+                    .to_bytes();
+                    let hash = blake3::hash(&bytes);
+                    // Unchanged bytes: leave the file (and its mtime) alone.
+                    let write = !ctx.previous.is_unchanged(&names[i], &hash);
+                    (hash, write.then_some(bytes))
+                })
+                .collect();
+            let mut batch = Vec::new();
+            for (k, (hash, bytes)) in rendered.into_iter().enumerate() {
+                files.push(OutputFile {
+                    path: names[start + k].clone(),
+                    hash,
+                });
+                if let Some(bytes) = bytes {
+                    batch.push((start + k, bytes));
                 }
-                Ok((
-                    OutputFile {
-                        path: rel.clone(),
-                        hash,
-                    },
-                    write,
-                ))
-            },
-        )
-        .collect();
+            }
+            if !batch.is_empty() && tx.send(batch).is_err() {
+                break; // the writer failed; its error is reported below
+            }
+            ctx.progress
+                .progress(end as u64, total as u64, "rendering movie JSON");
+        }
+        drop(tx);
+        let written = writer
+            .join()
+            .map_err(|_| StageError::new("the movie JSON writer thread panicked"))??;
+        match stop {
+            Some(e) => Err(e),
+            None => Ok(written),
+        }
+    })?;
 
     let mut out = StageOutput {
+        files,
+        written,
         warnings,
         ..StageOutput::default()
     };
-    for r in results {
-        let (file, wrote) = r?;
-        out.written += usize::from(wrote);
-        out.files.push(file);
-    }
 
     // Delete what this target made before and no longer makes; only paths
     // the executor recorded as ours, never anything else in out_dir.

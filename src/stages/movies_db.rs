@@ -13,7 +13,10 @@
 
 use crate::artifact;
 use crate::manifest::model::Model;
-use crate::movies::catalog::{load_collections, load_movies, text, Catalog, Collection, Movie};
+use crate::movies::catalog::{
+    load_collections, load_movie_rows, text, Catalog, Collection, MetadataRow, MovieRow, SourceRow,
+    SourceView,
+};
 use crate::movies::js;
 use crate::movies::language;
 use crate::movies::people::{add_people, normalise_country, Registry, Tally};
@@ -178,7 +181,7 @@ struct VectorCounts {
 
 /// Build the database of one model.
 pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, StageError> {
-    let catalog = load_movies(&ctx.abs(&spec.movies), &spec.movies)?;
+    let catalog = load_movie_rows(&ctx.abs(&spec.movies), &spec.movies)?;
     let collections = load_collections(&ctx.abs(&spec.collections), &spec.collections)?;
     if ctx.is_cancelled() {
         return Err(StageError::cancelled());
@@ -340,7 +343,7 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
 
 /// Everything [`build`] reads.
 struct BuildInput<'a> {
-    catalog: &'a Catalog,
+    catalog: &'a Catalog<SourceRow, MetadataRow>,
     collections: &'a [Collection],
     embeddings: Option<&'a Connection>,
     built_at: &'a str,
@@ -460,7 +463,7 @@ fn truthy_text(v: &Option<Value>) -> Option<&str> {
 
 /// The `movies.language` value: the first archive.org source language wins;
 /// otherwise the last source language found; otherwise OMDB's Language.
-fn movie_language(m: &Movie) -> Option<String> {
+fn movie_language(m: &MovieRow) -> Option<String> {
     let mut lang = None;
     for s in &m.sources {
         if let Some(l) = s.language.as_ref().filter(|l| js::truthy(l)) {
