@@ -638,6 +638,9 @@ where
     for (_, mut movie) in top.entries {
         let before = movie.sources.len();
         movie.sources.retain(S::is_clean);
+        // Vec growth during parsing leaves up to twice the needed capacity;
+        // at 100k movies that slack is tens of MB.
+        movie.sources.shrink_to_fit();
         dropped_sources += before - movie.sources.len();
         if !movie.sources.is_empty() {
             movies.push(movie);
