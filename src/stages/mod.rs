@@ -1,4 +1,8 @@
 //! What each kind of target does.
+//!
+//! * [`movie_json`]: one JSON file per movie.
+//! * [`movies_db`]: one SQLite database (with a sqlite-vec table) per model.
+//! * [`command`]: a user's shell command with declared inputs and outputs.
 
 pub mod command;
 pub mod movie_json;
