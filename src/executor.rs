@@ -488,6 +488,9 @@ impl<'a> Executor<'a> {
         let mut running = 0usize;
         let mut stop = false;
         let (tx, rx) = mpsc::channel::<(usize, TargetResult, Option<TargetRecord>)>();
+        // Set at the first failure without --keep-going: targets already
+        // queued on the pool but not yet started are then not run.
+        let stopping = AtomicBool::new(false);
 
         pool.in_place_scope(|scope| {
             let mut pending: Vec<usize> = order.clone();
@@ -549,8 +552,21 @@ impl<'a> Executor<'a> {
                     let tx = tx.clone();
                     let settings = &settings;
                     let old_lock = old_lock.as_ref();
+                    let stopping = &stopping;
                     running += 1;
                     scope.spawn(move |_| {
+                        if stopping.load(Ordering::SeqCst) || self.cancelled.load(Ordering::SeqCst)
+                        {
+                            let result = TargetResult {
+                                name: target.name.clone(),
+                                outcome: Outcome::NotRun,
+                                reasons: vec![],
+                                warnings: vec![],
+                                millis: 0,
+                            };
+                            let _ = tx.send((t, result, None));
+                            return;
+                        }
                         let (result, record) = self.run_target(
                             target,
                             opts,
@@ -559,6 +575,9 @@ impl<'a> Executor<'a> {
                             dep_would_build,
                             observer,
                         );
+                        if matches!(result.outcome, Outcome::Failed { .. }) && !opts.keep_going {
+                            stopping.store(true, Ordering::SeqCst);
+                        }
                         let _ = tx.send((t, result, record));
                     });
                 }

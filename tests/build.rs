@@ -231,6 +231,20 @@ fn failure_stops_dependents_and_keep_going_builds_unrelated_targets() {
 }
 
 #[test]
+fn without_keep_going_the_first_failure_stops_the_build() {
+    let p = project();
+    p.write(
+        "pipeline.toml",
+        &PIPELINE.replace("printf '%s %s\\n' {model} {dimensions} > {out}", "exit 7"),
+    );
+    let run = p.pipe(&["build", "--json", "-j", "1"]);
+    assert_eq!(run.code, 1);
+    assert_eq!(run.with_status("failed"), ["embed@bge-micro"]);
+    assert!(run.built().is_empty(), "{:?}", run.built());
+    assert!(!run.with_status("not-run").is_empty());
+}
+
+#[test]
 fn a_failing_command_leaves_the_old_output_intact() {
     let p = project();
     p.build(&[]);
