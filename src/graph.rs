@@ -131,6 +131,12 @@ impl Target {
                     c.insert("sqlite".into(), sqlite);
                     c.insert("sqlite-vec".into(), vec);
                 }
+                // The database stores timestamps taken from SOURCE_DATE_EPOCH
+                // when it is set: a different value means different bytes.
+                c.insert(
+                    "env.SOURCE_DATE_EPOCH".into(),
+                    std::env::var("SOURCE_DATE_EPOCH").unwrap_or_default(),
+                );
             }
             TargetSpec::Command(s) => {
                 c.insert("command".into(), s.command.clone());

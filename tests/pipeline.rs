@@ -433,3 +433,40 @@ fn a_missing_embeddings_file_warns_by_default_and_fails_with_strict() {
         .unwrap();
     assert_eq!(vectors, 0);
 }
+
+#[test]
+fn source_date_epoch_is_part_of_the_fingerprint() {
+    let p = sample();
+    p.build(&[]);
+    let out = assert_cmd::Command::cargo_bin("pipe")
+        .unwrap()
+        .current_dir(p.dir.path())
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .args(["build", "--json"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let built: Vec<&str> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "built")
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        built,
+        ["movies-db@bge-micro", "movies-db@nomic", "movies-db@potion"]
+            .iter()
+            .copied()
+            .filter(|n| built.contains(n))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(built.len(), 3, "{built:?}");
+    let c = rusqlite::Connection::open(p.path("public/data/potion/movies.db")).unwrap();
+    let at: String = c
+        .query_row("SELECT value FROM config WHERE key = 'built_at'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(at, "2023-11-14T22:13:20.000Z");
+}
