@@ -51,6 +51,8 @@ pub enum Command {
     Graph(GraphArgs),
     /// List the models of models.d.
     Models(ModelsArgs),
+    /// Watch the inputs and rebuild what changed, until Ctrl-C.
+    Watch(WatchArgs),
     /// Remove what pipe built (nothing else).
     Clean(CleanArgs),
     /// Print where a database pipe built came from (its config table).
@@ -209,4 +211,26 @@ pub struct SampleArgs {
     /// Models as id:dimensions (default: the models of models.d).
     #[arg(long = "model", value_name = "ID:DIMS")]
     pub models: Vec<String>,
+}
+
+/// `pipe watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Targets to keep built (default: all).
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+    /// Quiet period in milliseconds: a burst of changes closer together than
+    /// this becomes one rebuild.
+    #[arg(long, value_name = "MS", default_value_t = 200)]
+    pub debounce: u64,
+    /// Parallel jobs (default: one per core).
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Treat data-losing warnings (a missing embeddings file) as errors.
+    #[arg(long)]
+    pub strict: bool,
+    /// Delete the outputs of targets that disappear (a model file removed);
+    /// by default they are left alone.
+    #[arg(long)]
+    pub prune: bool,
 }

@@ -812,7 +812,6 @@ impl<'a> Executor<'a> {
     /// records. Returns the removed paths. Files pipe did not write are never
     /// touched.
     pub fn clean(&self, targets: &[usize], dry_run: bool) -> std::io::Result<Vec<PathBuf>> {
-        let mut removed = Vec::new();
         let names: Vec<String> = if targets.len() == self.graph.targets.len() {
             self.state.recorded_targets()
         } else {
@@ -821,8 +820,24 @@ impl<'a> Executor<'a> {
                 .map(|&i| self.graph.targets[i].name.clone())
                 .collect()
         };
+        self.remove_outputs(&names, dry_run)
+    }
+
+    /// Remove the outputs of targets that no longer exist in the graph (a
+    /// model file was removed), and forget them.
+    pub fn prune(&self, names: &[String]) -> std::io::Result<Vec<PathBuf>> {
+        let orphans: Vec<String> = names
+            .iter()
+            .filter(|n| self.graph.get(n).is_none())
+            .cloned()
+            .collect();
+        self.remove_outputs(&orphans, false)
+    }
+
+    fn remove_outputs(&self, names: &[String], dry_run: bool) -> std::io::Result<Vec<PathBuf>> {
+        let mut removed = Vec::new();
         for name in names {
-            let Some(record) = self.state.load(&name) else {
+            let Some(record) = self.state.load(name) else {
                 continue;
             };
             for o in &record.outputs {
@@ -836,7 +851,7 @@ impl<'a> Executor<'a> {
                 }
             }
             if !dry_run {
-                self.state.remove(&name);
+                self.state.remove(name);
             }
         }
         Ok(removed)

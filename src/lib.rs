@@ -16,7 +16,8 @@
 //! 6. [`artifact`]: every output is written to a temporary file and renamed
 //!    into place.
 //!
-//! The command line (`src/main.rs`, `src/cli.rs`) is a thin layer over this library.
+//! The command line (`src/main.rs`, `src/cli.rs`) and [`watch`] mode are thin
+//! layers over this library.
 //! [`sample`] generates synthetic inputs of any size for tests and benchmarks.
 
 pub mod artifact;
@@ -32,3 +33,4 @@ pub mod stage;
 pub mod stages;
 pub mod state;
 pub mod suggest;
+pub mod watch;

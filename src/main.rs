@@ -136,6 +136,7 @@ fn run(cli: &Cli, verbosity: Verbosity, cancelled: &Arc<AtomicBool>) -> Result<u
         }
         Command::Models(args) => models(cli, args, verbosity),
         Command::Clean(args) => clean(cli, args, verbosity),
+        Command::Watch(args) => watch(cli, args, verbosity, cancelled),
         Command::Inspect(args) => inspect(args),
         Command::Sample(args) => sample(cli, args, verbosity),
     }
@@ -542,5 +543,71 @@ fn sample(cli: &Cli, args: &cli::SampleArgs, verbosity: Verbosity) -> Result<u8,
             vectors.join(", ")
         );
     }
+    Ok(exit::OK)
+}
+
+fn watch(
+    cli: &Cli,
+    args: &cli::WatchArgs,
+    verbosity: Verbosity,
+    cancelled: &Arc<AtomicBool>,
+) -> Result<u8, Failure> {
+    use pipe::watch::{WatchMessage, WatchOptions};
+    let path = match &cli.manifest {
+        Some(p) => p.clone(),
+        None => {
+            let cwd = std::env::current_dir().map_err(|e| Failure::Runtime(e.to_string()))?;
+            Manifest::discover(&cwd)?
+        }
+    };
+    let opts = WatchOptions {
+        targets: args.targets.clone(),
+        debounce: std::time::Duration::from_millis(args.debounce),
+        jobs: args.jobs.unwrap_or(0),
+        strict: args.strict,
+        prune: args.prune,
+    };
+    // Progress bars would fight with the one-line-per-rebuild log: build
+    // details only with -v.
+    let reporter = Reporter::new(
+        if verbosity == Verbosity::Verbose {
+            Verbosity::Verbose
+        } else {
+            Verbosity::Quiet
+        },
+        false,
+    );
+    let mut print = |m: WatchMessage| {
+        let mut out = std::io::stdout().lock();
+        let line = match m {
+            WatchMessage::Watching { files, dirs } => format!("watch: watching {files} files in {dirs} directories; Ctrl-C to stop"),
+            WatchMessage::Rebuilt { changed, built, failed, millis } => {
+                let what = if changed.is_empty() { "start".to_string() } else { format!("changed {}", changed.join(", ")) };
+                let mut line = if built.is_empty() && failed.is_empty() {
+                    format!("watch: {what}: nothing to rebuild ({millis} ms)")
+                } else if built.is_empty() {
+                    format!("watch: {what}: rebuilt nothing ({millis} ms)")
+                } else {
+                    format!("watch: {what}: rebuilt {} in {:.2}s", built.join(", "), millis as f64 / 1000.0)
+                };
+                for (name, error) in failed {
+                    line.push_str(&format!("\nwatch: {name} FAILED: {error}\nwatch: the last good outputs are in place; fix the input and save to rebuild"));
+                }
+                line
+            }
+            WatchMessage::Removed { targets, pruned } => format!(
+                "watch: removed {}{}",
+                targets.join(", "),
+                if pruned { " (outputs deleted)" } else { " (outputs left in place; --prune deletes them)" }
+            ),
+            WatchMessage::Invalid(diagnostic) => format!("{diagnostic}\nwatch: the manifest is invalid; the last good outputs are in place. Fix it and save to rebuild"),
+            WatchMessage::Error(e) => format!("watch: error: {e}"),
+            WatchMessage::Stopped => "watch: stopped".to_string(),
+        };
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    };
+    pipe::watch::watch(&path, &opts, cancelled, &reporter, &mut print).map_err(Failure::Runtime)?;
+    reporter.finish();
     Ok(exit::OK)
 }
