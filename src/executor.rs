@@ -703,7 +703,7 @@ impl<'a> Executor<'a> {
         }
         if result.reasons.is_empty() {
             // Racy outputs may have been verified and refreshed: keep that.
-            if let Some(rec) = &assessed.record {
+            if let Some(rec) = assessed.record.as_ref().filter(|r| r.refreshed()) {
                 let _ = self.state.save(&target.name, rec);
             }
             result.millis = start.elapsed().as_millis() as u64;
@@ -793,6 +793,7 @@ impl<'a> Executor<'a> {
             outputs,
             millis: start.elapsed().as_millis() as u64,
             warnings: result.warnings.clone(),
+            refreshed: false,
         };
         if let Err(e) = self.state.save(&target.name, &record) {
             return fail(

@@ -94,7 +94,15 @@ pub fn entry(target: &Target, record: &TargetRecord) -> LockEntry {
             Output::Dir { dir, .. } => {
                 let mut digest = blake3::Hasher::new();
                 let mut count = 0usize;
-                for o in record.outputs.iter().filter(|o| o.path.starts_with(dir)) {
+                // Byte prefix with a separator: cheaper than Path::starts_with
+                // over every file of a per-movie directory.
+                let prefix = format!("{}/", dir.display());
+                for o in record.outputs.iter().filter(|o| {
+                    o.path
+                        .as_os_str()
+                        .as_encoded_bytes()
+                        .starts_with(prefix.as_bytes())
+                }) {
                     digest
                         .update(o.path.to_string_lossy().as_bytes())
                         .update(b"\0")

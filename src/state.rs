@@ -46,6 +46,9 @@ pub struct TargetRecord {
     pub millis: u64,
     /// Warnings the stage reported.
     pub warnings: Vec<String>,
+    /// Set in memory when racy output entries were re-verified.
+    #[serde(skip)]
+    pub refreshed: bool,
 }
 
 /// The state of one output file now, compared with its record.
@@ -65,28 +68,64 @@ impl TargetRecord {
     /// refreshed in place when still intact, so they are settled next time).
     pub fn check_outputs(&mut self, root: &Path) -> Vec<OutputCheck> {
         let now = now_ns();
-        self.outputs
-            .par_iter_mut()
-            .map(|rec| {
-                let abs = root.join(&rec.path);
-                let stat = match FileStat::read(&abs) {
-                    Ok(Some(s)) => s,
-                    _ => return OutputCheck::Missing(rec.path.clone()),
-                };
-                if stat == rec.stat && stat.settled(rec.recorded_ns) {
-                    return OutputCheck::Intact;
-                }
-                match crate::fingerprint::hash_file(&abs) {
-                    Ok(h) if h.as_bytes() == &rec.hash => {
-                        rec.stat = stat;
-                        rec.recorded_ns = now;
-                        OutputCheck::Intact
-                    }
-                    _ => OutputCheck::Modified(rec.path.clone()),
-                }
+        // Outputs are sorted by path, so the files of one directory are
+        // adjacent: stat them in chunks relative to their directory.
+        let mut groups: Vec<&mut [OutputRecord]> = Vec::new();
+        let mut rest: &mut [OutputRecord] = &mut self.outputs;
+        while !rest.is_empty() {
+            let parent = parent_bytes(&rest[0].path);
+            let n = rest
+                .iter()
+                .take_while(|r| parent_bytes(&r.path) == parent)
+                .count()
+                .min(1024);
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut(n);
+            groups.push(head);
+            rest = tail;
+        }
+        let checked: Vec<(OutputCheck, bool)> = groups
+            .into_par_iter()
+            .flat_map_iter(|group| {
+                let dir = root.join(group[0].path.parent().unwrap_or(Path::new("")));
+                let names: Vec<&std::ffi::OsStr> = group
+                    .iter()
+                    .map(|r| r.path.file_name().unwrap_or_default())
+                    .collect();
+                let stats = FileStat::read_in_dir(&dir, &names);
+                group
+                    .iter_mut()
+                    .zip(stats)
+                    .map(|(rec, stat)| {
+                        let Some(stat) = stat else {
+                            return (OutputCheck::Missing(rec.path.clone()), false);
+                        };
+                        if stat == rec.stat && stat.settled(rec.recorded_ns) {
+                            return (OutputCheck::Intact, false);
+                        }
+                        match crate::fingerprint::hash_file(&root.join(&rec.path)) {
+                            Ok(h) if h.as_bytes() == &rec.hash => {
+                                rec.stat = stat;
+                                rec.recorded_ns = now;
+                                (OutputCheck::Intact, true)
+                            }
+                            _ => (OutputCheck::Modified(rec.path.clone()), false),
+                        }
+                    })
+                    .collect::<Vec<_>>()
             })
+            .collect();
+        self.refreshed |= checked.iter().any(|(_, refreshed)| *refreshed);
+        checked
+            .into_iter()
+            .map(|(check, _)| check)
             .filter(|c| *c != OutputCheck::Intact)
             .collect()
+    }
+
+    /// Whether [`check_outputs`](Self::check_outputs) re-verified racy
+    /// entries, so that the record is worth saving again.
+    pub fn refreshed(&self) -> bool {
+        self.refreshed
     }
 
     /// What a stage needs to know about the previous outputs.
@@ -113,6 +152,16 @@ impl TargetRecord {
                 })
                 .collect(),
         }
+    }
+}
+
+/// The bytes of a path up to its last `/` (its parent), without the cost of
+/// `Path::parent`'s component parsing: called for every output of a no-op.
+fn parent_bytes(path: &Path) -> &[u8] {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    match bytes.iter().rposition(|&b| b == b'/') {
+        Some(i) => &bytes[..i],
+        None => &[],
     }
 }
 
