@@ -139,6 +139,7 @@ fn run(cli: &Cli, verbosity: Verbosity, cancelled: &Arc<AtomicBool>) -> Result<u
         Command::Watch(args) => watch(cli, args, verbosity, cancelled),
         Command::Inspect(args) => inspect(args),
         Command::Sample(args) => sample(cli, args, verbosity),
+        Command::Serve(args) => serve(cli, args, verbosity, cancelled),
     }
 }
 
@@ -609,5 +610,49 @@ fn watch(
     };
     pipe::watch::watch(&path, &opts, cancelled, &reporter, &mut print).map_err(Failure::Runtime)?;
     reporter.finish();
+    Ok(exit::OK)
+}
+
+fn serve(
+    cli: &Cli,
+    args: &cli::ServeArgs,
+    verbosity: Verbosity,
+    cancelled: &Arc<AtomicBool>,
+) -> Result<u8, Failure> {
+    let path = match &cli.manifest {
+        Some(p) => p.clone(),
+        None => {
+            let cwd = std::env::current_dir().map_err(|e| Failure::Runtime(e.to_string()))?;
+            Manifest::discover(&cwd)?
+        }
+    };
+    // Fail at once on a broken manifest; afterwards every request reads it
+    // again and reports problems on the page.
+    load(cli, verbosity)?;
+    let bind = args
+        .bind
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    let opts = pipe::server::ServeOptions {
+        manifest: path,
+        bind,
+        port: args.port,
+        jobs: args.jobs.unwrap_or(0),
+        strict: args.strict,
+    };
+    pipe::server::serve(&opts, cancelled.clone(), |addr| {
+        if !pipe::server::is_local(addr.ip()) {
+            eprintln!(
+                "warning: listening on {addr}, not only on this machine: anyone who can reach it can start builds"
+            );
+        }
+        // Tests and scripts wait for this line to learn the port.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on http://{addr}");
+        let _ = out.flush();
+    })
+    .map_err(Failure::Runtime)?;
+    if verbosity > Verbosity::Quiet {
+        eprintln!("serve: stopped");
+    }
     Ok(exit::OK)
 }
