@@ -176,10 +176,9 @@ fn error(code: StatusCode, message: String, extra: Option<(&str, Value)>) -> Res
 fn load(manifest: &std::path::Path) -> Result<(Manifest, Graph), String> {
     let render = |e: ManifestErrors| {
         let mut out = String::new();
-        let handler = miette::GraphicalReportHandler::new_themed(
-            miette::GraphicalTheme::unicode_nocolor(),
-        )
-        .with_width(100);
+        let handler =
+            miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+                .with_width(100);
         match handler.render_report(&mut out, &e) {
             Ok(()) => out,
             Err(_) => e.to_string(),
@@ -274,9 +273,11 @@ async fn models(State(app): State<Arc<App>>) -> Response {
 /// (the path comes from models.d, never from a request).
 fn count_vectors(file: &std::path::Path) -> Result<u64, String> {
     let conn = crate::sqlite::open_read_only(file).map_err(|e| e.to_string())?;
-    conn.query_row("SELECT count(*) FROM embeddings", [], |r| r.get::<_, i64>(0))
-        .map(|n| n.max(0) as u64)
-        .map_err(|e| format!("not an embeddings database: {e}"))
+    conn.query_row("SELECT count(*) FROM embeddings", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| n.max(0) as u64)
+    .map_err(|e| format!("not an embeddings database: {e}"))
 }
 
 /// One target, as `GET /api/status` shows it.
@@ -299,9 +300,9 @@ async fn status(State(app): State<Arc<App>>) -> Response {
     let cancelled = app.cancelled.clone();
     let result = blocking(move || {
         let (manifest, graph) = load(&path).map_err(manifest_error)?;
-        let all = graph.select(&[]).map_err(|e| {
-            error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None)
-        })?;
+        let all = graph
+            .select(&[])
+            .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None))?;
         // Read-only, like `pipe status`: no lock, so the page stays
         // responsive while a build (ours or a terminal's) runs.
         let executor = Executor::new(&manifest, &graph, cancelled);
@@ -400,7 +401,11 @@ enum Invalid {
 
 /// The targets a request selects, as `pipe build -m MODEL [--skip-json]`
 /// would (same rules as the command line's `build_selection`).
-fn selection(manifest: &Manifest, graph: &Graph, req: &BuildRequest) -> Result<Vec<String>, Invalid> {
+fn selection(
+    manifest: &Manifest,
+    graph: &Graph,
+    req: &BuildRequest,
+) -> Result<Vec<String>, Invalid> {
     let ids: Vec<String> = manifest.models.iter().map(|m| m.id.clone()).collect();
     if let Some(id) = &req.embedding_model {
         if manifest.model(id).is_none() {
@@ -469,10 +474,18 @@ async fn start_build(
     let targets = match selection(&manifest, &graph, &req) {
         Ok(t) => t,
         Err(Invalid::Model(message, ids)) => {
-            return error(StatusCode::BAD_REQUEST, message, Some(("models", json!(ids))))
+            return error(
+                StatusCode::BAD_REQUEST,
+                message,
+                Some(("models", json!(ids))),
+            )
         }
         Err(Invalid::Target(message, names)) => {
-            return error(StatusCode::BAD_REQUEST, message, Some(("targets", json!(names))))
+            return error(
+                StatusCode::BAD_REQUEST,
+                message,
+                Some(("targets", json!(names))),
+            )
         }
         Err(Invalid::Empty) => {
             return error(
@@ -544,7 +557,10 @@ async fn progress(State(app): State<Arc<App>>) -> Response {
         (rx, shutdown, snapshot),
         |(mut rx, mut shutdown, mut snapshot)| async move {
             if let Some(s) = snapshot.take() {
-                return Some((Ok::<_, Infallible>(Event::default().data(&*s)), (rx, shutdown, None)));
+                return Some((
+                    Ok::<_, Infallible>(Event::default().data(&*s)),
+                    (rx, shutdown, None),
+                ));
             }
             loop {
                 if *shutdown.borrow() {

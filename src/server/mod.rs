@@ -81,7 +81,12 @@ async fn run(
 ) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind((opts.bind, opts.port))
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", SocketAddr::new(opts.bind, opts.port)))?;
+        .map_err(|e| {
+            format!(
+                "cannot listen on {}: {e}",
+                SocketAddr::new(opts.bind, opts.port)
+            )
+        })?;
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
@@ -102,7 +107,11 @@ async fn run(
             let _ = shutdown_tx.send(true);
         }
     };
-    let server = axum::serve(listener, api::router(app, security::Allowed::for_addr(addr))).with_graceful_shutdown(stop);
+    let server = axum::serve(
+        listener,
+        api::router(app, security::Allowed::for_addr(addr)),
+    )
+    .with_graceful_shutdown(stop);
     let cancelled_wait = async {
         while !cancelled.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(100)).await;

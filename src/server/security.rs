@@ -100,7 +100,11 @@ impl Allowed {
 }
 
 /// Middleware: refuse foreign requests with 403, add protective headers.
-pub async fn guard(State(allowed): State<Arc<Allowed>>, req: Request<Body>, next: Next) -> Response {
+pub async fn guard(
+    State(allowed): State<Arc<Allowed>>,
+    req: Request<Body>,
+    next: Next,
+) -> Response {
     if let Some(why) = allowed.refuse(req.method(), req.headers()) {
         let body = serde_json::json!({ "error": why });
         return with_headers((StatusCode::FORBIDDEN, axum::Json(body)).into_response());
@@ -145,11 +149,21 @@ mod tests {
     #[test]
     fn host_must_be_loopback_with_our_port() {
         let a = Allowed::for_addr("127.0.0.1:4100".parse().expect("addr"));
-        for ok in ["127.0.0.1:4100", "localhost:4100", "LOCALHOST:4100", "[::1]:4100"] {
+        for ok in [
+            "127.0.0.1:4100",
+            "localhost:4100",
+            "LOCALHOST:4100",
+            "[::1]:4100",
+        ] {
             let h = HeaderMap::from_iter([(header::HOST, HeaderValue::from_static(ok))]);
             assert_eq!(a.refuse(&Method::GET, &h), None, "{ok}");
         }
-        for bad in ["evil.example:4100", "127.0.0.1:4101", "127.0.0.1", "localhost.evil:4100"] {
+        for bad in [
+            "evil.example:4100",
+            "127.0.0.1:4101",
+            "127.0.0.1",
+            "localhost.evil:4100",
+        ] {
             let h = HeaderMap::from_iter([(header::HOST, HeaderValue::from_static(bad))]);
             assert!(a.refuse(&Method::GET, &h).is_some(), "{bad}");
         }
@@ -159,14 +173,23 @@ mod tests {
     #[test]
     fn foreign_origin_is_refused_on_post_only() {
         let a = Allowed::for_addr("127.0.0.1:4100".parse().expect("addr"));
-        let foreign = headers(&[("host", "127.0.0.1:4100"), ("origin", "http://evil.example")]);
+        let foreign = headers(&[
+            ("host", "127.0.0.1:4100"),
+            ("origin", "http://evil.example"),
+        ]);
         assert!(a.refuse(&Method::POST, &foreign).is_some());
         assert_eq!(a.refuse(&Method::GET, &foreign), None);
         let null = headers(&[("host", "127.0.0.1:4100"), ("origin", "null")]);
         assert!(a.refuse(&Method::POST, &null).is_some());
-        let other_port = headers(&[("host", "127.0.0.1:4100"), ("origin", "http://127.0.0.1:9999")]);
+        let other_port = headers(&[
+            ("host", "127.0.0.1:4100"),
+            ("origin", "http://127.0.0.1:9999"),
+        ]);
         assert!(a.refuse(&Method::POST, &other_port).is_some());
-        let ours = headers(&[("host", "127.0.0.1:4100"), ("origin", "http://localhost:4100")]);
+        let ours = headers(&[
+            ("host", "127.0.0.1:4100"),
+            ("origin", "http://localhost:4100"),
+        ]);
         assert_eq!(a.refuse(&Method::POST, &ours), None);
         let curl = headers(&[("host", "127.0.0.1:4100")]);
         assert_eq!(a.refuse(&Method::POST, &curl), None);
