@@ -62,12 +62,12 @@ async function loadModels() {
         : el('span', { class: 'badge present' }, `${m.vectors.toLocaleString()} vectors`))
       : el('span', { class: 'badge missing' }, 'file missing');
     rows.push(el('tr', {},
-      el('td', {}, el('span', { class: 'name' }, m.name),
+      el('td', { class: 'nowrap' }, el('span', { class: 'name' }, m.name),
         m.default ? el('span', { class: 'badge default' }, 'default') : null,
         el('span', { class: 'id' }, m.id)),
       el('td', { class: 'num' }, m.dimensions),
       el('td', {}, m.description || '—'),
-      el('td', {}, embeddings, el('span', { class: 'id' }, m.embeddings))));
+      el('td', { class: 'nowrap' }, embeddings, el('span', { class: 'id' }, m.embeddings))));
   }
   $('models').replaceChildren(...rows);
   select.value = modelsById[chosen] ? chosen : '';
@@ -76,9 +76,14 @@ async function loadModels() {
 
 function describeModel() {
   const m = modelsById[$('model').value];
-  $('model-hint').textContent = m
-    ? `${m.description || m.name}. Builds movies-db@${m.id}${$('skip-json').checked ? '' : ' and movie-json'}.`
-    : `Builds every model's database${$('skip-json').checked ? '' : ' and the JSON files'}.`;
+  const json = !$('skip-json').checked;
+  const hint = $('model-hint');
+  if (m) {
+    hint.replaceChildren(`${m.description || m.name}. Builds `, el('code', {}, `movies-db@${m.id}`),
+      json ? ' and ' : '', json ? el('code', {}, 'movie-json') : '', '.');
+  } else {
+    hint.replaceChildren(`Builds every model's database${json ? ' and the JSON files' : ''}.`);
+  }
 }
 
 // --- targets and the state of builds ----------------------------------------
