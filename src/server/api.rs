@@ -189,25 +189,28 @@ fn load(manifest: &std::path::Path) -> Result<(Manifest, Graph), String> {
     Ok((manifest, graph))
 }
 
+/// An error answer, boxed: a `Response` is large and travels in `Result`s.
+type Refusal = Box<Response>;
+
 /// Run blocking work (file reads, hashing, SQLite) off the async workers.
 async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, Response> + Send + 'static,
-) -> Result<T, Response> {
+    f: impl FnOnce() -> Result<T, Refusal> + Send + 'static,
+) -> Result<T, Refusal> {
     tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
-        Err(error(
+        Err(Box::new(error(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("internal error: {e}"),
             None,
-        ))
+        )))
     })
 }
 
-fn manifest_error(diagnostic: String) -> Response {
-    error(
+fn manifest_error(diagnostic: String) -> Refusal {
+    Box::new(error(
         StatusCode::INTERNAL_SERVER_ERROR,
         "pipeline.toml or a model file is invalid".into(),
         Some(("diagnostic", Value::String(diagnostic))),
-    )
+    ))
 }
 
 /// One model, as `GET /api/models` shows it.
@@ -265,7 +268,7 @@ async fn models(State(app): State<Arc<App>>) -> Response {
     .await;
     match result {
         Ok(models) => Json(json!({ "models": models })).into_response(),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -300,18 +303,22 @@ async fn status(State(app): State<Arc<App>>) -> Response {
     let cancelled = app.cancelled.clone();
     let result = blocking(move || {
         let (manifest, graph) = load(&path).map_err(manifest_error)?;
-        let all = graph
-            .select(&[])
-            .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None))?;
+        let all = graph.select(&[]).map_err(|e| {
+            Box::new(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                e.to_string(),
+                None,
+            ))
+        })?;
         // Read-only, like `pipe status`: no lock, so the page stays
         // responsive while a build (ours or a terminal's) runs.
         let executor = Executor::new(&manifest, &graph, cancelled);
         let states = executor.status(&all).map_err(|e| {
-            error(
+            Box::new(error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("cannot read the build state: {e}"),
                 None,
-            )
+            ))
         })?;
         let targets: Vec<(Staleness, &'static str, Option<String>, String)> = states
             .into_iter()
@@ -331,7 +338,7 @@ async fn status(State(app): State<Arc<App>>) -> Response {
     .await;
     let (root, states) = match result {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let builds = app.builds();
     let targets: Vec<TargetInfo> = states
@@ -469,7 +476,7 @@ async fn start_build(
     let loaded = blocking(move || load(&path).map_err(manifest_error)).await;
     let (manifest, graph) = match loaded {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let targets = match selection(&manifest, &graph, &req) {
         Ok(t) => t,
