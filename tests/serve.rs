@@ -365,3 +365,38 @@ fn ctrl_c_stops_cleanly_with_a_stream_open() {
         "still listening"
     );
 }
+
+#[test]
+fn binding_beyond_loopback_needs_the_flag_and_warns() {
+    use std::io::{BufRead, BufReader, Read};
+    let p = sample();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("pipe"))
+        .current_dir(p.dir.path())
+        .args(["serve", "--port", "0", "--bind", "0.0.0.0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
+    assert!(line.starts_with("listening on http://0.0.0.0:"), "{line}");
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
+    let _ = child.wait();
+    assert!(
+        stderr.contains("warning: listening on 0.0.0.0:")
+            && stderr.contains("anyone who can reach it"),
+        "{stderr}"
+    );
+}
