@@ -59,6 +59,9 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Generate a deterministic sample data set (movies, collections, embeddings).
     Sample(SampleArgs),
+    /// Serve the admin page: models, target states, and builds with live progress.
+    #[command(after_help = SERVE_HELP)]
+    Serve(ServeArgs),
 }
 
 const BUILD_HELP: &str = "\
@@ -233,4 +236,33 @@ pub struct WatchArgs {
     /// by default they are left alone.
     #[arg(long)]
     pub prune: bool,
+}
+
+const SERVE_HELP: &str = "\
+The page and its API (GET /api/models, GET /api/status, POST /api/build,
+GET /api/progress) answer only requests that name this machine
+(Host localhost, 127.0.0.1 or [::1] with the port) and refuse state-changing
+requests from other sites. Builds share the project lock and .pipe/ state
+with `pipe build`.
+
+Examples:
+  pipe serve                     http://127.0.0.1:7878/
+  pipe serve --port 0            any free port (printed on stdout)";
+
+/// `pipe serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Port to listen on (0: any free port).
+    #[arg(short, long, default_value_t = 7878)]
+    pub port: u16,
+    /// Listen on this address instead of 127.0.0.1. Anyone who can reach it
+    /// can start builds: use only on a network you trust.
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<std::net::IpAddr>,
+    /// Parallel jobs for builds (default: one per core).
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Treat data-losing warnings (a missing embeddings file) as errors.
+    #[arg(long)]
+    pub strict: bool,
 }

@@ -182,6 +182,24 @@ pub struct UnknownTarget {
     pub available: Vec<String>,
 }
 
+/// Why the original options (`-m MODEL`, `--skip-json`) select nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum OriginalSelectionError {
+    /// `-m` names a model that models.d does not declare.
+    #[error("unknown embedding model `{model}`{}\navailable models: {}", .suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default(), .models.join(", "))]
+    UnknownModel {
+        /// The id given.
+        model: String,
+        /// The closest declared id.
+        suggestion: Option<String>,
+        /// Every declared id.
+        models: Vec<String>,
+    },
+    /// Nothing is left (e.g. --skip-json in a pipeline with only JSON targets).
+    #[error("this selection has no targets")]
+    Empty,
+}
+
 impl Graph {
     /// Expand the manifest's declarations into targets and check the result.
     pub fn build(manifest: &Manifest) -> Result<Graph, ManifestErrors> {
@@ -321,6 +339,41 @@ impl Graph {
             }
         }
         Ok(self.topological(&selected))
+    }
+
+    /// The targets the original generate-sqlite options select, as names for
+    /// [`Graph::select`]: `-m MODEL` = that model's targets plus the targets
+    /// that have no model (the JSON files); `--skip-json` leaves out the
+    /// movie-json targets. Used by the command line and the admin page alike.
+    pub fn select_original(
+        &self,
+        models: &[crate::manifest::Model],
+        model: Option<&str>,
+        skip_json: bool,
+    ) -> Result<Vec<String>, OriginalSelectionError> {
+        if let Some(id) = model {
+            if !models.iter().any(|m| m.id == id) {
+                let ids: Vec<String> = models.iter().map(|m| m.id.clone()).collect();
+                return Err(OriginalSelectionError::UnknownModel {
+                    suggestion: crate::suggest::closest(id, ids.iter().map(String::as_str))
+                        .map(str::to_string),
+                    model: id.to_string(),
+                    models: ids,
+                });
+            }
+        }
+        let names: Vec<String> = self
+            .targets
+            .iter()
+            .filter(|t| model.is_none_or(|id| t.model.as_ref().is_none_or(|m| m.id == id)))
+            .filter(|t| !(skip_json && t.spec.kind() == "movie-json"))
+            .map(|t| t.name.clone())
+            .collect();
+        // An empty list would mean "everything" to `select`.
+        if names.is_empty() {
+            return Err(OriginalSelectionError::Empty);
+        }
+        Ok(names)
     }
 
     /// Every name a user can give: full names and bare per-model names.

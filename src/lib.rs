@@ -16,8 +16,8 @@
 //! 6. [`artifact`]: every output is written to a temporary file and renamed
 //!    into place.
 //!
-//! The command line (`src/main.rs`, `src/cli.rs`) and [`watch`] mode are thin
-//! layers over this library.
+//! The command line (`src/main.rs`, `src/cli.rs`), [`watch`] mode and the
+//! admin page ([`server`], `pipe serve`) are thin layers over this library.
 //! [`sample`] generates synthetic inputs of any size for tests and benchmarks.
 
 pub mod artifact;
@@ -28,6 +28,7 @@ pub mod lockfile;
 pub mod manifest;
 pub mod movies;
 pub mod sample;
+pub mod server;
 pub mod sqlite;
 pub mod stage;
 pub mod stages;

@@ -139,6 +139,7 @@ fn run(cli: &Cli, verbosity: Verbosity, cancelled: &Arc<AtomicBool>) -> Result<u
         Command::Watch(args) => watch(cli, args, verbosity, cancelled),
         Command::Inspect(args) => inspect(args),
         Command::Sample(args) => sample(cli, args, verbosity),
+        Command::Serve(args) => serve(cli, args, verbosity, cancelled),
     }
 }
 
@@ -149,36 +150,19 @@ fn build_selection(
     graph: &Graph,
     args: &cli::BuildArgs,
 ) -> Result<Vec<String>, Failure> {
-    let mut names: Vec<String> = args.targets.iter().chain(&args.target).cloned().collect();
-    if args.model.is_none() && !args.skip_json {
+    let names: Vec<String> = args.targets.iter().chain(&args.target).cloned().collect();
+    if (args.model.is_none() && !args.skip_json) || !names.is_empty() {
+        if let Some(id) = &args.model {
+            // Still refuse an unknown model, as the original did.
+            graph
+                .select_original(&manifest.models, Some(id), false)
+                .map_err(|e| Failure::Usage(e.to_string()))?;
+        }
         return Ok(names);
     }
-    if let Some(id) = &args.model {
-        if manifest.model(id).is_none() {
-            let ids: Vec<&str> = manifest.models.iter().map(|m| m.id.as_str()).collect();
-            let hint = pipe::suggest::closest(id, ids.iter().copied())
-                .map(|s| format!(" (did you mean `{s}`?)"))
-                .unwrap_or_default();
-            return Err(Failure::Usage(format!(
-                "unknown embedding model `{id}`{hint}\navailable models: {}",
-                ids.join(", ")
-            )));
-        }
-    }
-    if names.is_empty() {
-        names = graph
-            .targets
-            .iter()
-            .filter(|t| {
-                args.model
-                    .as_ref()
-                    .is_none_or(|id| t.model.as_ref().is_none_or(|m| &m.id == id))
-            })
-            .filter(|t| !(args.skip_json && t.spec.kind() == "movie-json"))
-            .map(|t| t.name.clone())
-            .collect();
-    }
-    Ok(names)
+    graph
+        .select_original(&manifest.models, args.model.as_deref(), args.skip_json)
+        .map_err(|e| Failure::Usage(e.to_string()))
 }
 
 fn build(
@@ -609,5 +593,49 @@ fn watch(
     };
     pipe::watch::watch(&path, &opts, cancelled, &reporter, &mut print).map_err(Failure::Runtime)?;
     reporter.finish();
+    Ok(exit::OK)
+}
+
+fn serve(
+    cli: &Cli,
+    args: &cli::ServeArgs,
+    verbosity: Verbosity,
+    cancelled: &Arc<AtomicBool>,
+) -> Result<u8, Failure> {
+    let path = match &cli.manifest {
+        Some(p) => p.clone(),
+        None => {
+            let cwd = std::env::current_dir().map_err(|e| Failure::Runtime(e.to_string()))?;
+            Manifest::discover(&cwd)?
+        }
+    };
+    // Fail at once on a broken manifest; afterwards every request reads it
+    // again and reports problems on the page.
+    load(cli, verbosity)?;
+    let bind = args
+        .bind
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    let opts = pipe::server::ServeOptions {
+        manifest: path,
+        bind,
+        port: args.port,
+        jobs: args.jobs.unwrap_or(0),
+        strict: args.strict,
+    };
+    pipe::server::serve(&opts, cancelled.clone(), |addr| {
+        if !pipe::server::is_local(addr.ip()) {
+            eprintln!(
+                "warning: listening on {addr}, not only on this machine: anyone who can reach it can start builds"
+            );
+        }
+        // Tests and scripts wait for this line to learn the port.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on http://{addr}");
+        let _ = out.flush();
+    })
+    .map_err(Failure::Runtime)?;
+    if verbosity > Verbosity::Quiet {
+        eprintln!("serve: stopped");
+    }
     Ok(exit::OK)
 }

@@ -1,6 +1,8 @@
 //! A temporary pipe project driven through the real binary.
 #![allow(dead_code)]
 
+pub mod server;
+
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
 

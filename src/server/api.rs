@@ -1,0 +1,576 @@
+//! The routes: the page, `/api/models`, `/api/status`, `/api/build` and the
+//! `/api/progress` event stream.
+
+use super::build::{self, ProgressEvent, Running};
+use super::security::{self, Allowed};
+use super::ServeOptions;
+use crate::executor::{Executor, Staleness};
+use crate::graph::{Graph, OriginalSelectionError};
+use crate::manifest::{Manifest, ManifestErrors};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{broadcast, watch};
+
+const INDEX_HTML: &str = include_str!("assets/index.html");
+const APP_JS: &str = include_str!("assets/app.js");
+const STYLE_CSS: &str = include_str!("assets/style.css");
+
+/// How often the event stream sends a comment, so that proxies and browsers
+/// keep an idle stream open.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// What the server shares between requests.
+pub struct App {
+    manifest: PathBuf,
+    /// Jobs for builds (0: one per core).
+    pub jobs: usize,
+    /// `--strict` for builds.
+    pub strict: bool,
+    /// Set by Ctrl-C; the executor stops on it.
+    pub cancelled: Arc<AtomicBool>,
+    events: broadcast::Sender<Arc<str>>,
+    shutdown: watch::Receiver<bool>,
+    builds: Mutex<Builds>,
+}
+
+/// The build in flight and the last result.
+#[derive(Default)]
+struct Builds {
+    next_id: u64,
+    running: Option<Running>,
+    /// The latest event of the running build, sent first to a stream that
+    /// connects mid-build (a reloaded page).
+    latest: Option<Arc<str>>,
+    /// The final event of the last build (stays on the page after a reload).
+    last: Option<ProgressEvent>,
+}
+
+impl App {
+    /// State for a server bound to `addr`.
+    pub fn new(
+        opts: &ServeOptions,
+        cancelled: Arc<AtomicBool>,
+        shutdown: watch::Receiver<bool>,
+    ) -> App {
+        let (events, _) = broadcast::channel(256);
+        App {
+            manifest: opts.manifest.clone(),
+            jobs: opts.jobs,
+            strict: opts.strict,
+            cancelled,
+            events,
+            shutdown,
+            builds: Mutex::new(Builds::default()),
+        }
+    }
+
+    fn builds(&self) -> MutexGuard<'_, Builds> {
+        // A panic while holding this lock cannot leave it inconsistent in a
+        // way that matters more than serving the page.
+        self.builds.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Change the running build's summary (no-op between builds).
+    pub fn update(&self, f: impl FnOnce(&mut Running)) {
+        if let Some(r) = self.builds().running.as_mut() {
+            f(r);
+        }
+    }
+
+    /// Send an event of the running build to every stream, with the
+    /// build's target counts filled in.
+    pub fn emit_progress(&self, mut event: ProgressEvent) {
+        let mut builds = self.builds();
+        if let Some(r) = builds.running.as_mut() {
+            if !event.message.is_empty() {
+                r.message = event.message.clone();
+            }
+            event.current = r.current;
+            event.total = r.total;
+        }
+        let Ok(text) = serde_json::to_string(&event) else {
+            return;
+        };
+        let text: Arc<str> = text.into();
+        builds.latest = Some(text.clone());
+        // Sent under the lock so that a stream subscribing meanwhile gets
+        // either this event as its snapshot or from the channel, in order.
+        let _ = self.events.send(text);
+    }
+
+    /// The build is over: record its result, allow the next one, tell the
+    /// streams. In this order, so that a client that sees `completed` and
+    /// starts another build at once is not refused.
+    fn finish(&self, event: ProgressEvent) {
+        let text: Option<Arc<str>> = serde_json::to_string(&event).ok().map(Into::into);
+        let mut builds = self.builds();
+        builds.running = None;
+        builds.latest = None;
+        builds.last = Some(event);
+        if let Some(text) = text {
+            let _ = self.events.send(text);
+        }
+    }
+}
+
+/// All routes, behind the security guard.
+pub fn router(app: Arc<App>, allowed: Allowed) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/app.js", get(app_js))
+        .route("/style.css", get(style_css))
+        .route("/api/models", get(models))
+        .route("/api/status", get(status))
+        .route("/api/build", post(start_build))
+        .route("/api/progress", get(progress))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(allowed),
+            security::guard,
+        ))
+        .with_state(app)
+}
+
+async fn index() -> Response {
+    asset("text/html; charset=utf-8", INDEX_HTML)
+}
+
+async fn app_js() -> Response {
+    asset("text/javascript; charset=utf-8", APP_JS)
+}
+
+async fn style_css() -> Response {
+    asset("text/css; charset=utf-8", STYLE_CSS)
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "no such page".into(), None)
+}
+
+/// `{"error": message, ...extra}` with a status code.
+fn error(code: StatusCode, message: String, extra: Option<(&str, Value)>) -> Response {
+    let mut body = json!({ "error": message });
+    if let (Some((key, value)), Some(map)) = (extra, body.as_object_mut()) {
+        map.insert(key.to_string(), value);
+    }
+    (code, Json(body)).into_response()
+}
+
+/// The manifest, read again from disk, rendered without colour if invalid.
+fn load(manifest: &std::path::Path) -> Result<(Manifest, Graph), String> {
+    let render = |e: ManifestErrors| {
+        let mut out = String::new();
+        let handler =
+            miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+                .with_width(100);
+        match handler.render_report(&mut out, &e) {
+            Ok(()) => out,
+            Err(_) => e.to_string(),
+        }
+    };
+    let manifest = Manifest::load(manifest).map_err(render)?;
+    let graph = Graph::build(&manifest).map_err(render)?;
+    Ok((manifest, graph))
+}
+
+/// An error answer, boxed: a `Response` is large and travels in `Result`s.
+type Refusal = Box<Response>;
+
+/// Run blocking work (file reads, hashing, SQLite) off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Refusal> + Send + 'static,
+) -> Result<T, Refusal> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(Box::new(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("internal error: {e}"),
+            None,
+        )))
+    })
+}
+
+fn manifest_error(diagnostic: String) -> Refusal {
+    Box::new(error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "pipeline.toml or a model file is invalid".into(),
+        Some(("diagnostic", Value::String(diagnostic))),
+    ))
+}
+
+/// One model, as `GET /api/models` shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ModelInfo {
+    id: String,
+    name: String,
+    dimensions: u32,
+    metric: String,
+    description: String,
+    default: bool,
+    embeddings: String,
+    embeddings_present: bool,
+    /// Rows of the embeddings table (None: missing or unreadable).
+    vectors: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    embeddings_error: Option<String>,
+}
+
+async fn models(State(app): State<Arc<App>>) -> Response {
+    let path = app.manifest.clone();
+    let result = blocking(move || {
+        let (manifest, _) = load(&path).map_err(manifest_error)?;
+        let models: Vec<ModelInfo> = manifest
+            .models
+            .iter()
+            .map(|m| {
+                let file = manifest.root.join(&m.embeddings);
+                let present = file.is_file();
+                let (vectors, embeddings_error) = if present {
+                    match count_vectors(&file) {
+                        Ok(n) => (Some(n), None),
+                        Err(e) => (None, Some(e)),
+                    }
+                } else {
+                    (None, None)
+                };
+                ModelInfo {
+                    id: m.id.clone(),
+                    name: m.name.clone(),
+                    dimensions: m.dimensions,
+                    metric: m.metric.as_str().to_string(),
+                    description: m.description.clone(),
+                    default: m.default,
+                    embeddings: m.embeddings.display().to_string(),
+                    embeddings_present: present,
+                    vectors,
+                    embeddings_error,
+                }
+            })
+            .collect();
+        Ok(models)
+    })
+    .await;
+    match result {
+        Ok(models) => Json(json!({ "models": models })).into_response(),
+        Err(r) => *r,
+    }
+}
+
+/// Rows of an embeddings database's `embeddings` table, opened read-only
+/// (the path comes from models.d, never from a request).
+fn count_vectors(file: &std::path::Path) -> Result<u64, String> {
+    let conn = crate::sqlite::open_read_only(file).map_err(|e| e.to_string())?;
+    conn.query_row("SELECT count(*) FROM embeddings", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| n.max(0) as u64)
+    .map_err(|e| format!("not an embeddings database: {e}"))
+}
+
+/// One target, as `GET /api/status` shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TargetInfo {
+    name: String,
+    kind: &'static str,
+    model: Option<String>,
+    description: String,
+    /// `up-to-date`, `stale`, `missing-input`, `failed` or `building`.
+    state: &'static str,
+    reasons: Vec<String>,
+    missing_inputs: Vec<String>,
+    last_error: Option<String>,
+}
+
+async fn status(State(app): State<Arc<App>>) -> Response {
+    let path = app.manifest.clone();
+    let cancelled = app.cancelled.clone();
+    let result = blocking(move || {
+        let (manifest, graph) = load(&path).map_err(manifest_error)?;
+        let all = graph.select(&[]).map_err(|e| {
+            Box::new(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                e.to_string(),
+                None,
+            ))
+        })?;
+        // Read-only, like `pipe status`: no lock, so the page stays
+        // responsive while a build (ours or a terminal's) runs.
+        let executor = Executor::new(&manifest, &graph, cancelled);
+        let states = executor.status(&all).map_err(|e| {
+            Box::new(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot read the build state: {e}"),
+                None,
+            ))
+        })?;
+        let targets: Vec<(Staleness, &'static str, Option<String>, String)> = states
+            .into_iter()
+            .zip(&all)
+            .map(|(s, &i)| {
+                let t = &graph.targets[i];
+                (
+                    s,
+                    t.spec.kind(),
+                    t.model.as_ref().map(|m| m.id.clone()),
+                    t.description.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
+        Ok((manifest.root.display().to_string(), targets))
+    })
+    .await;
+    let (root, states) = match result {
+        Ok(r) => r,
+        Err(r) => return *r,
+    };
+    let builds = app.builds();
+    let targets: Vec<TargetInfo> = states
+        .into_iter()
+        .map(|(s, kind, model, description)| {
+            let building = builds
+                .running
+                .as_ref()
+                .is_some_and(|r| r.building.contains(&s.name));
+            let state = if building {
+                "building"
+            } else if !s.missing_inputs.is_empty() {
+                "missing-input"
+            } else if s.reasons.is_empty() {
+                "up-to-date"
+            } else if s.last_error.is_some() {
+                "failed"
+            } else {
+                "stale"
+            };
+            TargetInfo {
+                name: s.name,
+                kind,
+                model,
+                description,
+                state,
+                reasons: s.reasons.iter().map(|r| r.to_string()).collect(),
+                missing_inputs: s
+                    .missing_inputs
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect(),
+                last_error: s.last_error,
+            }
+        })
+        .collect();
+    Json(json!({
+        "root": root,
+        "building": builds.running.is_some(),
+        "build": builds.running,
+        "last": builds.last,
+        "targets": targets,
+    }))
+    .into_response()
+}
+
+/// `POST /api/build`: either targets, or the original's model + skip flag.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct BuildRequest {
+    /// Target names (`movies-db@potion`, or a bare `movies-db` for every model).
+    #[serde(default)]
+    targets: Vec<String>,
+    /// The original's `embeddingModel`: this model's targets (+ movie-json).
+    embedding_model: Option<String>,
+    /// The original's `skipJsonGeneration`: leave out movie-json.
+    #[serde(default)]
+    skip_json_generation: bool,
+}
+
+/// Why a request names nothing we can build.
+enum Invalid {
+    Model(String, Vec<String>),
+    Target(String, Vec<String>),
+    Empty,
+}
+
+/// The targets a request selects, as `pipe build -m MODEL [--skip-json]`
+/// would (the same rules as the command line: [`Graph::select_original`]).
+fn selection(
+    manifest: &Manifest,
+    graph: &Graph,
+    req: &BuildRequest,
+) -> Result<Vec<String>, Invalid> {
+    if !req.targets.is_empty() {
+        return match graph.select(&req.targets) {
+            Ok(_) => Ok(req.targets.clone()),
+            Err(e) => Err(Invalid::Target(
+                e.to_string(),
+                graph.targets.iter().map(|t| t.name.clone()).collect(),
+            )),
+        };
+    }
+    if req.embedding_model.is_none() && !req.skip_json_generation {
+        return Ok(Vec::new()); // everything
+    }
+    graph
+        .select_original(
+            &manifest.models,
+            req.embedding_model.as_deref(),
+            req.skip_json_generation,
+        )
+        .map_err(|e| match e {
+            OriginalSelectionError::UnknownModel { ref models, .. } => {
+                Invalid::Model(e.to_string(), models.clone())
+            }
+            OriginalSelectionError::Empty => Invalid::Empty,
+        })
+}
+
+async fn start_build(
+    State(app): State<Arc<App>>,
+    body: Result<Json<BuildRequest>, JsonRejection>,
+) -> Response {
+    let req = match body {
+        Ok(Json(r)) => r,
+        Err(e) => {
+            return error(
+                e.status(),
+                format!(
+                    "{}; send {{\"targets\": [...]}} or {{\"embeddingModel\": \"potion\", \"skipJsonGeneration\": true}} as application/json",
+                    e.body_text()
+                ),
+                None,
+            )
+        }
+    };
+    let path = app.manifest.clone();
+    let loaded = blocking(move || load(&path).map_err(manifest_error)).await;
+    let (manifest, graph) = match loaded {
+        Ok(l) => l,
+        Err(r) => return *r,
+    };
+    let targets = match selection(&manifest, &graph, &req) {
+        Ok(t) => t,
+        Err(Invalid::Model(message, ids)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                message,
+                Some(("models", json!(ids))),
+            )
+        }
+        Err(Invalid::Target(message, names)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                message,
+                Some(("targets", json!(names))),
+            )
+        }
+        Err(Invalid::Empty) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "this selection has no targets".into(),
+                None,
+            )
+        }
+    };
+    // Check and claim under one lock: two requests at once cannot both start.
+    let id = {
+        let mut builds = app.builds();
+        if let Some(r) = &builds.running {
+            let running = json!(r);
+            drop(builds);
+            return error(
+                StatusCode::CONFLICT,
+                "a build is already running; wait for it to finish".into(),
+                Some(("build", running)),
+            );
+        }
+        builds.next_id += 1;
+        let id = builds.next_id;
+        builds.running = Some(Running {
+            id,
+            targets: targets.clone(),
+            ..Running::default()
+        });
+        id
+    };
+    let what = if targets.is_empty() {
+        "every target".to_string()
+    } else {
+        targets.join(", ")
+    };
+    let mut starting = ProgressEvent::new("starting", id, format!("starting: {what}"));
+    starting.targets = targets.clone();
+    app.emit_progress(starting);
+
+    let worker = app.clone();
+    let job_targets = targets.clone();
+    let handle =
+        tokio::task::spawn_blocking(move || build::run(worker, id, manifest, graph, job_targets));
+    let finisher = app.clone();
+    tokio::spawn(async move {
+        let event = match handle.await {
+            Ok(event) => event,
+            // A panic in a stage must not leave the page "building" forever.
+            Err(e) => build::failure(id, format!("the build crashed: {e}"), Vec::new()),
+        };
+        finisher.finish(event);
+    });
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({ "status": "started", "id": id, "targets": targets })),
+    )
+        .into_response()
+}
+
+async fn progress(State(app): State<Arc<App>>) -> Response {
+    // Subscribe and read the snapshot under the lock that emitting takes,
+    // so that no event falls between the two.
+    let (rx, snapshot) = {
+        let builds = app.builds();
+        (app.events.subscribe(), builds.latest.clone())
+    };
+    let shutdown = app.shutdown.clone();
+    let stream = futures_util::stream::unfold(
+        (rx, shutdown, snapshot),
+        |(mut rx, mut shutdown, mut snapshot)| async move {
+            if let Some(s) = snapshot.take() {
+                return Some((
+                    Ok::<_, Infallible>(Event::default().data(&*s)),
+                    (rx, shutdown, None),
+                ));
+            }
+            loop {
+                if *shutdown.borrow() {
+                    return None;
+                }
+                tokio::select! {
+                    r = rx.recv() => match r {
+                        Ok(s) => return Some((Ok(Event::default().data(&*s)), (rx, shutdown, None))),
+                        // A slow reader missed some progress; the next
+                        // event says where the build is.
+                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    },
+                    r = shutdown.changed() => if r.is_err() { return None },
+                }
+            }
+        },
+    );
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"))
+        .into_response()
+}

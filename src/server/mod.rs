@@ -1,0 +1,131 @@
+//! `pipe serve`: the admin page and its small JSON API.
+//!
+//! One page (plain HTML, CSS and JavaScript compiled into the binary) lists
+//! the models and every target's state, and starts builds; a JSON API does
+//! the same for scripts:
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /` | the page (`/app.js`, `/style.css`) |
+//! | `GET /api/models` | the models of models.d, with their embeddings' vector counts |
+//! | `GET /api/status` | every target's state, the running build, the last result |
+//! | `POST /api/build` | start a build: `{"targets": [...]}` or the original's `{"embeddingModel", "skipJsonGeneration"}` |
+//! | `GET /api/progress` | Server-Sent Events following builds |
+//!
+//! Builds go through the same [`Executor`](crate::executor::Executor),
+//! project lock and `.pipe/` state as `pipe build`, on a blocking thread; an
+//! [`Observer`](crate::executor::Observer) forwards its events to a
+//! broadcast channel that feeds the event streams. The manifest is read
+//! again for every request, so edits to models.d show up without a restart.
+//!
+//! The page can start builds, so only this machine may use it: requests
+//! whose `Host` is not a loopback name with our port are refused (DNS
+//! rebinding), and so are state-changing requests from another site's page
+//! (CSRF); see [`security`].
+
+mod api;
+mod build;
+mod security;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How `pipe serve` runs.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// The project's pipeline.toml (read again for every request).
+    pub manifest: PathBuf,
+    /// Address to listen on (loopback unless the user asked otherwise).
+    pub bind: IpAddr,
+    /// Port (0: any free port).
+    pub port: u16,
+    /// Parallel jobs for builds (0: one per core).
+    pub jobs: usize,
+    /// Treat data-losing warnings as errors in builds.
+    pub strict: bool,
+}
+
+/// Serve until `cancelled` is set (Ctrl-C). `on_listening` is called once
+/// the socket is bound, with the actual address (the port may have been 0).
+///
+/// A build in flight when `cancelled` is set is stopped by the executor
+/// itself (it watches the same flag), so shutting down never leaves a
+/// half-written output.
+pub fn serve(
+    opts: &ServeOptions,
+    cancelled: Arc<AtomicBool>,
+    on_listening: impl FnOnce(SocketAddr),
+) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        // A handful of requests from one browser: two workers are plenty;
+        // builds run on blocking threads and use rayon for their own work.
+        .worker_threads(2)
+        .thread_name("pipe-serve")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the server runtime: {e}"))?;
+    let result = runtime.block_on(run(opts, cancelled, on_listening));
+    // A build thread waiting for the project lock (held by a terminal build)
+    // cannot be interrupted; do not wait for it forever.
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    result
+}
+
+async fn run(
+    opts: &ServeOptions,
+    cancelled: Arc<AtomicBool>,
+    on_listening: impl FnOnce(SocketAddr),
+) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind((opts.bind, opts.port))
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot listen on {}: {e}",
+                SocketAddr::new(opts.bind, opts.port)
+            )
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the bound address: {e}"))?;
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let app = Arc::new(api::App::new(opts, cancelled.clone(), shutdown_rx));
+    on_listening(addr);
+
+    let stop = {
+        let cancelled = cancelled.clone();
+        async move {
+            // The Ctrl-C handler of main sets this flag (the same one the
+            // executor watches); polling it keeps a single signal handler.
+            while !cancelled.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            // Ends the event streams, which would otherwise keep graceful
+            // shutdown waiting forever.
+            let _ = shutdown_tx.send(true);
+        }
+    };
+    let server = axum::serve(
+        listener,
+        api::router(app, security::Allowed::for_addr(addr)),
+    )
+    .with_graceful_shutdown(stop);
+    let cancelled_wait = async {
+        while !cancelled.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Give open connections a moment to finish, then stop regardless.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    };
+    tokio::select! {
+        r = server => r.map_err(|e| format!("server error: {e}")),
+        () = cancelled_wait => Ok(()),
+    }
+}
+
+/// Whether binding to `ip` exposes the page beyond this machine.
+pub fn is_local(ip: IpAddr) -> bool {
+    ip.is_loopback()
+}
