@@ -699,6 +699,11 @@ pub struct MovieText<T> {
 }
 
 impl<T> MovieTexts<T> {
+    /// The JSON text of movie `i` (as in the file, all sources included).
+    pub fn text_of(&self, i: usize) -> &[u8] {
+        &self.text[self.movies[i].span.clone()]
+    }
+
     /// Parse movie `i` in full, with its quality-marked sources dropped.
     /// Loading already parsed and validated it, so this fails only if the
     /// full record type accepts less than the loading one did.
@@ -754,16 +759,43 @@ impl<'de> Visitor<'de> for RawTopVisitor<'_, 'de> {
     }
 }
 
-/// A movie entry parsed on its own: the lean record, and why it is invalid.
-type Checked = Result<(MovieRow, Result<(), String>), StageError>;
+/// A movie entry parsed on its own, reduced to what loading still needs
+/// (the parsed record itself is dropped at once: holding 30,000 of them
+/// costs more than the text they came from).
+struct Checked<T> {
+    movie_id: String,
+    /// Why the entry is invalid, if it is.
+    valid: Result<(), String>,
+    /// Sources dropped for their quality marks.
+    dropped: usize,
+    /// What the caller extracted, if the movie keeps a source.
+    extra: Option<T>,
+}
 
-/// Parse and validate one entry held as text; errors give the position in
-/// the whole file.
-fn check_entry(text: &[u8], key: &str, raw: &str, shown: &Path) -> Checked {
+/// A checked entry and where its text is in the file.
+type Spanned<T> = (std::ops::Range<usize>, Checked<T>);
+
+/// Parse, validate and filter one entry held as text; errors give the
+/// position in the whole file.
+fn check_entry<T>(
+    text: &[u8],
+    key: &str,
+    raw: &str,
+    shown: &Path,
+    extract: &(impl Fn(&MovieRow) -> T + Sync),
+) -> Result<Checked<T>, StageError> {
     match serde_json::from_str::<MovieRow>(raw) {
-        Ok(m) => {
+        Ok(mut m) => {
             let valid = m.validate();
-            Ok((m, valid))
+            let before = m.sources.len();
+            m.sources.retain(SourceRow::is_clean);
+            let extra = (valid.is_ok() && !m.sources.is_empty()).then(|| extract(&m));
+            Ok(Checked {
+                dropped: before - m.sources.len(),
+                movie_id: m.movie_id,
+                valid,
+                extra,
+            })
         }
         Err(e) => {
             // Where the entry starts: its line, and the bytes before it on
@@ -790,7 +822,8 @@ fn check_entry(text: &[u8], key: &str, raw: &str, shown: &Path) -> Checked {
 /// Load movies.json as [`MovieTexts`]: the same checks, errors and
 /// filtering as [`load_movies`], but each movie is kept as text, and
 /// `extract` (run in parallel, in no particular order) takes what the
-/// caller needs from the lean record of each kept movie.
+/// caller needs from the lean record of each kept movie (sources already
+/// filtered).
 pub fn load_movie_texts<T: Send>(
     abs: &Path,
     shown: &Path,
@@ -807,18 +840,14 @@ pub fn load_movie_texts<T: Send>(
             entries: &collected,
         })
         .and_then(|()| de.end());
-    let mut raw = collected.into_inner();
+    let raw = collected.into_inner();
     // Every entry is parsed (in parallel) before any error is reported, and
     // errors are reported in file order, as a single streaming parse would.
-    let mut checked: Vec<Checked> = raw
+    let checked: Vec<Result<Checked<T>, StageError>> = raw
         .par_iter()
-        .map(|(key, r)| check_entry(&text, key, r.get(), shown))
+        .map(|(key, r)| check_entry(&text, key, r.get(), shown, &extract))
         .collect();
-    if let Some(p) = checked.iter().position(Result::is_err) {
-        if let Err(e) = checked.swap_remove(p) {
-            return Err(e);
-        }
-    }
+    let checked = checked.into_iter().collect::<Result<Vec<_>, _>>()?;
     if let Err(e) = parsed {
         let (line, column) = (e.line(), e.column());
         return Err(describe_error(
@@ -830,63 +859,54 @@ pub fn load_movie_texts<T: Send>(
             "movie",
         ));
     }
-    let mut entries: Vec<(
-        String,
-        (&serde_json::value::RawValue, MovieRow, Result<(), String>),
-    )> = raw
-        .drain(..)
+    let base = text.as_ptr() as usize;
+    let mut entries: Vec<(String, Spanned<T>)> = raw
+        .into_iter()
         .zip(checked)
-        .map(|((key, r), c)| c.map(|(m, valid)| (key, (r, m, valid))))
-        .collect::<Result<_, _>>()?;
+        .map(|((key, r), c)| {
+            let start = r.get().as_ptr() as usize - base;
+            (key, (start..start + r.get().len(), c))
+        })
+        .collect();
     js_key_order(&mut entries);
     let total = entries.len();
     let mut ids: HashMap<&str, &str> = HashMap::with_capacity(total);
-    for (key, (_, movie, valid)) in &entries {
-        if let Some(why) = ids::id_problem(&movie.movie_id) {
+    for (key, (_, c)) in &entries {
+        if let Some(why) = ids::id_problem(&c.movie_id) {
             return Err(StageError::new(format!(
                 "{}: entry {key:?}: {}",
                 shown.display(),
-                ids::hostile_message(&movie.movie_id, why)
+                ids::hostile_message(&c.movie_id, why)
             )));
         }
-        if let Some(other) = ids.insert(&movie.movie_id, key) {
+        if let Some(other) = ids.insert(&c.movie_id, key) {
             return Err(StageError::new(format!(
                 "{}: entries {other:?} and {key:?} both have movieId {:?}; movie ids must be \
                  unique. Merge the two entries or give one its correct id",
                 shown.display(),
-                movie.movie_id
+                c.movie_id
             )));
         }
-        if let Err(why) = valid {
+        if let Err(why) = &c.valid {
             return Err(StageError::new(format!(
                 "{}: movie {:?}: {why}. Fix that entry",
                 shown.display(),
-                movie.movie_id
+                c.movie_id
             )));
         }
     }
     drop(ids);
-    let base = text.as_ptr() as usize;
-    let kept: Vec<(Option<MovieText<T>>, usize)> = entries
-        .into_par_iter()
-        .map(|(_, (r, mut movie, _))| {
-            let before = movie.sources.len();
-            movie.sources.retain(SourceRow::is_clean);
-            let dropped = before - movie.sources.len();
-            if movie.sources.is_empty() {
-                return (None, dropped);
-            }
-            let start = r.get().as_ptr() as usize - base;
-            let kept = MovieText {
-                extra: extract(&movie),
-                movie_id: movie.movie_id,
-                span: start..start + r.get().len(),
-            };
-            (Some(kept), dropped)
+    let dropped_sources = entries.iter().map(|(_, (_, c))| c.dropped).sum();
+    let movies: Vec<MovieText<T>> = entries
+        .into_iter()
+        .filter_map(|(_, (span, c))| {
+            c.extra.map(|extra| MovieText {
+                movie_id: c.movie_id,
+                span,
+                extra,
+            })
         })
         .collect();
-    let dropped_sources = kept.iter().map(|k| k.1).sum();
-    let movies: Vec<MovieText<T>> = kept.into_iter().filter_map(|k| k.0).collect();
     Ok(MovieTexts {
         text,
         dropped_movies: total - movies.len(),

@@ -654,7 +654,7 @@ mod tests {
                 genre: genres[i % genres.len()].into(),
                 director: directors[i % directors.len()].into(),
                 actors: actors[i % actors.len()].into(),
-                year: if i % 7 == 0 {
+                year: if i.is_multiple_of(7) {
                     None
                 } else {
                     Some(1950 + (i as i64 % 9))

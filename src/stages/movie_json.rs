@@ -5,10 +5,10 @@
 //! disappeared are deleted, and files pipe did not create are never touched.
 
 use crate::artifact;
-use crate::movies::catalog::{load_collections, load_movie_texts, text, MovieRow};
+use crate::movies::catalog::{load_collections, load_movie_texts, text, Collection, MovieRow};
 use crate::movies::ids;
 use crate::movies::related::{IndexBuilder, RelatedIndex, RelatedKeys, Scratch};
-use crate::movies::render::{collections_by_movie, MovieDoc};
+use crate::movies::render::{collections_by_movie, render_raw, MovieDoc};
 use crate::stage::{OutputFile, StageContext, StageError, StageOutput};
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -114,6 +114,17 @@ pub fn run(ctx: &StageContext, spec: &MovieJsonSpec) -> Result<StageOutput, Stag
         .map_err(|e| StageError::io(&spec.out_dir, "create directory", e))?;
 
     let by_movie = collections_by_movie(&collections);
+    // What `ctx.previous.is_unchanged` answers, keyed by the path's bytes:
+    // comparing 30,000 paths component by component in its sorted map
+    // cost more than hashing the documents. The executor records paths as
+    // this stage reports them, so equal paths have equal bytes (a miss
+    // would only mean a needless rewrite).
+    let previous: HashMap<&std::ffi::OsStr, &crate::stage::PreviousFile> = ctx
+        .previous
+        .files
+        .iter()
+        .map(|(p, f)| (p.as_os_str(), f))
+        .collect();
     let total = movies.len();
     ctx.progress
         .progress(0, total as u64, "rendering movie JSON");
@@ -147,24 +158,30 @@ pub fn run(ctx: &StageContext, spec: &MovieJsonSpec) -> Result<StageOutput, Stag
             let rendered: Vec<(blake3::Hash, Option<Vec<u8>>)> = match (start..end)
                 .into_par_iter()
                 .map(|i| -> Result<_, StageError> {
-                    let movie = &catalog.movie(i, &spec.movies)?;
-                    let related = Scratch::with(&index, |s| index.top(i, s))
+                    let related: Vec<&str> = Scratch::with(&index, |s| index.top(i, s))
                         .into_iter()
                         .map(|j| movies[j as usize].movie_id.as_str())
                         .collect();
-                    let colls = by_movie
-                        .get(movie.movie_id.as_str())
+                    let colls: Vec<&Collection> = by_movie
+                        .get(movies[i].movie_id.as_str())
                         .map(|v| v.iter().map(|&c| &collections[c as usize]).collect())
                         .unwrap_or_default();
-                    let bytes = MovieDoc {
-                        movie,
-                        related,
-                        collections: colls,
-                    }
-                    .to_bytes();
+                    // Straight from the text when it can be (no parsed
+                    // movie); through the typed record otherwise.
+                    let bytes = match render_raw(catalog.text_of(i), &related, &colls) {
+                        Some(bytes) => bytes,
+                        None => MovieDoc {
+                            movie: &catalog.movie(i, &spec.movies)?,
+                            related,
+                            collections: colls,
+                        }
+                        .to_bytes(),
+                    };
                     let hash = blake3::hash(&bytes);
                     // Unchanged bytes: leave the file (and its mtime) alone.
-                    let write = !ctx.previous.is_unchanged(&names[i], &hash);
+                    let write = !previous
+                        .get(names[i].as_os_str())
+                        .is_some_and(|f| f.intact && f.hash == hash);
                     Ok((hash, write.then_some(bytes)))
                 })
                 .collect()
