@@ -537,14 +537,7 @@ fn parse_top<T: DeserializeOwned>(
 ) -> Result<TopLevel<T>, StageError> {
     // A buffered reader instead of reading the whole file: with four
     // targets parsing at once, four copies of a 40 MB file add up.
-    let file = std::fs::File::open(abs).map_err(|e| {
-        let fix = if e.kind() == std::io::ErrorKind::NotFound {
-            format!(" (the {what} file is an input of this target; create it or fix its path in pipeline.toml)")
-        } else {
-            String::new()
-        };
-        StageError::with_source(format!("cannot read {}: {e}{fix}", shown.display()), e)
-    })?;
+    let file = std::fs::File::open(abs).map_err(|e| read_error(e, shown, what))?;
     let current = RefCell::new(None);
     let reader = std::io::BufReader::with_capacity(256 * 1024, file);
     let mut de = serde_json::Deserializer::from_reader(reader);
@@ -555,32 +548,53 @@ fn parse_top<T: DeserializeOwned>(
         })
         .and_then(|v| de.end().map(|()| v));
     parsed.map_err(|e| {
-        // serde_json appends the position itself; it is given once, up front.
-        let full = e.to_string();
-        let suffix = format!(" at line {} column {}", e.line(), e.column());
-        let what_went_wrong = full.strip_suffix(&suffix).unwrap_or(&full);
-        let place = match current.borrow().as_ref() {
-            Some(key) => format!(" in entry {key:?}"),
-            None => String::new(),
-        };
-        let msg = if e.is_syntax() || e.is_eof() {
-            format!(
-                "{}: malformed JSON at line {} column {}{place}: {what_went_wrong}. Fix the JSON syntax there \
-                 (a missing comma or quote is the usual cause)",
-                shown.display(),
-                e.line(),
-                e.column()
-            )
-        } else {
-            format!(
-                "{}: invalid {what}{place} (line {} column {}): {what_went_wrong}. Fix that record",
-                shown.display(),
-                e.line(),
-                e.column()
-            )
-        };
-        StageError::with_source(msg, e)
+        let (line, column) = (e.line(), e.column());
+        describe_error(e, line, column, current.borrow().as_deref(), shown, what)
     })
+}
+
+/// The message for an input file that cannot be read.
+fn read_error(e: std::io::Error, shown: &Path, what: &str) -> StageError {
+    let fix = if e.kind() == std::io::ErrorKind::NotFound {
+        format!(" (the {what} file is an input of this target; create it or fix its path in pipeline.toml)")
+    } else {
+        String::new()
+    };
+    StageError::with_source(format!("cannot read {}: {e}{fix}", shown.display()), e)
+}
+
+/// The message for a JSON error found at `line`/`column` (given separately:
+/// errors in a movie parsed on its own are relative to the movie's text),
+/// naming the entry being read if any.
+fn describe_error(
+    e: serde_json::Error,
+    line: usize,
+    column: usize,
+    entry: Option<&str>,
+    shown: &Path,
+    what: &str,
+) -> StageError {
+    // serde_json appends the position itself; it is given once, up front.
+    let full = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    let what_went_wrong = full.strip_suffix(&suffix).unwrap_or(&full);
+    let place = match entry {
+        Some(key) => format!(" in entry {key:?}"),
+        None => String::new(),
+    };
+    let msg = if e.is_syntax() || e.is_eof() {
+        format!(
+            "{}: malformed JSON at line {line} column {column}{place}: {what_went_wrong}. Fix the JSON syntax there \
+             (a missing comma or quote is the usual cause)",
+            shown.display(),
+        )
+    } else {
+        format!(
+            "{}: invalid {what}{place} (line {line} column {column}): {what_went_wrong}. Fix that record",
+            shown.display(),
+        )
+    };
+    StageError::with_source(msg, e)
 }
 
 /// Load movies.json: parse, validate every entry, reject hostile or
@@ -652,6 +666,253 @@ where
         schema_last_updated: top.schema_last_updated,
         entries,
         dropped_sources,
+    })
+}
+
+/// movies.json held as its text: each kept movie is a byte range of the
+/// file, parsed in full only when it is needed (one movie at a time), plus
+/// whatever the caller extracted from it while loading. Holding the text
+/// costs the file's size; holding every movie parsed cost about four times
+/// that.
+pub struct MovieTexts<T> {
+    /// The whole file.
+    text: Vec<u8>,
+    /// Kept movies (with at least one clean source), in the order the
+    /// reference enumerates them (see [`js_key_order`]).
+    pub movies: Vec<MovieText<T>>,
+    /// Movie entries in the file, before filtering.
+    pub entries: usize,
+    /// Sources dropped for their quality marks.
+    pub dropped_sources: usize,
+    /// Movies dropped because no source was left.
+    pub dropped_movies: usize,
+}
+
+/// One kept movie of [`MovieTexts`].
+pub struct MovieText<T> {
+    /// The movie's id.
+    pub movie_id: String,
+    /// Where its JSON object is in the file.
+    span: std::ops::Range<usize>,
+    /// What the caller extracted while loading.
+    pub extra: T,
+}
+
+impl<T> MovieTexts<T> {
+    /// The JSON text of movie `i` (as in the file, all sources included).
+    pub fn text_of(&self, i: usize) -> &[u8] {
+        &self.text[self.movies[i].span.clone()]
+    }
+
+    /// Parse movie `i` in full, with its quality-marked sources dropped.
+    /// Loading already parsed and validated it, so this fails only if the
+    /// full record type accepts less than the loading one did.
+    pub fn movie(&self, i: usize, shown: &Path) -> Result<Movie, StageError> {
+        let m = &self.movies[i];
+        let mut movie: Movie = serde_json::from_slice(&self.text[m.span.clone()]).map_err(|e| {
+            StageError::with_source(
+                format!(
+                    "{}: movie {:?}: {e}. Fix that entry",
+                    shown.display(),
+                    m.movie_id
+                ),
+                e,
+            )
+        })?;
+        movie.sources.retain(Source::is_clean);
+        Ok(movie)
+    }
+}
+
+/// The top level of movies.json with each entry left as text.
+struct RawTopVisitor<'a, 'de> {
+    /// The key being read, so an error can name the record it is in.
+    current: &'a RefCell<Option<String>>,
+    /// Entries read so far: kept outside the visitor so that, when a syntax
+    /// error stops the parse, the entries before it can still be checked.
+    entries: &'a RefCell<Vec<(String, &'de serde_json::value::RawValue)>>,
+}
+
+impl<'de> Visitor<'de> for RawTopVisitor<'_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object keyed by id")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen: HashSet<String> = HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            *self.current.borrow_mut() = Some(key.clone());
+            if seen.contains(&key) {
+                // As in [`TopLevelVisitor`]: a duplicate is a merge accident.
+                return Err(de::Error::custom(format_args!("duplicate key {key:?}")));
+            }
+            let raw: &'de serde_json::value::RawValue = map.next_value()?;
+            if !key.starts_with('_') {
+                self.entries.borrow_mut().push((key.clone(), raw));
+            }
+            seen.insert(key);
+        }
+        *self.current.borrow_mut() = None;
+        Ok(())
+    }
+}
+
+/// A movie entry parsed on its own, reduced to what loading still needs
+/// (the parsed record itself is dropped at once: holding 30,000 of them
+/// costs more than the text they came from).
+struct Checked<T> {
+    movie_id: String,
+    /// Why the entry is invalid, if it is.
+    valid: Result<(), String>,
+    /// Sources dropped for their quality marks.
+    dropped: usize,
+    /// What the caller extracted, if the movie keeps a source.
+    extra: Option<T>,
+}
+
+/// A checked entry and where its text is in the file.
+type Spanned<T> = (std::ops::Range<usize>, Checked<T>);
+
+/// Parse, validate and filter one entry held as text; errors give the
+/// position in the whole file.
+fn check_entry<T>(
+    text: &[u8],
+    key: &str,
+    raw: &str,
+    shown: &Path,
+    extract: &(impl Fn(&MovieRow) -> T + Sync),
+) -> Result<Checked<T>, StageError> {
+    match serde_json::from_str::<MovieRow>(raw) {
+        Ok(mut m) => {
+            let valid = m.validate();
+            let before = m.sources.len();
+            m.sources.retain(SourceRow::is_clean);
+            let extra = (valid.is_ok() && !m.sources.is_empty()).then(|| extract(&m));
+            Ok(Checked {
+                dropped: before - m.sources.len(),
+                movie_id: m.movie_id,
+                valid,
+                extra,
+            })
+        }
+        Err(e) => {
+            // Where the entry starts: its line, and the bytes before it on
+            // that line (serde_json counts columns in bytes from 1).
+            let offset = raw.as_ptr() as usize - text.as_ptr() as usize;
+            let before = &text[..offset];
+            let base_line = 1 + before.iter().filter(|&&b| b == b'\n').count();
+            let base_col = offset
+                - before
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |p| p + 1);
+            let line = base_line + e.line() - 1;
+            let column = if e.line() == 1 {
+                base_col + e.column()
+            } else {
+                e.column()
+            };
+            Err(describe_error(e, line, column, Some(key), shown, "movie"))
+        }
+    }
+}
+
+/// Load movies.json as [`MovieTexts`]: the same checks, errors and
+/// filtering as [`load_movies`], but each movie is kept as text, and
+/// `extract` (run in parallel, in no particular order) takes what the
+/// caller needs from the lean record of each kept movie (sources already
+/// filtered).
+pub fn load_movie_texts<T: Send>(
+    abs: &Path,
+    shown: &Path,
+    extract: impl Fn(&MovieRow) -> T + Sync,
+) -> Result<MovieTexts<T>, StageError> {
+    use rayon::prelude::*;
+    let text = std::fs::read(abs).map_err(|e| read_error(e, shown, "movie"))?;
+    let current = RefCell::new(None);
+    let collected = RefCell::new(Vec::new());
+    let mut de = serde_json::Deserializer::from_slice(&text);
+    let parsed = de
+        .deserialize_map(RawTopVisitor {
+            current: &current,
+            entries: &collected,
+        })
+        .and_then(|()| de.end());
+    let raw = collected.into_inner();
+    // Every entry is parsed (in parallel) before any error is reported, and
+    // errors are reported in file order, as a single streaming parse would.
+    let checked: Vec<Result<Checked<T>, StageError>> = raw
+        .par_iter()
+        .map(|(key, r)| check_entry(&text, key, r.get(), shown, &extract))
+        .collect();
+    let checked = checked.into_iter().collect::<Result<Vec<_>, _>>()?;
+    if let Err(e) = parsed {
+        let (line, column) = (e.line(), e.column());
+        return Err(describe_error(
+            e,
+            line,
+            column,
+            current.borrow().as_deref(),
+            shown,
+            "movie",
+        ));
+    }
+    let base = text.as_ptr() as usize;
+    let mut entries: Vec<(String, Spanned<T>)> = raw
+        .into_iter()
+        .zip(checked)
+        .map(|((key, r), c)| {
+            let start = r.get().as_ptr() as usize - base;
+            (key, (start..start + r.get().len(), c))
+        })
+        .collect();
+    js_key_order(&mut entries);
+    let total = entries.len();
+    let mut ids: HashMap<&str, &str> = HashMap::with_capacity(total);
+    for (key, (_, c)) in &entries {
+        if let Some(why) = ids::id_problem(&c.movie_id) {
+            return Err(StageError::new(format!(
+                "{}: entry {key:?}: {}",
+                shown.display(),
+                ids::hostile_message(&c.movie_id, why)
+            )));
+        }
+        if let Some(other) = ids.insert(&c.movie_id, key) {
+            return Err(StageError::new(format!(
+                "{}: entries {other:?} and {key:?} both have movieId {:?}; movie ids must be \
+                 unique. Merge the two entries or give one its correct id",
+                shown.display(),
+                c.movie_id
+            )));
+        }
+        if let Err(why) = &c.valid {
+            return Err(StageError::new(format!(
+                "{}: movie {:?}: {why}. Fix that entry",
+                shown.display(),
+                c.movie_id
+            )));
+        }
+    }
+    drop(ids);
+    let dropped_sources = entries.iter().map(|(_, (_, c))| c.dropped).sum();
+    let movies: Vec<MovieText<T>> = entries
+        .into_iter()
+        .filter_map(|(_, (span, c))| {
+            c.extra.map(|extra| MovieText {
+                movie_id: c.movie_id,
+                span,
+                extra,
+            })
+        })
+        .collect();
+    Ok(MovieTexts {
+        text,
+        dropped_movies: total - movies.len(),
+        entries: total,
+        dropped_sources,
+        movies,
     })
 }
 

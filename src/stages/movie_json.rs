@@ -5,10 +5,10 @@
 //! disappeared are deleted, and files pipe did not create are never touched.
 
 use crate::artifact;
-use crate::movies::catalog::{load_collections, load_movies};
+use crate::movies::catalog::{load_collections, load_movie_texts, text, Collection, MovieRow};
 use crate::movies::ids;
-use crate::movies::related::{RelatedIndex, Scratch};
-use crate::movies::render::{collections_by_movie, MovieDoc};
+use crate::movies::related::{IndexBuilder, RelatedIndex, RelatedKeys, Scratch};
+use crate::movies::render::{collections_by_movie, render_raw, MovieDoc};
 use crate::stage::{OutputFile, StageContext, StageError, StageOutput};
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -31,16 +31,57 @@ pub struct MovieJsonSpec {
 /// batches of rendered documents in flight at most, plus one being rendered).
 const BATCH: usize = 1024;
 
+/// What related scoring needs of a movie, taken while loading.
+#[derive(Default)]
+struct Keys {
+    genre: Option<String>,
+    director: Option<String>,
+    actors: Option<String>,
+    year: Option<i64>,
+    has_meta: bool,
+}
+
+impl Keys {
+    fn of(m: &MovieRow) -> Keys {
+        let meta = m.metadata.as_ref();
+        let field = |f: fn(&crate::movies::catalog::MetadataRow) -> &Option<serde_json::Value>| {
+            meta.and_then(|md| text(f(md))).map(str::to_string)
+        };
+        Keys {
+            genre: field(|md| &md.Genre),
+            director: field(|md| &md.Director),
+            actors: field(|md| &md.Actors),
+            year: m.year_num(),
+            has_meta: m.has_metadata(),
+        }
+    }
+}
+
 /// Render every kept movie, write the files whose bytes changed, delete the
 /// files of movies that are gone.
 pub fn run(ctx: &StageContext, spec: &MovieJsonSpec) -> Result<StageOutput, StageError> {
     ids::check_template(&spec.file_template)
         .map_err(|m| StageError::new(format!("target {}: {m}", ctx.target)))?;
-    let catalog = load_movies(&ctx.abs(&spec.movies), &spec.movies)?;
+    // Movies stay text until rendered: only their related-scoring keys are
+    // parsed out up front.
+    let mut catalog = load_movie_texts(&ctx.abs(&spec.movies), &spec.movies, Keys::of)?;
     let collections = load_collections(&ctx.abs(&spec.collections), &spec.collections)?;
     if ctx.is_cancelled() {
         return Err(StageError::cancelled());
     }
+    let mut builder = IndexBuilder::new();
+    for m in &mut catalog.movies {
+        let k = std::mem::take(&mut m.extra);
+        builder.push(RelatedKeys {
+            genre: k.genre.as_deref(),
+            director: k.director.as_deref(),
+            actors: k.actors.as_deref(),
+            year: k.year,
+            has_meta: k.has_meta,
+        });
+    }
+    let index: RelatedIndex = builder.finish();
+    let catalog = catalog;
     let movies = &catalog.movies;
 
     // Every name is checked before anything is written, so a bad id leaves
@@ -72,8 +113,18 @@ pub fn run(ctx: &StageContext, spec: &MovieJsonSpec) -> Result<StageOutput, Stag
     std::fs::create_dir_all(&out_abs)
         .map_err(|e| StageError::io(&spec.out_dir, "create directory", e))?;
 
-    let index = RelatedIndex::build(movies);
     let by_movie = collections_by_movie(&collections);
+    // What `ctx.previous.is_unchanged` answers, keyed by the path's bytes:
+    // comparing 30,000 paths component by component in its sorted map
+    // cost more than hashing the documents. The executor records paths as
+    // this stage reports them, so equal paths have equal bytes (a miss
+    // would only mean a needless rewrite).
+    let previous: HashMap<&std::ffi::OsStr, &crate::stage::PreviousFile> = ctx
+        .previous
+        .files
+        .iter()
+        .map(|(p, f)| (p.as_os_str(), f))
+        .collect();
     let total = movies.len();
     ctx.progress
         .progress(0, total as u64, "rendering movie JSON");
@@ -104,30 +155,43 @@ pub fn run(ctx: &StageContext, spec: &MovieJsonSpec) -> Result<StageOutput, Stag
                 break;
             }
             let end = (start + BATCH).min(total);
-            let rendered: Vec<(blake3::Hash, Option<Vec<u8>>)> = (start..end)
+            let rendered: Vec<(blake3::Hash, Option<Vec<u8>>)> = match (start..end)
                 .into_par_iter()
-                .map(|i| {
-                    let movie = &movies[i];
-                    let related = Scratch::with(total, |s| index.top(i, s))
+                .map(|i| -> Result<_, StageError> {
+                    let related: Vec<&str> = Scratch::with(&index, |s| index.top(i, s))
                         .into_iter()
                         .map(|j| movies[j as usize].movie_id.as_str())
                         .collect();
-                    let colls = by_movie
-                        .get(movie.movie_id.as_str())
+                    let colls: Vec<&Collection> = by_movie
+                        .get(movies[i].movie_id.as_str())
                         .map(|v| v.iter().map(|&c| &collections[c as usize]).collect())
                         .unwrap_or_default();
-                    let bytes = MovieDoc {
-                        movie,
-                        related,
-                        collections: colls,
-                    }
-                    .to_bytes();
+                    // Straight from the text when it can be (no parsed
+                    // movie); through the typed record otherwise.
+                    let bytes = match render_raw(catalog.text_of(i), &related, &colls) {
+                        Some(bytes) => bytes,
+                        None => MovieDoc {
+                            movie: &catalog.movie(i, &spec.movies)?,
+                            related,
+                            collections: colls,
+                        }
+                        .to_bytes(),
+                    };
                     let hash = blake3::hash(&bytes);
                     // Unchanged bytes: leave the file (and its mtime) alone.
-                    let write = !ctx.previous.is_unchanged(&names[i], &hash);
-                    (hash, write.then_some(bytes))
+                    let write = !previous
+                        .get(names[i].as_os_str())
+                        .is_some_and(|f| f.intact && f.hash == hash);
+                    Ok((hash, write.then_some(bytes)))
                 })
-                .collect();
+                .collect()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    stop = Some(e);
+                    break;
+                }
+            };
             let mut batch = Vec::new();
             for (k, (hash, bytes)) in rendered.into_iter().enumerate() {
                 files.push(OutputFile {
