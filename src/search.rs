@@ -479,7 +479,7 @@ pub fn parse_vector(bytes: &[u8], source: &str) -> Result<Vec<f32>, SearchError>
                 .collect();
         }
     }
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err(SearchError::Usage(format!(
             "{source}: {} bytes is neither a JSON array nor a whole number of float32s \
              (raw vectors are little-endian float32, 4 bytes each)",
