@@ -625,11 +625,14 @@ impl From<pipe::search::SearchError> for Failure {
 
 fn search(cli: &Cli, args: &cli::SearchArgs, verbosity: Verbosity) -> Result<u8, Failure> {
     use pipe::search::{Database, SearchError};
-    let path = match (&args.db, &args.model) {
-        (Some(db), _) => db.clone(),
+    // The manifest's model, when the database was found through it: to say
+    // when the database is stale against models.d.
+    let (path, declared) = match (&args.db, &args.model) {
+        (Some(db), _) => (db.clone(), None),
         (None, Some(model)) => {
             let (manifest, graph) = load(cli, verbosity)?;
-            pipe::search::locate(&manifest, &graph, model)?
+            let path = pipe::search::locate(&manifest, &graph, model)?;
+            (path, manifest.model(model).cloned())
         }
         (None, None) => {
             return Err(Failure::Usage(
@@ -638,6 +641,11 @@ fn search(cli: &Cli, args: &cli::SearchArgs, verbosity: Verbosity) -> Result<u8,
         }
     };
     let db = Database::open(&path)?;
+    if let Some(note) = declared.and_then(|m| pipe::search::stale_note(&m, &db.info)) {
+        if verbosity > Verbosity::Quiet {
+            eprintln!("note: {note}");
+        }
+    }
     if let (Some(_), Some(model)) = (&args.db, &args.model) {
         if &db.info.model != model {
             return Err(SearchError::Usage(format!(
@@ -680,7 +688,14 @@ fn compare(cli: &Cli, args: &cli::CompareArgs, verbosity: Verbosity) -> Result<u
     let mut dbs = Vec::with_capacity(ids.len());
     for id in &ids {
         let path = pipe::search::locate(&manifest, &graph, id)?;
-        dbs.push(pipe::search::Database::open(&path)?);
+        let db = pipe::search::Database::open(&path)?;
+        let note = manifest
+            .model(id)
+            .and_then(|m| pipe::search::stale_note(m, &db.info));
+        if let (Some(note), true) = (note, verbosity > Verbosity::Quiet) {
+            eprintln!("note: {note}");
+        }
+        dbs.push(db);
     }
     let opts = pipe::compare::CompareOptions {
         k: args.k,

@@ -540,6 +540,26 @@ pub fn locate(manifest: &Manifest, graph: &Graph, model: &str) -> Result<PathBuf
     Ok(path)
 }
 
+/// A note when a model's database was built with other dimensions or another
+/// metric than its models.d file now declares: the search still uses what the
+/// database holds, but the user should know it is stale.
+pub fn stale_note(model: &crate::manifest::Model, info: &DbInfo) -> Option<String> {
+    let declared = (model.dimensions as usize, model.metric);
+    let built = (info.dimensions, info.metric);
+    (declared != built).then(|| {
+        format!(
+            "model {}'s database was built with {} dims, metric {}, but {} now declares {} dims, \
+             metric {}; searching what was built (run `pipe build` to rebuild it)",
+            model.id,
+            info.dimensions,
+            info.metric,
+            model.file.display(),
+            model.dimensions,
+            model.metric
+        )
+    })
+}
+
 /// What `pipe search` asked for.
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]

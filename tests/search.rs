@@ -385,3 +385,23 @@ fn compare_reports_overlap_sizes_and_latency() {
 fn like_returns_the_brute_force_neighbours_for_l1() {
     like_matches_brute_force("l1");
 }
+
+#[test]
+fn a_stale_database_is_searched_as_built_with_a_note() {
+    let p = sample(None);
+    p.build(&["--target", "movies-db@potion"]);
+    let all = vectors(&p, "potion");
+    let text = p
+        .read("models.d/potion.toml")
+        .replace("metric = \"l2\"", "metric = \"cosine\"");
+    p.write("models.d/potion.toml", &text);
+    let run = p.pipe(&["search", "--model", "potion", "--like", &all[1].0, "--json"]);
+    let out = json(&run);
+    assert_eq!(out["metric"], "l2", "the database's metric, not models.d's");
+    assert!(
+        run.stderr.contains("built with 64 dims, metric l2")
+            && run.stderr.contains("now declares 64 dims, metric cosine"),
+        "{}",
+        run.stderr
+    );
+}
