@@ -62,7 +62,26 @@ pub enum Command {
     /// Serve the admin page: models, target states, and builds with live progress.
     #[command(after_help = SERVE_HELP)]
     Serve(ServeArgs),
+    /// Find the nearest movies to a movie or a vector in a model's database.
+    #[command(after_help = SEARCH_HELP)]
+    Search(SearchArgs),
+    /// Compare models: how much their neighbour lists agree, size and query latency.
+    Compare(CompareArgs),
 }
+
+const SEARCH_HELP: &str = "\
+Score:
+  cosine databases: similarity = 1 - cosine distance (higher is closer);
+    --min-score S keeps similarity >= S.
+  l2 and l1 databases: the distance itself (lower is closer);
+    --min-score S keeps distance <= S.
+  --min-score filters the k nearest; it does not look further than k.
+
+Examples:
+  pipe search --model potion --like tt0001083
+  pipe search --model nomic --like tt0001083 -k 5 --json
+  pipe search --db public/data/movies.db --vector query.json
+  pipe search --model potion --vector query.f32   (raw little-endian float32)";
 
 const BUILD_HELP: &str = "\
 Targets:
@@ -265,4 +284,54 @@ pub struct ServeArgs {
     /// Treat data-losing warnings (a missing embeddings file) as errors.
     #[arg(long)]
     pub strict: bool,
+}
+
+/// `pipe search`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("query").required(true).args(["like", "vector"])))]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["model", "db"]).multiple(true)))]
+pub struct SearchArgs {
+    /// The model whose database to search (found through pipeline.toml).
+    #[arg(short, long, value_name = "MODEL")]
+    pub model: Option<String>,
+    /// Search this database (any movies.db pipe built) instead of the model's.
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Movies like this one (it is left out of its own results).
+    #[arg(long, value_name = "MOVIE_ID")]
+    pub like: Option<String>,
+    /// Movies near this vector: a JSON array of numbers, or raw little-endian
+    /// float32 bytes (`-` reads standard input).
+    #[arg(long, value_name = "FILE")]
+    pub vector: Option<PathBuf>,
+    /// Number of neighbours.
+    #[arg(short, default_value_t = 10, value_name = "K")]
+    pub k: usize,
+    /// Keep only results at least this close: similarity >= S for cosine,
+    /// distance <= S for l2 and l1.
+    #[arg(long, value_name = "S", allow_negative_numbers = true)]
+    pub min_score: Option<f64>,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `pipe compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Models to compare, comma-separated (default: every model).
+    #[arg(long, value_name = "A,B,...", value_delimiter = ',')]
+    pub models: Vec<String>,
+    /// Neighbours per query (overlap@k).
+    #[arg(short, default_value_t = 10, value_name = "K")]
+    pub k: usize,
+    /// Movies in the sample.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub sample: usize,
+    /// Seed of the sample (same seed and data, same sample).
+    #[arg(long, default_value_t = 42, value_name = "S")]
+    pub seed: u64,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -19,8 +19,11 @@
 //! The command line (`src/main.rs`, `src/cli.rs`), [`watch`] mode and the
 //! admin page ([`server`], `pipe serve`) are thin layers over this library.
 //! [`sample`] generates synthetic inputs of any size for tests and benchmarks.
+//! [`search`] and [`compare`] query the databases pipe built, with the front
+//! end's KNN query.
 
 pub mod artifact;
+pub mod compare;
 pub mod executor;
 pub mod fingerprint;
 pub mod graph;
@@ -28,6 +31,7 @@ pub mod lockfile;
 pub mod manifest;
 pub mod movies;
 pub mod sample;
+pub mod search;
 pub mod server;
 pub mod sqlite;
 pub mod stage;

@@ -140,6 +140,8 @@ fn run(cli: &Cli, verbosity: Verbosity, cancelled: &Arc<AtomicBool>) -> Result<u
         Command::Inspect(args) => inspect(args),
         Command::Sample(args) => sample(cli, args, verbosity),
         Command::Serve(args) => serve(cli, args, verbosity, cancelled),
+        Command::Search(args) => search(cli, args, verbosity),
+        Command::Compare(args) => compare(cli, args, verbosity),
     }
 }
 
@@ -636,6 +638,103 @@ fn serve(
     .map_err(Failure::Runtime)?;
     if verbosity > Verbosity::Quiet {
         eprintln!("serve: stopped");
+    }
+    Ok(exit::OK)
+}
+
+impl From<pipe::search::SearchError> for Failure {
+    fn from(e: pipe::search::SearchError) -> Self {
+        match e {
+            pipe::search::SearchError::Usage(m) => Failure::Usage(m),
+            pipe::search::SearchError::Database(m) => Failure::Runtime(m),
+        }
+    }
+}
+
+fn search(cli: &Cli, args: &cli::SearchArgs, verbosity: Verbosity) -> Result<u8, Failure> {
+    use pipe::search::{Database, SearchError};
+    // The manifest's model, when the database was found through it: to say
+    // when the database is stale against models.d.
+    let (path, declared) = match (&args.db, &args.model) {
+        (Some(db), _) => (db.clone(), None),
+        (None, Some(model)) => {
+            let (manifest, graph) = load(cli, verbosity)?;
+            let path = pipe::search::locate(&manifest, &graph, model)?;
+            (path, manifest.model(model).cloned())
+        }
+        (None, None) => {
+            return Err(Failure::Usage(
+                "say which database: --model MODEL or --db PATH".into(),
+            ))
+        }
+    };
+    let db = Database::open(&path)?;
+    if let Some(note) = declared.and_then(|m| pipe::search::stale_note(&m, &db.info)) {
+        if verbosity > Verbosity::Quiet {
+            eprintln!("note: {note}");
+        }
+    }
+    if let (Some(_), Some(model)) = (&args.db, &args.model) {
+        if &db.info.model != model {
+            return Err(SearchError::Usage(format!(
+                "{} holds model {}'s vectors, not {model}'s",
+                path.display(),
+                db.info.model
+            ))
+            .into());
+        }
+    }
+    let vector = match &args.vector {
+        Some(file) => Some((
+            pipe::search::read_vector_file(file)?,
+            file.display().to_string(),
+        )),
+        None => None,
+    };
+    let report = pipe::search::search(
+        &db,
+        args.like.as_deref(),
+        vector.as_ref().map(|(v, f)| (v.as_slice(), f.as_str())),
+        args.k,
+        args.min_score,
+    )?;
+    if args.json {
+        print_json(&report)?;
+    } else {
+        print!("{}", pipe::search::render(&report));
+    }
+    Ok(exit::OK)
+}
+
+fn compare(cli: &Cli, args: &cli::CompareArgs, verbosity: Verbosity) -> Result<u8, Failure> {
+    let (manifest, graph) = load(cli, verbosity)?;
+    let ids: Vec<String> = if args.models.is_empty() {
+        manifest.models.iter().map(|m| m.id.clone()).collect()
+    } else {
+        args.models.clone()
+    };
+    let mut dbs = Vec::with_capacity(ids.len());
+    for id in &ids {
+        let path = pipe::search::locate(&manifest, &graph, id)?;
+        let db = pipe::search::Database::open(&path)?;
+        let note = manifest
+            .model(id)
+            .and_then(|m| pipe::search::stale_note(m, &db.info));
+        if let (Some(note), true) = (note, verbosity > Verbosity::Quiet) {
+            eprintln!("note: {note}");
+        }
+        dbs.push(db);
+    }
+    let opts = pipe::compare::CompareOptions {
+        k: args.k,
+        sample: args.sample,
+        seed: args.seed,
+    };
+    let report = pipe::compare::compare(&dbs, &opts)?;
+    if args.json {
+        print_json(&report)?;
+    } else {
+        print!("{}", pipe::compare::render(&report));
     }
     Ok(exit::OK)
 }

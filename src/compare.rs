@@ -1,0 +1,309 @@
+//! `pipe compare`: how much the models agree, and what each one costs.
+//!
+//! For a deterministic sample of movies that have a vector in every selected
+//! model's database, each model's `k` nearest neighbours are found with the
+//! front end's KNN query ([`crate::search::Database::knn`]); two models agree
+//! on a movie as much as their neighbour lists overlap. Per model, the
+//! database size, the bytes of its vectors and the latency of that query are
+//! reported, so that a smaller model's savings can be weighed against how
+//! differently it ranks.
+
+use crate::search::{check_k, Database, SearchError};
+use serde::Serialize;
+use std::collections::{BTreeSet, HashSet};
+use std::time::Instant;
+
+/// What to compare.
+#[derive(Clone, Debug)]
+pub struct CompareOptions {
+    /// Neighbours per query.
+    pub k: usize,
+    /// Movies in the sample (fewer if fewer have a vector in every model).
+    pub sample: usize,
+    /// Seed of the sample: same seed and data, same sample.
+    pub seed: u64,
+}
+
+/// Cost and shape of one model's database.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelStats {
+    /// Model id.
+    pub model: String,
+    /// The database.
+    pub database: String,
+    /// Metric of its vector table.
+    pub metric: String,
+    /// Dimensions.
+    pub dimensions: usize,
+    /// Rows of the vector table.
+    pub vectors: usize,
+    /// rows × dimensions × 4 (float32).
+    pub vector_bytes: u64,
+    /// Size of the database file.
+    pub db_bytes: u64,
+    /// Median KNN query latency over the sample, in milliseconds.
+    pub latency_median_ms: f64,
+    /// 95th percentile KNN query latency over the sample, in milliseconds.
+    pub latency_p95_ms: f64,
+}
+
+/// The answer of `pipe compare`.
+#[derive(Clone, Debug, Serialize)]
+pub struct CompareReport {
+    /// Neighbours per query.
+    pub k: usize,
+    /// The seed of the sample.
+    pub seed: u64,
+    /// Movies with a vector in every selected model.
+    pub common: usize,
+    /// The sampled movie ids, in sample order.
+    pub sample: Vec<String>,
+    /// Models, in the order given.
+    pub models: Vec<ModelStats>,
+    /// `overlap[i][j]`: mean overlap@k of model i's and model j's neighbour
+    /// lists over the sample, in [0, 1]; the diagonal is 1.
+    pub overlap: Vec<Vec<f64>>,
+}
+
+/// A deterministic sample of `n` ids: ordered by a keyed hash of the seed and
+/// the id, so that it depends only on the seed and the set of ids (not on
+/// their order, the platform or the Rust version).
+pub fn sample_ids(ids: &[String], n: usize, seed: u64) -> Vec<String> {
+    let mut keyed: Vec<([u8; 32], &String)> = ids
+        .iter()
+        .map(|id| {
+            let mut h = blake3::Hasher::new();
+            h.update(&seed.to_le_bytes());
+            h.update(id.as_bytes());
+            (*h.finalize().as_bytes(), id)
+        })
+        .collect();
+    keyed.sort();
+    keyed
+        .into_iter()
+        .take(n)
+        .map(|(_, id)| id.clone())
+        .collect()
+}
+
+/// |a ∩ b| / the longer list's length: the share of neighbours two models
+/// agree on. Lists are k long unless a database has fewer than k other
+/// vectors; two empty lists agree fully.
+pub fn overlap(a: &[String], b: &[String]) -> f64 {
+    let longest = a.len().max(b.len());
+    if longest == 0 {
+        return 1.0;
+    }
+    let set: HashSet<&String> = a.iter().collect();
+    b.iter().filter(|x| set.contains(x)).count() as f64 / longest as f64
+}
+
+/// The `q` quantile of sorted values (nearest rank).
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Compare opened databases (one per model).
+pub fn compare(dbs: &[Database], opts: &CompareOptions) -> Result<CompareReport, SearchError> {
+    check_k(opts.k)?;
+    if opts.sample == 0 {
+        return Err(SearchError::Usage(
+            "--sample 0: the sample needs at least one movie".into(),
+        ));
+    }
+    if dbs.is_empty() {
+        return Err(SearchError::Usage("no models to compare".into()));
+    }
+    // Movies every model can answer for.
+    let mut common: Option<BTreeSet<String>> = None;
+    for db in dbs {
+        let ids: BTreeSet<String> = db.ids_with_vector()?.into_iter().collect();
+        common = Some(match common {
+            None => ids,
+            Some(c) => c.intersection(&ids).cloned().collect(),
+        });
+    }
+    let common: Vec<String> = common.unwrap_or_default().into_iter().collect();
+    if common.is_empty() {
+        return Err(SearchError::Usage(format!(
+            "no movie has a vector in every selected model ({}); nothing to compare",
+            dbs.iter()
+                .map(|d| d.info.model.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let sample = sample_ids(&common, opts.sample, opts.seed);
+
+    let mut lists: Vec<Vec<Vec<String>>> = Vec::with_capacity(dbs.len());
+    let mut models = Vec::with_capacity(dbs.len());
+    for db in dbs {
+        // The query vectors are read before timing: only the KNN query is
+        // measured, as the front end runs it.
+        let mut queries = Vec::with_capacity(sample.len());
+        for id in &sample {
+            let (_, v) = db.vector_of(id)?;
+            queries.push(v);
+        }
+        // One untimed query first: the first one pays for reading the
+        // table's pages from disk and preparing the statement.
+        if let Some(q) = queries.first() {
+            db.knn(q, opts.k, Some(&sample[0]))?;
+        }
+        let mut millis = Vec::with_capacity(sample.len());
+        let mut model_lists = Vec::with_capacity(sample.len());
+        for (id, q) in sample.iter().zip(&queries) {
+            let start = Instant::now();
+            let found = db.knn(q, opts.k, Some(id))?;
+            millis.push(start.elapsed().as_secs_f64() * 1000.0);
+            model_lists.push(found.into_iter().map(|n| n.movie.movie_id).collect());
+        }
+        millis.sort_by(f64::total_cmp);
+        let vectors = db.ids_with_vector()?.len();
+        models.push(ModelStats {
+            model: db.info.model.clone(),
+            database: db.path.display().to_string(),
+            metric: db.info.metric.to_string(),
+            dimensions: db.info.dimensions,
+            vectors,
+            vector_bytes: vectors as u64 * db.info.table.bytes_per_vector(db.info.dimensions),
+            db_bytes: db.file_size()?,
+            latency_median_ms: quantile(&millis, 0.5),
+            latency_p95_ms: quantile(&millis, 0.95),
+        });
+        lists.push(model_lists);
+    }
+
+    let n = dbs.len();
+    let mut matrix = vec![vec![0.0; n]; n];
+    for i in 0..n {
+        for j in 0..n {
+            let sum: f64 = (0..sample.len())
+                .map(|s| overlap(&lists[i][s], &lists[j][s]))
+                .sum();
+            matrix[i][j] = sum / sample.len() as f64;
+        }
+    }
+    Ok(CompareReport {
+        k: opts.k,
+        seed: opts.seed,
+        common: common.len(),
+        sample,
+        models,
+        overlap: matrix,
+    })
+}
+
+/// `1.2 MB`, `640 KB`, `512 B` (powers of 1024).
+fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KB", "MB", "GB"];
+    let mut v = b as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// The human form of a [`CompareReport`]: the cost of each model, then the
+/// overlap matrix.
+pub fn render(report: &CompareReport) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} movies sampled (seed {}) of {} with a vector in every model; k = {}\n",
+        report.sample.len(),
+        report.seed,
+        report.common,
+        report.k
+    );
+    let w = report
+        .models
+        .iter()
+        .map(|m| m.model.len())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    let _ = writeln!(
+        out,
+        "{:<w$}  {:<6}  {:>5}  {:>7}  {:>12}  {:>10}  {:>8}  {:>8}",
+        "MODEL", "METRIC", "DIMS", "VECTORS", "VECTOR BYTES", "DB SIZE", "P50 MS", "P95 MS"
+    );
+    for m in &report.models {
+        let _ = writeln!(
+            out,
+            "{:<w$}  {:<6}  {:>5}  {:>7}  {:>12}  {:>10}  {:>8.3}  {:>8.3}",
+            m.model,
+            m.metric,
+            m.dimensions,
+            m.vectors,
+            human_bytes(m.vector_bytes),
+            human_bytes(m.db_bytes),
+            m.latency_median_ms,
+            m.latency_p95_ms
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nmean overlap@{} of the neighbour lists (1 = same neighbours, 0 = none shared)",
+        report.k
+    );
+    let cw = w.max(6);
+    let _ = write!(out, "{:<w$}", "");
+    for m in &report.models {
+        let _ = write!(out, "  {:>cw$}", m.model);
+    }
+    out.push('\n');
+    for (i, m) in report.models.iter().enumerate() {
+        let _ = write!(out, "{:<w$}", m.model);
+        for v in &report.overlap[i] {
+            let _ = write!(out, "  {v:>cw$.3}");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_sample_depends_on_the_seed_and_the_set_only() {
+        let a = ids(&["a", "b", "c", "d", "e", "f"]);
+        let mut b = a.clone();
+        b.reverse();
+        assert_eq!(sample_ids(&a, 3, 7), sample_ids(&b, 3, 7));
+        assert_eq!(sample_ids(&a, 10, 7).len(), 6);
+        assert_ne!(sample_ids(&a, 6, 7), sample_ids(&a, 6, 8));
+    }
+
+    #[test]
+    fn overlap_is_the_shared_share() {
+        assert_eq!(overlap(&ids(&["a", "b"]), &ids(&["b", "a"])), 1.0);
+        assert_eq!(overlap(&ids(&["a", "b"]), &ids(&["b", "c"])), 0.5);
+        assert_eq!(overlap(&ids(&[]), &ids(&[])), 1.0);
+    }
+
+    #[test]
+    fn quantiles_are_nearest_rank() {
+        let v: Vec<f64> = (1..=20).map(f64::from).collect();
+        assert_eq!(quantile(&v, 0.5), 10.0);
+        assert_eq!(quantile(&v, 0.95), 19.0);
+        assert_eq!(quantile(&[3.0], 0.95), 3.0);
+    }
+}

@@ -1,0 +1,770 @@
+//! Nearest-neighbour search over a `movies.db` that pipe built.
+//!
+//! The search is the front end's own query, so that what `pipe search` shows
+//! is what the site will show:
+//!
+//! ```sql
+//! SELECT … FROM vec_movies v JOIN movies m ON v.movieId = m.movieId
+//! WHERE v.embedding MATCH ? AND k = ? ORDER BY v.distance
+//! ```
+//!
+//! The dimensions and metric are read from the database's `config` table,
+//! never from the manifest: the vec0 table is what it was built with, even if
+//! `models.d` changed since. That is also what makes `--db` work on any
+//! database pipe built, without a rebuild.
+//!
+//! Where vectors are stored is described by [`VectorTable`], so that a
+//! quantized table (int8 or bit vectors, with a float re-ranking step) can be
+//! added later as another variant without touching the callers.
+
+use crate::graph::{Graph, TargetSpec};
+use crate::manifest::{Manifest, Metric};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// The largest `k` sqlite-vec's vec0 accepts in one KNN query.
+pub const VEC0_K_MAX: usize = 4096;
+
+/// Why a search could not be made. Every message names the culprit and, when
+/// there is one, the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// The command line is wrong (unknown model, movie or a bad vector):
+    /// the user's input, reported as a usage error.
+    #[error("{0}")]
+    Usage(String),
+    /// The database is missing, unreadable or not one pipe built.
+    #[error("{0}")]
+    Database(String),
+}
+
+impl SearchError {
+    fn db(path: &Path, what: &str, e: impl std::fmt::Display) -> SearchError {
+        SearchError::Database(format!("{}: cannot {what}: {e}", path.display()))
+    }
+}
+
+/// How the vectors of a database are stored, and therefore how a KNN query
+/// is written against them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VectorTable {
+    /// `vec_movies(movieId TEXT PRIMARY KEY, embedding FLOAT[dims])`: full
+    /// float32 vectors, what the `movies-db` stage writes today.
+    Float32,
+}
+
+impl VectorTable {
+    /// The vec0 table's name.
+    pub fn table(self) -> &'static str {
+        match self {
+            VectorTable::Float32 => "vec_movies",
+        }
+    }
+
+    /// The KNN query, exactly as the front end writes it (parameters: the
+    /// query vector as float32 bytes, then k).
+    pub fn knn_sql(self) -> String {
+        format!(
+            "SELECT v.movieId, m.title, m.year, v.distance FROM {} v \
+             JOIN movies m ON v.movieId = m.movieId \
+             WHERE v.embedding MATCH ?1 AND k = ?2 ORDER BY v.distance",
+            self.table()
+        )
+    }
+
+    /// Bytes stored per vector (float32: 4 per dimension).
+    pub fn bytes_per_vector(self, dimensions: usize) -> u64 {
+        match self {
+            VectorTable::Float32 => dimensions as u64 * 4,
+        }
+    }
+}
+
+/// What kind of number a result's `score` is, which depends on the metric.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScoreKind {
+    /// Cosine similarity, 1 − cosine distance: higher is closer;
+    /// `--min-score S` keeps similarity ≥ S.
+    Similarity,
+    /// The metric's distance (l2, l1): lower is closer; `--min-score S` keeps
+    /// distance ≤ S.
+    Distance,
+}
+
+impl ScoreKind {
+    /// The score kind used for a metric.
+    pub fn for_metric(metric: Metric) -> ScoreKind {
+        match metric {
+            Metric::Cosine => ScoreKind::Similarity,
+            Metric::L2 | Metric::L1 => ScoreKind::Distance,
+        }
+    }
+
+    /// The score of a vec0 distance.
+    pub fn score(self, distance: f64) -> f64 {
+        match self {
+            ScoreKind::Similarity => 1.0 - distance,
+            ScoreKind::Distance => distance,
+        }
+    }
+
+    /// Whether a score passes `--min-score threshold`.
+    pub fn passes(self, score: f64, threshold: f64) -> bool {
+        match self {
+            ScoreKind::Similarity => score >= threshold,
+            ScoreKind::Distance => score <= threshold,
+        }
+    }
+
+    /// A word for headers and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScoreKind::Similarity => "similarity",
+            ScoreKind::Distance => "distance",
+        }
+    }
+}
+
+/// What a database says about its vectors (its `config` table).
+#[derive(Clone, Debug, Serialize)]
+pub struct DbInfo {
+    /// `embedding_model_id`.
+    pub model: String,
+    /// `embedding_model_name`.
+    pub model_name: String,
+    /// `embedding_model_dimensions`.
+    pub dimensions: usize,
+    /// `embedding_model_metric`.
+    pub metric: Metric,
+    /// How the vectors are stored.
+    pub table: VectorTable,
+}
+
+/// One movie of a database, as shown in results.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Movie {
+    /// `movieId`.
+    #[serde(rename = "movieId")]
+    pub movie_id: String,
+    /// Title.
+    pub title: String,
+    /// Year, when known.
+    pub year: Option<i64>,
+}
+
+/// One result of a KNN query.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Neighbour {
+    /// The movie.
+    #[serde(flatten)]
+    pub movie: Movie,
+    /// vec0's distance for the table's metric.
+    pub distance: f64,
+    /// What is shown and filtered on: see [`ScoreKind`].
+    pub score: f64,
+}
+
+/// A database pipe built, opened read-only for searching.
+pub struct Database {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its config.
+    pub info: DbInfo,
+    conn: Connection,
+}
+
+impl Database {
+    /// Open a database and read its vector configuration.
+    pub fn open(path: &Path) -> Result<Database, SearchError> {
+        if !path.is_file() {
+            return Err(SearchError::Database(format!(
+                "{} does not exist or is not a file",
+                path.display()
+            )));
+        }
+        let conn =
+            crate::sqlite::open_read_only(path).map_err(|e| SearchError::db(path, "open", e))?;
+        let not_pipe = |e: &dyn std::fmt::Display| {
+            SearchError::Database(format!(
+                "{} is not a database pipe built (no readable config table or vec_movies table): {e}",
+                path.display()
+            ))
+        };
+        let get = |key: &str| -> Result<String, SearchError> {
+            conn.query_row("SELECT value FROM config WHERE key = ?1", [key], |r| {
+                r.get::<_, Option<String>>(0)
+            })
+            .optional()
+            .map_err(|e| not_pipe(&e))?
+            .flatten()
+            .ok_or_else(|| not_pipe(&format!("config has no `{key}`")))
+        };
+        let model = get("embedding_model_id")?;
+        let model_name = get("embedding_model_name").unwrap_or_else(|_| model.clone());
+        let dims_text = get("embedding_model_dimensions")?;
+        let dimensions: usize = dims_text
+            .parse()
+            .map_err(|_| not_pipe(&format!("embedding_model_dimensions is `{dims_text}`")))?;
+        let metric_text = get("embedding_model_metric")?;
+        let metric = match metric_text.as_str() {
+            "l2" => Metric::L2,
+            "cosine" => Metric::Cosine,
+            "l1" => Metric::L1,
+            other => {
+                return Err(not_pipe(&format!(
+                    "unknown embedding_model_metric `{other}`"
+                )))
+            }
+        };
+        let table = VectorTable::Float32;
+        let has_table: bool = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = ?1",
+                [table.table()],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(|e| not_pipe(&e))?
+            > 0;
+        if !has_table {
+            return Err(not_pipe(&format!("no `{}` table", table.table())));
+        }
+        Ok(Database {
+            path: path.to_path_buf(),
+            info: DbInfo {
+                model,
+                model_name,
+                dimensions,
+                metric,
+                table,
+            },
+            conn,
+        })
+    }
+
+    /// The kind of score of this database's results.
+    pub fn score_kind(&self) -> ScoreKind {
+        ScoreKind::for_metric(self.info.metric)
+    }
+
+    /// A movie of the `movies` table.
+    pub fn movie(&self, movie_id: &str) -> Result<Option<Movie>, SearchError> {
+        self.conn
+            .query_row(
+                "SELECT movieId, title, year FROM movies WHERE movieId = ?1",
+                [movie_id],
+                |r| {
+                    Ok(Movie {
+                        movie_id: r.get(0)?,
+                        title: r.get(1)?,
+                        year: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| SearchError::db(&self.path, "read movies", e))
+    }
+
+    /// The stored vector of a movie, if it has one.
+    pub fn vector(&self, movie_id: &str) -> Result<Option<Vec<f32>>, SearchError> {
+        let sql = format!(
+            "SELECT embedding FROM {} WHERE movieId = ?1",
+            self.info.table.table()
+        );
+        let blob: Option<Vec<u8>> = self
+            .conn
+            .query_row(&sql, [movie_id], |r| r.get(0))
+            .optional()
+            .map_err(|e| SearchError::db(&self.path, "read a vector", e))?;
+        Ok(blob.map(|b| from_le_bytes(&b)))
+    }
+
+    /// The vector of a movie given on the command line, or an error that says
+    /// what is wrong: no such movie (with close ids), or no vector.
+    pub fn vector_of(&self, movie_id: &str) -> Result<(Movie, Vec<f32>), SearchError> {
+        let model = &self.info.model;
+        let Some(movie) = self.movie(movie_id)? else {
+            let close = self.close_ids(movie_id, 3)?;
+            let hint = if close.is_empty() {
+                String::new()
+            } else {
+                format!(" (did you mean {}?)", close.join(", "))
+            };
+            return Err(SearchError::Usage(format!(
+                "unknown movie id `{movie_id}`: it is not in model {model}'s database {}{hint}",
+                self.path.display()
+            )));
+        };
+        match self.vector(movie_id)? {
+            Some(v) => Ok((movie, v)),
+            None => Err(SearchError::Usage(format!(
+                "movie `{movie_id}` ({}) exists but has no vector in model {model}'s database {}: \
+                 its embedding is missing from the model's embeddings file; regenerate the \
+                 embeddings and rebuild, or search with --vector",
+                describe(&movie),
+                self.path.display()
+            ))),
+        }
+    }
+
+    /// Up to `n` movie ids close to `id` (edit distance, or sharing a prefix),
+    /// closest first, for "did you mean".
+    pub fn close_ids(&self, id: &str, n: usize) -> Result<Vec<String>, SearchError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT movieId FROM movies")
+            .map_err(|e| SearchError::db(&self.path, "read movies", e))?;
+        let ids = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| SearchError::db(&self.path, "read movies", e))?;
+        let wanted = id.to_lowercase();
+        let mut close: Vec<(usize, String)> = Vec::new();
+        for candidate in ids {
+            let candidate = candidate.map_err(|e| SearchError::db(&self.path, "read movies", e))?;
+            let lower = candidate.to_lowercase();
+            let d = strsim::damerau_levenshtein(&wanted, &lower);
+            let limit = (wanted.len().max(lower.len()) / 4).max(1);
+            if d <= limit || (wanted.len() >= 4 && lower.starts_with(&wanted)) {
+                close.push((d, candidate));
+            }
+        }
+        close.sort();
+        Ok(close.into_iter().take(n).map(|(_, c)| c).collect())
+    }
+
+    /// Ids of every movie with a vector, sorted.
+    pub fn ids_with_vector(&self) -> Result<Vec<String>, SearchError> {
+        let sql = format!("SELECT movieId FROM {}", self.info.table.table());
+        let mut stmt = self
+            .conn
+            .prepare(&sql)
+            .map_err(|e| SearchError::db(&self.path, "read vectors", e))?;
+        let mut ids: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| SearchError::db(&self.path, "read vectors", e))?;
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Check a query vector's length against the table's dimensions.
+    pub fn check_vector(&self, vector: &[f32], source: &str) -> Result<(), SearchError> {
+        if vector.len() != self.info.dimensions {
+            return Err(SearchError::Usage(format!(
+                "{source}: wrong vector length: found {} numbers, expected {} for model {}",
+                vector.len(),
+                self.info.dimensions,
+                self.info.model
+            )));
+        }
+        if let Some(i) = vector.iter().position(|x| !x.is_finite()) {
+            return Err(SearchError::Usage(format!(
+                "{source}: component {i} of the vector is not a finite number"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The `k` nearest movies to `query`, closest first, leaving out
+    /// `exclude` (the query movie: it is always its own nearest neighbour,
+    /// which tells the user nothing). `k` + 1 are asked for so that leaving
+    /// it out still gives `k`.
+    pub fn knn(
+        &self,
+        query: &[f32],
+        k: usize,
+        exclude: Option<&str>,
+    ) -> Result<Vec<Neighbour>, SearchError> {
+        check_k(k)?;
+        let ask = if exclude.is_some() { k + 1 } else { k };
+        let score = self.score_kind();
+        let mut stmt = self
+            .conn
+            .prepare_cached(&self.info.table.knn_sql())
+            .map_err(|e| SearchError::db(&self.path, "prepare the KNN query", e))?;
+        let rows = stmt
+            .query_map(params![to_le_bytes(query), ask as i64], |r| {
+                let distance: f64 = r.get(3)?;
+                Ok(Neighbour {
+                    movie: Movie {
+                        movie_id: r.get(0)?,
+                        title: r.get(1)?,
+                        year: r.get(2)?,
+                    },
+                    distance,
+                    score: score.score(distance),
+                })
+            })
+            .map_err(|e| SearchError::db(&self.path, "run the KNN query", e))?;
+        let mut out = Vec::with_capacity(k);
+        for row in rows {
+            let n = row.map_err(|e| SearchError::db(&self.path, "run the KNN query", e))?;
+            if exclude == Some(n.movie.movie_id.as_str()) {
+                continue;
+            }
+            out.push(n);
+        }
+        out.truncate(k);
+        Ok(out)
+    }
+
+    /// Size of the database file in bytes.
+    pub fn file_size(&self) -> Result<u64, SearchError> {
+        std::fs::metadata(&self.path)
+            .map(|m| m.len())
+            .map_err(|e| SearchError::db(&self.path, "stat", e))
+    }
+}
+
+/// Reject a `k` vec0 cannot answer (one more is asked for when the query
+/// movie is left out).
+pub fn check_k(k: usize) -> Result<(), SearchError> {
+    if k == 0 || k >= VEC0_K_MAX {
+        return Err(SearchError::Usage(format!(
+            "-k {k}: k must be between 1 and {} (sqlite-vec answers at most {VEC0_K_MAX} neighbours)",
+            VEC0_K_MAX - 1
+        )));
+    }
+    Ok(())
+}
+
+/// `Title (1999)`.
+pub fn describe(movie: &Movie) -> String {
+    match movie.year {
+        Some(y) => format!("{} ({y})", movie.title),
+        None => movie.title.clone(),
+    }
+}
+
+/// float32 little-endian bytes, as vec0 stores and `MATCH` takes them.
+pub fn to_le_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// The inverse of [`to_le_bytes`] (a trailing partial float is ignored;
+/// callers check the length first).
+pub fn from_le_bytes(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// Parse a query vector: a JSON array of numbers, or raw little-endian
+/// float32 bytes. A file that is text starting with `[` is JSON (so that a
+/// typo in JSON is reported as such, not read as floats); anything else is
+/// raw floats.
+pub fn parse_vector(bytes: &[u8], source: &str) -> Result<Vec<f32>, SearchError> {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        let trimmed = text.trim_start();
+        if trimmed.starts_with('[') {
+            let values: Vec<serde_json::Value> = serde_json::from_str(trimmed).map_err(|e| {
+                SearchError::Usage(format!(
+                    "{source}: not a JSON array of numbers: {e} (line {}, column {})",
+                    e.line(),
+                    e.column()
+                ))
+            })?;
+            return values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    v.as_f64().map(|x| x as f32).ok_or_else(|| {
+                        SearchError::Usage(format!(
+                            "{source}: element {i} of the JSON array is {v}, not a number"
+                        ))
+                    })
+                })
+                .collect();
+        }
+    }
+    if !bytes.len().is_multiple_of(4) {
+        return Err(SearchError::Usage(format!(
+            "{source}: {} bytes is neither a JSON array nor a whole number of float32s \
+             (raw vectors are little-endian float32, 4 bytes each)",
+            bytes.len()
+        )));
+    }
+    Ok(from_le_bytes(bytes))
+}
+
+/// Read a query vector from a file (`-` is standard input).
+pub fn read_vector_file(path: &Path) -> Result<Vec<f32>, SearchError> {
+    let shown = path.display().to_string();
+    let bytes = if path == Path::new("-") {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+            .map_err(|e| SearchError::Usage(format!("cannot read standard input: {e}")))?;
+        buf
+    } else {
+        std::fs::read(path).map_err(|e| SearchError::Usage(format!("cannot read {shown}: {e}")))?
+    };
+    parse_vector(&bytes, &shown)
+}
+
+/// The database of a model, found through the manifest and the graph (the
+/// `movies-db@<model>` target's path), or an error that lists the models or
+/// says how to build it.
+pub fn locate(manifest: &Manifest, graph: &Graph, model: &str) -> Result<PathBuf, SearchError> {
+    let ids: Vec<&str> = manifest.models.iter().map(|m| m.id.as_str()).collect();
+    if manifest.model(model).is_none() {
+        let hint = crate::suggest::closest(model, ids.iter().copied())
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
+        return Err(SearchError::Usage(format!(
+            "unknown embedding model `{model}`{hint}\navailable models: {}",
+            ids.join(", ")
+        )));
+    }
+    let target = graph.targets.iter().find_map(|t| match &t.spec {
+        TargetSpec::MoviesDb(spec) if spec.model.id == model => Some((t, spec)),
+        _ => None,
+    });
+    let Some((target, spec)) = target else {
+        return Err(SearchError::Usage(format!(
+            "no movies-db target builds a database for model {model} in {}; \
+             add a `kind = \"movies-db\"` target, or pass --db PATH",
+            manifest.root.join(crate::manifest::MANIFEST_NAME).display()
+        )));
+    };
+    let path = manifest.root.join(&spec.db_path);
+    if !path.is_file() {
+        return Err(SearchError::Database(format!(
+            "the database of model {model} has not been built yet ({} is missing): \
+             run `pipe build --target {}`",
+            spec.db_path.display(),
+            target.name
+        )));
+    }
+    Ok(path)
+}
+
+/// A note when a model's database was built with other dimensions or another
+/// metric than its models.d file now declares: the search still uses what the
+/// database holds, but the user should know it is stale.
+pub fn stale_note(model: &crate::manifest::Model, info: &DbInfo) -> Option<String> {
+    let declared = (model.dimensions as usize, model.metric);
+    let built = (info.dimensions, info.metric);
+    (declared != built).then(|| {
+        format!(
+            "model {}'s database was built with {} dims, metric {}, but {} now declares {} dims, \
+             metric {}; searching what was built (run `pipe build` to rebuild it)",
+            model.id,
+            info.dimensions,
+            info.metric,
+            model.file.display(),
+            model.dimensions,
+            model.metric
+        )
+    })
+}
+
+/// What `pipe search` asked for.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Query {
+    /// Movies like this one (left out of its own results).
+    Movie {
+        /// The movie.
+        #[serde(flatten)]
+        movie: Movie,
+    },
+    /// A vector read from a file.
+    Vector {
+        /// The file.
+        file: String,
+    },
+}
+
+/// The answer of `pipe search`, printed as a table or as JSON.
+#[derive(Clone, Debug, Serialize)]
+pub struct SearchReport {
+    /// The database searched.
+    pub database: String,
+    /// Model id (from the database's config).
+    pub model: String,
+    /// Metric of the vector table.
+    pub metric: Metric,
+    /// Dimensions of the vector table.
+    pub dimensions: usize,
+    /// What `score` means.
+    pub score: ScoreKind,
+    /// What was searched for.
+    pub query: Query,
+    /// Neighbours asked for.
+    pub k: usize,
+    /// `--min-score`, if given.
+    pub min_score: Option<f64>,
+    /// The neighbours, closest first.
+    pub results: Vec<Neighbour>,
+}
+
+/// Search `db` for the neighbours of a movie or a vector: the whole of
+/// `pipe search` but the printing.
+pub fn search(
+    db: &Database,
+    like: Option<&str>,
+    vector: Option<(&[f32], &str)>,
+    k: usize,
+    min_score: Option<f64>,
+) -> Result<SearchReport, SearchError> {
+    check_k(k)?;
+    let (query, vec, exclude) = match (like, vector) {
+        (Some(id), _) => {
+            let (movie, v) = db.vector_of(id)?;
+            (Query::Movie { movie }, v, Some(id))
+        }
+        (None, Some((v, file))) => {
+            db.check_vector(v, file)?;
+            (
+                Query::Vector {
+                    file: file.to_string(),
+                },
+                v.to_vec(),
+                None,
+            )
+        }
+        (None, None) => {
+            return Err(SearchError::Usage(
+                "say what to search for: --like MOVIE_ID or --vector FILE".into(),
+            ))
+        }
+    };
+    let kind = db.score_kind();
+    let mut results = db.knn(&vec, k, exclude)?;
+    if let Some(t) = min_score {
+        results.retain(|n| kind.passes(n.score, t));
+    }
+    Ok(SearchReport {
+        database: db.path.display().to_string(),
+        model: db.info.model.clone(),
+        metric: db.info.metric,
+        dimensions: db.info.dimensions,
+        score: kind,
+        query,
+        k,
+        min_score,
+        results,
+    })
+}
+
+/// The human form of a [`SearchReport`]: a header that says what the score
+/// is, then an aligned table.
+pub fn render(report: &SearchReport) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let what = match &report.query {
+        Query::Movie { movie } => format!("{} {}", movie.movie_id, describe(movie)),
+        Query::Vector { file } => format!("the vector in {file}"),
+    };
+    let meaning = match report.score {
+        ScoreKind::Similarity => "similarity = 1 − cosine distance, higher is closer",
+        ScoreKind::Distance => "lower is closer",
+    };
+    let _ = writeln!(
+        out,
+        "{} nearest to {what}\nmodel {} ({} dims, metric {}); score: {} ({meaning})",
+        report.k,
+        report.model,
+        report.dimensions,
+        report.metric,
+        match report.score {
+            ScoreKind::Similarity => "similarity".to_string(),
+            ScoreKind::Distance => format!("{} distance", report.metric),
+        },
+    );
+    if let Some(t) = report.min_score {
+        let op = match report.score {
+            ScoreKind::Similarity => "≥",
+            ScoreKind::Distance => "≤",
+        };
+        let _ = writeln!(out, "only scores {op} {t}");
+    }
+    out.push('\n');
+    if report.results.is_empty() {
+        out.push_str("no results\n");
+        return out;
+    }
+    let title_w = report
+        .results
+        .iter()
+        .map(|n| n.movie.title.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(5, 60);
+    let id_w = report
+        .results
+        .iter()
+        .map(|n| n.movie.movie_id.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(7);
+    let _ = writeln!(
+        out,
+        "{:>3}  {:<id_w$}  {:<title_w$}  {:>4}  {:>8}",
+        "#", "MOVIEID", "TITLE", "YEAR", "SCORE"
+    );
+    for (i, n) in report.results.iter().enumerate() {
+        let title = truncate(&n.movie.title, title_w);
+        let year = n.movie.year.map(|y| y.to_string()).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{:>3}  {:<id_w$}  {:<title_w$}  {:>4}  {:>8.4}",
+            i + 1,
+            n.movie.movie_id,
+            title,
+            year,
+            n.score
+        );
+    }
+    out
+}
+
+/// Cut `s` to `width` characters, marking the cut with `…`.
+fn truncate(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        return s.to_string();
+    }
+    let mut t: String = s.chars().take(width.saturating_sub(1)).collect();
+    t.push('…');
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vectors_parse_from_json_and_raw_bytes() {
+        assert_eq!(
+            parse_vector(b" [1, 2.5, -3]\n", "f").unwrap(),
+            [1.0, 2.5, -3.0]
+        );
+        let raw = to_le_bytes(&[0.25, -1.0]);
+        assert_eq!(parse_vector(&raw, "f").unwrap(), [0.25, -1.0]);
+        let err = parse_vector(b"[1, \"x\"]", "f").unwrap_err().to_string();
+        assert!(err.contains("element 1"), "{err}");
+        let err = parse_vector(b"[1, 2", "f").unwrap_err().to_string();
+        assert!(err.contains("not a JSON array"), "{err}");
+        let err = parse_vector(&[0, 0, 128], "f").unwrap_err().to_string();
+        assert!(err.contains("3 bytes"), "{err}");
+    }
+
+    #[test]
+    fn scores_filter_in_the_metrics_direction() {
+        assert!(ScoreKind::Similarity.passes(0.8, 0.7));
+        assert!(!ScoreKind::Similarity.passes(0.6, 0.7));
+        assert!(ScoreKind::Distance.passes(0.6, 0.7));
+        assert!(!ScoreKind::Distance.passes(0.8, 0.7));
+        assert!((ScoreKind::Similarity.score(0.25) - 0.75).abs() < 1e-12);
+    }
+
+    #[test]
+    fn k_is_bounded_by_vec0() {
+        assert!(check_k(0).is_err());
+        assert!(check_k(1).is_ok());
+        assert!(check_k(VEC0_K_MAX - 1).is_ok());
+        assert!(check_k(VEC0_K_MAX).is_err());
+    }
+}
