@@ -69,49 +69,28 @@ impl TargetRecord {
     pub fn check_outputs(&mut self, root: &Path) -> Vec<OutputCheck> {
         let now = now_ns();
         // Outputs are sorted by path, so the files of one directory are
-        // adjacent: stat them in chunks relative to their directory.
-        let mut groups: Vec<&mut [OutputRecord]> = Vec::new();
-        let mut rest: &mut [OutputRecord] = &mut self.outputs;
-        while !rest.is_empty() {
-            let parent = parent_bytes(&rest[0].path);
-            let n = rest
-                .iter()
-                .take_while(|r| parent_bytes(&r.path) == parent)
-                .count()
-                .min(1024);
-            let (head, tail) = std::mem::take(&mut rest).split_at_mut(n);
-            groups.push(head);
-            rest = tail;
-        }
-        let checked: Vec<(OutputCheck, bool)> = groups
-            .into_par_iter()
-            .flat_map_iter(|group| {
-                let dir = root.join(group[0].path.parent().unwrap_or(Path::new("")));
-                let names: Vec<&std::ffi::OsStr> = group
-                    .iter()
-                    .map(|r| r.path.file_name().unwrap_or_default())
-                    .collect();
-                let stats = FileStat::read_in_dir(&dir, &names);
-                group
-                    .iter_mut()
-                    .zip(stats)
-                    .map(|(rec, stat)| {
-                        let Some(stat) = stat else {
-                            return (OutputCheck::Missing(rec.path.clone()), false);
-                        };
-                        if stat == rec.stat && stat.settled(rec.recorded_ns) {
-                            return (OutputCheck::Intact, false);
-                        }
-                        match crate::fingerprint::hash_file(&root.join(&rec.path)) {
-                            Ok(h) if h.as_bytes() == &rec.hash => {
-                                rec.stat = stat;
-                                rec.recorded_ns = now;
-                                (OutputCheck::Intact, true)
-                            }
-                            _ => (OutputCheck::Modified(rec.path.clone()), false),
-                        }
-                    })
-                    .collect::<Vec<_>>()
+        // adjacent: stat_many stats them relative to their directory.
+        let paths: Vec<&Path> = self.outputs.iter().map(|r| r.path.as_path()).collect();
+        let stats = stat_many(root, &paths);
+        let checked: Vec<(OutputCheck, bool)> = self
+            .outputs
+            .par_iter_mut()
+            .zip(stats)
+            .map(|(rec, stat)| {
+                let Some(stat) = stat else {
+                    return (OutputCheck::Missing(rec.path.clone()), false);
+                };
+                if stat == rec.stat && stat.settled(rec.recorded_ns) {
+                    return (OutputCheck::Intact, false);
+                }
+                match crate::fingerprint::hash_file(&root.join(&rec.path)) {
+                    Ok(h) if h.as_bytes() == &rec.hash => {
+                        rec.stat = stat;
+                        rec.recorded_ns = now;
+                        (OutputCheck::Intact, true)
+                    }
+                    _ => (OutputCheck::Modified(rec.path.clone()), false),
+                }
             })
             .collect();
         self.refreshed |= checked.iter().any(|(_, refreshed)| *refreshed);
@@ -165,6 +144,36 @@ fn parent_bytes(path: &Path) -> &[u8] {
     }
 }
 
+/// Stat many project-relative paths, relative to their directories, in
+/// parallel (chunks of files of one directory share one directory
+/// descriptor). Same order as `paths`; `None` for a missing file.
+pub fn stat_many(root: &Path, paths: &[&Path]) -> Vec<Option<FileStat>> {
+    let mut chunks: Vec<&[&Path]> = Vec::new();
+    let mut rest = paths;
+    while !rest.is_empty() {
+        let parent = parent_bytes(rest[0]);
+        let n = rest
+            .iter()
+            .take_while(|p| parent_bytes(p) == parent)
+            .count()
+            .min(1024);
+        let (head, tail) = rest.split_at(n);
+        chunks.push(head);
+        rest = tail;
+    }
+    chunks
+        .into_par_iter()
+        .flat_map_iter(|chunk| {
+            let dir = root.join(chunk[0].parent().unwrap_or(Path::new("")));
+            let names: Vec<&std::ffi::OsStr> = chunk
+                .iter()
+                .map(|p| p.file_name().unwrap_or_default())
+                .collect();
+            FileStat::read_in_dir(&dir, &names)
+        })
+        .collect()
+}
+
 /// Build the output records of a finished stage: stat every file it owns;
 /// files it left untouched keep their previous record.
 pub fn record_outputs(
@@ -176,10 +185,15 @@ pub fn record_outputs(
         .map(|r| r.outputs.iter().map(|o| (o.path.as_path(), o)).collect())
         .unwrap_or_default();
     let now = now_ns();
+    let mut files: Vec<&OutputFile> = files.iter().collect();
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let paths: Vec<&Path> = files.iter().map(|f| f.path.as_path()).collect();
+    let stats = stat_many(root, &paths);
     let mut records: Vec<OutputRecord> = files
-        .par_iter()
-        .map(|f| {
-            let stat = FileStat::read(&root.join(&f.path))?.ok_or_else(|| {
+        .into_iter()
+        .zip(stats)
+        .map(|(f, stat)| {
+            let stat = stat.ok_or_else(|| {
                 io::Error::new(
                     io::ErrorKind::NotFound,
                     format!(
