@@ -160,7 +160,7 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
         }
     };
 
-    let hash = crate::fingerprint::hash_file(final_tmp.path())
+    let hash = hash_streamed(final_tmp.path())
         .map_err(|e| StageError::io(&spec.db_path, "read back", e))?;
     if ctx.previous.is_unchanged(&spec.db_path, &hash) {
         drop(final_tmp); // same bytes as the file in place: leave it untouched
@@ -274,9 +274,6 @@ fn assemble(
         })?;
         conn.execute("ATTACH DATABASE ?1 AS ?2", [file.as_str(), name])
             .map_err(e("attach a part"))?;
-        // Parts are read through the page cache mapping: no copy per page.
-        conn.execute_batch(&format!("PRAGMA {name}.mmap_size = 1073741824;"))
-            .map_err(e("configure"))?;
     }
     conn.execute_batch("BEGIN").map_err(e("begin"))?;
     conn.execute_batch(&vector_part::create_sql(model))
@@ -365,6 +362,15 @@ fn write_config(
         stmt.execute(params![k, v])?;
     }
     Ok(())
+}
+
+/// blake3 of a file read in blocks: a mapping would count the whole file
+/// towards the process's resident memory.
+fn hash_streamed(path: &Path) -> std::io::Result<blake3::Hash> {
+    let mut hasher = blake3::Hasher::new();
+    let mut file = std::fs::File::open(path)?;
+    std::io::copy(&mut file, &mut hasher)?;
+    Ok(hasher.finalize())
 }
 
 fn db_err(spec: &MoviesDbSpec, what: &str, e: rusqlite::Error) -> StageError {
