@@ -143,15 +143,33 @@ pub(crate) fn file_name(prefix: &str, key: &str) -> String {
     format!("{prefix}{key}.db")
 }
 
-/// Delete every entry named `<prefix><other key>.db` in `dir` except `keep`.
-/// Best effort: a file that cannot be removed is only disk space.
+/// Temporary files of this part kind older than this are leftovers of a
+/// killed build (a live build renames its temporary within seconds).
+const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Delete every entry named `<prefix><other key>.db` in `dir` except `keep`,
+/// and stale temporary files of the same kind. Best effort: a file that
+/// cannot be removed is only disk space.
 pub(crate) fn prune(dir: &Path, prefix: &str, keep: &str) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
+    let temp = format!("{}{prefix}", crate::artifact::TEMP_PREFIX);
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
+        if name.starts_with(&temp) {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > STALE_TEMP);
+            if old {
+                let _ = std::fs::remove_file(entry.path());
+            }
+            continue;
+        }
         let Some(rest) = name.strip_prefix(prefix) else {
             continue;
         };
