@@ -11,9 +11,9 @@
 //!   of the embeddings file and the ordered list of kept movie ids, so an edit
 //!   to a movie's fields reuses it.
 //!
-//! Assembly is a fixed sequence (copy the vector part, copy the catalog's
-//! rows table by table, write `config`, ANALYZE, `VACUUM INTO`), so the bytes
-//! are the same whether a part came from the cache or was just built.
+//! Assembly is a fixed sequence (`VACUUM INTO` of the catalog part, then the
+//! vector part's tables, `config` and statistics appended), so the bytes are
+//! the same whether a part came from the cache or was just built.
 //! Reproducible by construction: fixed page size, no clock (timestamps from
 //! SOURCE_DATE_EPOCH or the inputs), deterministic insertion orders, and a
 //! final `VACUUM INTO` that lays the file out canonically. The database is
@@ -241,15 +241,13 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
 /// two parts, in a fixed order that makes the bytes independent of where
 /// the parts came from.
 ///
-/// This is what `VACUUM INTO` does, done once instead of twice: create the
-/// whole schema in a new file (root pages first), then copy each table of
-/// the parts into it in schema order. The tables are empty and declared
-/// alike, so SQLite copies b-tree cells without re-encoding rows (its
-/// transfer optimisation, the one VACUUM uses), appending in key order:
-/// the file is compact, has no free pages and its layout depends only on
-/// the content. Statistics are each part's own ANALYZE results (ANALYZE is
-/// per table, so the union is what ANALYZE of the whole file writes) plus
-/// those of `config`.
+/// The catalog part is laid out canonically by `VACUUM INTO` (a read-only
+/// copy of the cache file, with its statistics). The vector part is then
+/// appended: `vec_movies` is created and its shadow tables are copied with
+/// SQLite's transfer optimisation (b-tree cells copied, not re-encoded, in
+/// key order), so the file stays compact with no free pages. Statistics are
+/// each part's own ANALYZE results (ANALYZE works per table, so the union
+/// is what ANALYZE of the whole file writes) plus those of `config`.
 fn assemble(
     ctx: &StageContext,
     spec: &MoviesDbSpec,
@@ -259,48 +257,52 @@ fn assemble(
 ) -> Result<(), StageError> {
     let e = |what: &'static str| move |err: rusqlite::Error| db_err(spec, what, err);
     let model = &spec.model;
-    let conn = sqlite::open(dest).map_err(e("open the new database"))?;
-    // The file is a temporary until renamed into place: no journal and no
-    // fsync (a failed build deletes it). Rollback (DELETE) journal mode is
-    // what a non-WAL file reports, as the browser needs.
-    conn.execute_batch(&format!(
-        "PRAGMA page_size = {PAGE_SIZE}; PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; \
-         PRAGMA cache_size = -8192; PRAGMA foreign_keys = OFF;"
-    ))
-    .map_err(e("configure"))?;
-    for (path, name) in [(&vectors.path, "vec"), (&catalog.path, "cat")] {
-        let file = cache::read_only_uri(path).ok_or_else(|| {
-            StageError::new(format!("{}: the path is not valid UTF-8", path.display()))
-        })?;
-        conn.execute("ATTACH DATABASE ?1 AS ?2", [file.as_str(), name])
-            .map_err(e("attach a part"))?;
+    let target = dest.to_str().ok_or_else(|| {
+        StageError::new(format!(
+            "{}: the path is not valid UTF-8",
+            spec.db_path.display()
+        ))
+    })?;
+    {
+        let cat = sqlite::open_read_only(&catalog.path).map_err(e("open the catalog part"))?;
+        cat.execute("VACUUM INTO ?1", [target])
+            .map_err(e("copy the catalog part (VACUUM INTO)"))?;
+        cat.close().map_err(|(_, err)| db_err(spec, "close", err))?;
     }
-    conn.execute_batch("BEGIN").map_err(e("begin"))?;
-    conn.execute_batch(&vector_part::create_sql(model))
-        .map_err(e("create the vector table"))?;
-    conn.execute_batch(schema::SCHEMA)
-        .map_err(e("create the schema"))?;
-    conn.execute_batch(schema::INDEXES)
-        .map_err(e("create indexes"))?;
-    conn.execute_batch(schema::CONFIG)
-        .map_err(e("create the config table"))?;
-    // Creates sqlite_stat1 with the schema (its root page among the
-    // others); `config` is still empty, so it gets no rows yet.
-    conn.execute_batch("ANALYZE main.config;")
-        .map_err(e("create the statistics table"))?;
     if ctx.is_cancelled() {
         return Err(StageError::cancelled());
     }
     ctx.progress
         .progress(0, catalog.movies as u64, "writing the database");
+    let conn = sqlite::open(dest).map_err(e("open the new database"))?;
+    // The file is a temporary until renamed into place: no journal and no
+    // fsync (a failed build deletes it). Rollback (DELETE) journal mode is
+    // what a non-WAL file reports, as the browser needs.
+    conn.execute_batch(
+        "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -8192; \
+         PRAGMA foreign_keys = OFF;",
+    )
+    .map_err(e("configure"))?;
+    let file = cache::read_only_uri(&vectors.path).ok_or_else(|| {
+        StageError::new(format!(
+            "{}: the path is not valid UTF-8",
+            vectors.path.display()
+        ))
+    })?;
+    conn.execute("ATTACH DATABASE ?1 AS vec", [file.as_str()])
+        .map_err(e("attach the vector part"))?;
+    conn.execute_batch("BEGIN").map_err(e("begin"))?;
+    conn.execute_batch(&vector_part::create_sql(model))
+        .map_err(e("create the vector table"))?;
+    conn.execute_batch(schema::CONFIG)
+        .map_err(e("create the config table"))?;
     copy_part(&conn, "vec").map_err(e("copy the vector part"))?;
-    copy_part(&conn, "cat").map_err(e("copy the catalog part"))?;
     write_config(&conn, model, catalog, vectors).map_err(e("insert config"))?;
     conn.execute_batch("ANALYZE main.config;")
         .map_err(e("analyze"))?;
     conn.execute_batch("COMMIT").map_err(e("commit"))?;
-    conn.execute_batch("DETACH DATABASE vec; DETACH DATABASE cat;")
-        .map_err(e("detach the parts"))?;
+    conn.execute_batch("DETACH DATABASE vec;")
+        .map_err(e("detach the vector part"))?;
     conn.close()
         .map_err(|(_, err)| db_err(spec, "close", err))?;
     Ok(())

@@ -17,10 +17,11 @@ use std::sync::{Mutex, OnceLock};
 
 /// Bump when the content or layout of a part changes: old entries then
 /// stop matching and are rebuilt (and pruned).
-pub(crate) const PART_FORMAT: &str = "movies-db-parts-2";
+pub(crate) const PART_FORMAT: &str = "movies-db-parts-3";
 
-/// Name of the small table in every part that describes it; it is never
-/// copied into a published database.
+/// Name of the small table in a vector part that describes it; it is never
+/// copied into a published database. (The catalog part, copied whole by
+/// `VACUUM INTO`, is described by a JSON file beside it instead.)
 pub(crate) const META_TABLE: &str = "pipe_part";
 
 /// The cache directory of a project.
@@ -147,10 +148,11 @@ pub(crate) fn file_name(prefix: &str, key: &str) -> String {
 /// killed build (a live build renames its temporary within seconds).
 const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// Delete every entry named `<prefix><other key>.db` in `dir` except `keep`,
-/// and stale temporary files of the same kind. Best effort: a file that
-/// cannot be removed is only disk space.
-pub(crate) fn prune(dir: &Path, prefix: &str, keep: &str) {
+/// Delete every entry named `<prefix><other key>.db` (or `.json`, a
+/// catalog's description) in `dir` except those of `keep_key`, and stale
+/// temporary files of the same kind. Best effort: a file that cannot be
+/// removed is only disk space.
+pub(crate) fn prune(dir: &Path, prefix: &str, keep_key: &str) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -173,15 +175,40 @@ pub(crate) fn prune(dir: &Path, prefix: &str, keep: &str) {
         let Some(rest) = name.strip_prefix(prefix) else {
             continue;
         };
-        let Some(k) = rest.strip_suffix(".db") else {
+        let Some(k) = rest
+            .strip_suffix(".db")
+            .or_else(|| rest.strip_suffix(".json"))
+        else {
             continue;
         };
         // Only exact `<prefix><64 hex>.db`: a prefix of another model's
         // name (`vectors.bge.` vs `vectors.bge.micro.`) never matches.
-        if k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit()) && name != keep {
+        if k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit()) && k != keep_key {
             let _ = std::fs::remove_file(entry.path());
         }
     }
+}
+
+/// The description file of a catalog part: `<name>.json` beside it.
+fn sidecar(db: &Path) -> PathBuf {
+    db.with_extension("json")
+}
+
+/// Read the description of a catalog part; `None` if it or the part is
+/// missing or unreadable (a cache miss).
+pub(crate) fn read_sidecar(db: &Path) -> Option<BTreeMap<String, String>> {
+    if !db.is_file() {
+        return None;
+    }
+    let bytes = std::fs::read(sidecar(db)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Write the description of a catalog part, after the part itself: a
+/// description therefore always names a complete part.
+pub(crate) fn write_sidecar(db: &Path, meta: &BTreeMap<String, String>) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec_pretty(meta).map_err(std::io::Error::other)?;
+    crate::artifact::write_atomic(&sidecar(db), &bytes)
 }
 
 /// A `file:` URI opening `path` read-only, for ATTACH: a part that
@@ -201,8 +228,10 @@ pub(crate) fn read_only_uri(path: &Path) -> Option<String> {
     Some(uri)
 }
 
-/// Remove one cache entry (after it proved unusable). Best effort.
+/// Remove one cache entry (after it proved unusable) and its description.
+/// Best effort.
 pub(crate) fn discard(path: &Path) {
+    let _ = std::fs::remove_file(sidecar(path));
     let _ = std::fs::remove_file(path);
 }
 
@@ -226,10 +255,13 @@ mod tests {
             file_name("vectors.bge.", &k2),
             file_name("vectors.bge.micro.", &k1),
             file_name("catalog.", &k1),
+            format!("catalog.{k1}.json"),
+            format!("catalog.{k2}.json"),
         ] {
             std::fs::write(d.path().join(n), b"x").unwrap();
         }
-        prune(d.path(), "vectors.bge.", &file_name("vectors.bge.", &k2));
+        prune(d.path(), "vectors.bge.", &k2);
+        prune(d.path(), "catalog.", &k1);
         let mut left: Vec<String> = std::fs::read_dir(d.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -239,6 +271,7 @@ mod tests {
             left,
             vec![
                 file_name("catalog.", &k1),
+                format!("catalog.{k1}.json"),
                 file_name("vectors.bge.", &k2),
                 file_name("vectors.bge.micro.", &k1),
             ]

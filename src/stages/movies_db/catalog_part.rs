@@ -23,7 +23,7 @@ use crate::stage::{StageContext, StageError};
 use rusqlite::types::Value as Sql;
 use rusqlite::{params, Connection};
 use serde_json::Value;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -113,7 +113,7 @@ pub(crate) fn obtain(
         return Ok((part, Origin::Cached));
     }
     let part = Arc::new(build(ctx, spec, &key, &path)?);
-    cache::prune(&dir, PREFIX, &cache::file_name(PREFIX, &key));
+    cache::prune(&dir, PREFIX, &key);
     *guard = Some(part.clone());
     Ok((part, Origin::Built))
 }
@@ -147,7 +147,7 @@ pub(crate) fn forget(ctx: &StageContext, part: &Arc<CatalogPart>) {
 
 /// A cached catalog part, if `path` holds a readable one with this key.
 fn from_cache(path: &Path, key: &str) -> Option<CatalogPart> {
-    let meta = cache::read_meta(path)?;
+    let meta = cache::read_sidecar(path)?;
     if meta.get("key").map(String::as_str) != Some(key) {
         return None;
     }
@@ -189,21 +189,22 @@ fn build(
     {
         let conn = sqlite::open(tmp.path()).map_err(e("open"))?;
         fill(ctx, &conn, &catalog, &collections, &built_at, shown)?;
-        cache::write_meta(
-            &conn,
-            &[
-                ("key", key.to_string()),
-                ("movies", catalog.movies.len().to_string()),
-                ("ids_blake3", ids_hash.clone()),
-                ("built_at", built_at.clone()),
-            ],
-        )
-        .map_err(e("describe the part"))?;
         conn.close()
             .map_err(|(_, err)| db_err_at(shown, "close", err))?;
     }
     tmp.persist(path)
         .map_err(|err| StageError::io(shown, "rename into place", err))?;
+    let meta: BTreeMap<String, String> = [
+        ("key", key.to_string()),
+        ("movies", catalog.movies.len().to_string()),
+        ("ids_blake3", ids_hash.clone()),
+        ("built_at", built_at.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    cache::write_sidecar(path, &meta)
+        .map_err(|err| StageError::io(shown, "describe the part in", err))?;
     Ok(CatalogPart {
         path: path.to_path_buf(),
         movies: catalog.movies.len(),

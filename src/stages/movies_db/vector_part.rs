@@ -87,7 +87,7 @@ pub(crate) fn obtain(
         return Ok((part, Origin::Cached));
     }
     let part = build(ctx, spec, catalog, emb_hash, &key, &path)?;
-    cache::prune(&dir, &prefix, &name);
+    cache::prune(&dir, &prefix, &key);
     Ok((part, Origin::Built))
 }
 
