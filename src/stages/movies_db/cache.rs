@@ -17,7 +17,7 @@ use std::sync::{Mutex, OnceLock};
 
 /// Bump when the content or layout of a part changes: old entries then
 /// stop matching and are rebuilt (and pruned).
-pub(crate) const PART_FORMAT: &str = "movies-db-parts-3";
+pub(crate) const PART_FORMAT: &str = "movies-db-parts-4";
 
 /// Name of the small table in a vector part that describes it; it is never
 /// copied into a published database. (The catalog part, copied whole by
