@@ -142,8 +142,12 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
             .map_err(|e| StageError::io(&spec.db_path, "create a temporary file beside", e))?;
         match assemble(ctx, spec, &catalog, &vectors, final_tmp.path()) {
             Ok(()) => break (catalog, vectors, (cat_origin, vec_origin), final_tmp),
+            // Cancellation is no sign of a damaged part: only other errors
+            // discard cached ones.
             Err(e)
-                if attempt == 1 && (cat_origin != Origin::Built || vec_origin != Origin::Built) =>
+                if attempt == 1
+                    && !ctx.is_cancelled()
+                    && (cat_origin != Origin::Built || vec_origin != Origin::Built) =>
             {
                 if cat_origin != Origin::Built {
                     catalog_part::forget(ctx, &catalog);
