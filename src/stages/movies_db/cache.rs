@@ -1,0 +1,280 @@
+//! The part cache of the `movies-db` stage: SQLite files under
+//! `.pipe/cache/movies-db/`, each named by a blake3 key over everything its
+//! content depends on, so a file with the right name is the right content.
+//!
+//! Only the newest entry of each part kind (the catalog; the vectors of one
+//! model) is kept: older ones are deleted after a successful build, so the
+//! cache never grows beyond one catalog and one vector part per model.
+//! Every entry is written to a temporary file and renamed into place; an
+//! entry that cannot be opened or read is treated as missing.
+
+use crate::fingerprint::{hash_file, now_ns, FileStat};
+use crate::stage::StageError;
+use rusqlite::Connection;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+/// Bump when the content or layout of a part changes: old entries then
+/// stop matching and are rebuilt (and pruned).
+pub(crate) const PART_FORMAT: &str = "movies-db-parts-4";
+
+/// Name of the small table in a vector part that describes it; it is never
+/// copied into a published database. (The catalog part, copied whole by
+/// `VACUUM INTO`, is described by a JSON file beside it instead.)
+pub(crate) const META_TABLE: &str = "pipe_part";
+
+/// The cache directory of a project.
+pub(crate) fn dir(root: &Path) -> PathBuf {
+    root.join(crate::state::STATE_DIR)
+        .join("cache")
+        .join("movies-db")
+}
+
+/// A key over labelled fields: each field is length-prefixed, so no two
+/// different field lists hash alike.
+pub(crate) fn key(fields: &[(&str, &str)]) -> String {
+    let mut h = blake3::Hasher::new();
+    for (name, value) in fields {
+        for part in [name, value] {
+            h.update(&(part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+    }
+    h.finalize().to_hex().to_string()
+}
+
+/// The SQLite and sqlite-vec versions, part of every key (they write the
+/// bytes of every part). Computed once per process.
+pub(crate) fn versions() -> Result<&'static (String, String), StageError> {
+    static VERSIONS: OnceLock<(String, String)> = OnceLock::new();
+    if let Some(v) = VERSIONS.get() {
+        return Ok(v);
+    }
+    let v = crate::sqlite::versions().map_err(|e| {
+        StageError::with_source(format!("cannot query the SQLite versions: {e}"), e)
+    })?;
+    Ok(VERSIONS.get_or_init(|| v))
+}
+
+/// A content hash remembered with the file's stat when it was taken.
+#[derive(Clone, Copy)]
+struct Remembered {
+    stat: FileStat,
+    hash: blake3::Hash,
+    recorded_ns: i64,
+}
+
+/// blake3 of a file's content, or `None` if it does not exist.
+///
+/// The three targets of a build hash the same movies.json, and an unchanged
+/// embeddings file need not be read again: a hash is remembered per process
+/// (and looked up in the executor's hash cache in `.pipe/`) by the file's
+/// stat, trusted only once the file's mtime is safely older than when the
+/// hash was taken (git's racy-file rule, as in [`crate::fingerprint`]).
+pub(crate) fn content_hash(root: &Path, rel: &Path) -> std::io::Result<Option<blake3::Hash>> {
+    static MEMO: OnceLock<Mutex<HashMap<PathBuf, Remembered>>> = OnceLock::new();
+    let memo = MEMO.get_or_init(Default::default);
+    let abs = root.join(rel);
+    let Some(stat) = FileStat::read(&abs)? else {
+        return Ok(None);
+    };
+    if let Ok(m) = memo.lock() {
+        if let Some(r) = m.get(&abs) {
+            if r.stat == stat && stat.settled(r.recorded_ns) {
+                return Ok(Some(r.hash));
+            }
+        }
+    }
+    let recorded_ns = now_ns();
+    // The executor's cache answers for files that were settled when it last
+    // hashed them; otherwise it reads the file.
+    let mut executor_cache = crate::state::StateDir::new(root).load_hash_cache();
+    let hash = match executor_cache.hash(root, rel)? {
+        Some(h) => h,
+        None => hash_file(&abs)?,
+    };
+    if FileStat::read(&abs)? == Some(stat) {
+        if let Ok(mut m) = memo.lock() {
+            m.insert(
+                abs,
+                Remembered {
+                    stat,
+                    hash,
+                    recorded_ns,
+                },
+            );
+        }
+    }
+    Ok(Some(hash))
+}
+
+/// Read the description table of a part; `None` if the file is missing,
+/// unreadable or not a part (all of which are cache misses).
+pub(crate) fn read_meta(path: &Path) -> Option<BTreeMap<String, String>> {
+    if !path.is_file() {
+        return None;
+    }
+    let conn = crate::sqlite::open_read_only(path).ok()?;
+    let mut stmt = conn
+        .prepare(&format!("SELECT key, value FROM {META_TABLE}"))
+        .ok()?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .ok()?;
+    rows.collect::<Result<BTreeMap<_, _>, _>>().ok()
+}
+
+/// Write the description table of a part.
+pub(crate) fn write_meta(conn: &Connection, meta: &[(&str, String)]) -> rusqlite::Result<()> {
+    conn.execute_batch(&format!(
+        "CREATE TABLE {META_TABLE} (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+    ))?;
+    let mut stmt = conn.prepare(&format!(
+        "INSERT INTO {META_TABLE} (key, value) VALUES (?1, ?2)"
+    ))?;
+    for (k, v) in meta {
+        stmt.execute([k, v.as_str()])?;
+    }
+    Ok(())
+}
+
+/// File name of a part: `<prefix><key>.db`.
+pub(crate) fn file_name(prefix: &str, key: &str) -> String {
+    format!("{prefix}{key}.db")
+}
+
+/// Temporary files of this part kind older than this are leftovers of a
+/// killed build (a live build renames its temporary within seconds).
+const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Delete every entry named `<prefix><other key>.db` (or `.json`, a
+/// catalog's description) in `dir` except those of `keep_key`, and stale
+/// temporary files of the same kind. Best effort: a file that cannot be
+/// removed is only disk space.
+pub(crate) fn prune(dir: &Path, prefix: &str, keep_key: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let temp = format!("{}{prefix}", crate::artifact::TEMP_PREFIX);
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with(&temp) {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > STALE_TEMP);
+            if old {
+                let _ = std::fs::remove_file(entry.path());
+            }
+            continue;
+        }
+        let Some(rest) = name.strip_prefix(prefix) else {
+            continue;
+        };
+        let Some(k) = rest
+            .strip_suffix(".db")
+            .or_else(|| rest.strip_suffix(".json"))
+        else {
+            continue;
+        };
+        // Only exact `<prefix><64 hex>.db`: a prefix of another model's
+        // name (`vectors.bge.` vs `vectors.bge.micro.`) never matches.
+        if k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit()) && k != keep_key {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// The description file of a catalog part: `<name>.json` beside it.
+fn sidecar(db: &Path) -> PathBuf {
+    db.with_extension("json")
+}
+
+/// Read the description of a catalog part; `None` if it or the part is
+/// missing or unreadable (a cache miss).
+pub(crate) fn read_sidecar(db: &Path) -> Option<BTreeMap<String, String>> {
+    if !db.is_file() {
+        return None;
+    }
+    let bytes = std::fs::read(sidecar(db)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Write the description of a catalog part, after the part itself: a
+/// description therefore always names a complete part.
+pub(crate) fn write_sidecar(db: &Path, meta: &BTreeMap<String, String>) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec_pretty(meta).map_err(std::io::Error::other)?;
+    crate::artifact::write_atomic(&sidecar(db), &bytes)
+}
+
+/// A `file:` URI opening `path` read-only, for ATTACH: a part that
+/// vanished is then an error, never a new empty file at the cache path.
+pub(crate) fn read_only_uri(path: &Path) -> Option<String> {
+    let p = path.to_str()?;
+    let mut uri = String::from("file:");
+    for c in p.chars() {
+        match c {
+            '%' => uri.push_str("%25"),
+            '?' => uri.push_str("%3f"),
+            '#' => uri.push_str("%23"),
+            _ => uri.push(c),
+        }
+    }
+    uri.push_str("?mode=ro");
+    Some(uri)
+}
+
+/// Remove one cache entry (after it proved unusable) and its description.
+/// Best effort.
+pub(crate) fn discard(path: &Path) {
+    let _ = std::fs::remove_file(sidecar(path));
+    let _ = std::fs::remove_file(path);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_separate_fields() {
+        assert_ne!(key(&[("a", "bc")]), key(&[("ab", "c")]));
+        assert_eq!(key(&[("a", "b")]), key(&[("a", "b")]));
+    }
+
+    #[test]
+    fn prune_keeps_other_kinds_and_the_newest() {
+        let d = tempfile::tempdir().unwrap();
+        let k1 = "a".repeat(64);
+        let k2 = "b".repeat(64);
+        for n in [
+            file_name("vectors.bge.", &k1),
+            file_name("vectors.bge.", &k2),
+            file_name("vectors.bge.micro.", &k1),
+            file_name("catalog.", &k1),
+            format!("catalog.{k1}.json"),
+            format!("catalog.{k2}.json"),
+        ] {
+            std::fs::write(d.path().join(n), b"x").unwrap();
+        }
+        prune(d.path(), "vectors.bge.", &k2);
+        prune(d.path(), "catalog.", &k1);
+        let mut left: Vec<String> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            vec![
+                file_name("catalog.", &k1),
+                format!("catalog.{k1}.json"),
+                file_name("vectors.bge.", &k2),
+                file_name("vectors.bge.micro.", &k1),
+            ]
+        );
+    }
+}

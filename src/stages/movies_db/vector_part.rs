@@ -1,0 +1,360 @@
+//! The vector part: the `vec_movies` table of one model — a function of the
+//! model's embeddings file, its dimensions and metric, and the ordered list
+//! of kept movie ids (nothing else of movies.json), cached like the catalog.
+//!
+//! Vectors are streamed from the embeddings database one movie at a time
+//! (never all in memory) and every one is checked before it is stored. A
+//! cached part was checked when it was built (its key covers the embeddings
+//! file's content), so a hit reads no vector; the counts are kept in the
+//! part's description table.
+
+use super::cache;
+use super::catalog_part::CatalogPart;
+use super::{db_err_at, MoviesDbSpec, Origin, PROGRESS_EVERY};
+use crate::artifact;
+use crate::manifest::model::Model;
+use crate::sqlite;
+use crate::stage::{StageContext, StageError};
+use rusqlite::types::ValueRef;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+/// A built vector part.
+#[derive(Debug)]
+pub(crate) struct VectorPart {
+    /// The cache file holding `vec_movies` (and its shadow tables).
+    pub path: PathBuf,
+    /// Movies with a stored vector.
+    pub with: usize,
+    /// Kept movies without one.
+    pub without: usize,
+    /// Vectors of movies that are not kept (not stored).
+    pub unknown: usize,
+    /// blake3 of the embeddings file ("" when it is missing).
+    pub emb_hash: String,
+}
+
+/// Page size of the vector part (an internal file; see [`build`]).
+const VECTOR_PART_PAGE_SIZE: u32 = 65536;
+
+/// Why a vector part could not be had.
+#[derive(Debug)]
+pub(crate) struct VectorError {
+    /// What went wrong.
+    pub error: StageError,
+    /// The catalog part could not be read (a damaged cache entry: build it
+    /// again), as opposed to a problem with the embeddings.
+    pub catalog_unreadable: bool,
+}
+
+impl From<StageError> for VectorError {
+    fn from(error: StageError) -> Self {
+        VectorError {
+            error,
+            catalog_unreadable: false,
+        }
+    }
+}
+
+fn prefix(model: &Model) -> String {
+    format!("vectors.{}.", model.id)
+}
+
+/// The vector part of `spec.model` over `catalog`'s movies: from the cache,
+/// else built (and cached). `emb_hash` is `None` when the embeddings file
+/// is missing (an empty table).
+pub(crate) fn obtain(
+    ctx: &StageContext,
+    spec: &MoviesDbSpec,
+    catalog: &CatalogPart,
+    emb_hash: Option<&str>,
+) -> Result<(VectorPart, Origin), VectorError> {
+    let model = &spec.model;
+    let (sqlite_v, vec_v) = cache::versions()?;
+    let key = cache::key(&[
+        ("part", "vectors"),
+        ("format", cache::PART_FORMAT),
+        ("sqlite", sqlite_v),
+        ("sqlite-vec", vec_v),
+        ("embeddings", emb_hash.unwrap_or("missing")),
+        ("dimensions", &model.dimensions.to_string()),
+        ("metric", model.metric.as_str()),
+        ("movie-ids", &catalog.ids_hash),
+    ]);
+    let dir = cache::dir(ctx.root);
+    let prefix = prefix(model);
+    let name = cache::file_name(&prefix, &key);
+    let path = dir.join(&name);
+    if let Some(part) = from_cache(&path, &key) {
+        return Ok((part, Origin::Cached));
+    }
+    let part = build(ctx, spec, catalog, emb_hash, &key, &path)?;
+    cache::prune(&dir, &prefix, &key);
+    Ok((part, Origin::Built))
+}
+
+/// A cached vector part, if `path` holds a readable one with this key.
+fn from_cache(path: &Path, key: &str) -> Option<VectorPart> {
+    let meta = cache::read_meta(path)?;
+    if meta.get("key").map(String::as_str) != Some(key) {
+        return None;
+    }
+    Some(VectorPart {
+        path: path.to_path_buf(),
+        with: meta.get("with")?.parse().ok()?,
+        without: meta.get("without")?.parse().ok()?,
+        unknown: meta.get("unknown")?.parse().ok()?,
+        emb_hash: meta.get("embeddings_blake3")?.clone(),
+    })
+}
+
+/// The statement creating `vec_movies` for `model`.
+pub(crate) fn create_sql(model: &Model) -> String {
+    format!(
+        "CREATE VIRTUAL TABLE vec_movies USING vec0(movieId TEXT PRIMARY KEY, embedding FLOAT[{}] distance_metric={})",
+        model.dimensions, model.metric
+    )
+}
+
+/// The kept movie ids in insertion order (the rowid order of `movies`).
+fn movie_ids(catalog: &CatalogPart, root: &Path) -> Result<Vec<String>, StageError> {
+    let shown = catalog.path.strip_prefix(root).unwrap_or(&catalog.path);
+    let e = |err: rusqlite::Error| db_err_at(shown, "read the movie ids", err);
+    let conn = sqlite::open_read_only(&catalog.path).map_err(e)?;
+    let mut stmt = conn
+        .prepare("SELECT movieId FROM movies ORDER BY rowid")
+        .map_err(e)?;
+    let ids = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .map_err(e)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(e)?;
+    Ok(ids)
+}
+
+/// Check the embeddings and write the vector part to `path` (atomically).
+fn build(
+    ctx: &StageContext,
+    spec: &MoviesDbSpec,
+    catalog: &CatalogPart,
+    emb_hash: Option<&str>,
+    key: &str,
+    path: &Path,
+) -> Result<VectorPart, VectorError> {
+    let model = &spec.model;
+    let shown = path.strip_prefix(ctx.root).unwrap_or(path);
+    let e = |what: &'static str| move |err: rusqlite::Error| db_err_at(shown, what, err);
+    let ids = movie_ids(catalog, ctx.root).map_err(|error| VectorError {
+        error,
+        catalog_unreadable: true,
+    })?;
+    let embeddings = match emb_hash {
+        Some(_) => Some(open_embeddings(
+            &ctx.abs(&model.embeddings),
+            &model.embeddings,
+        )?),
+        None => None,
+    };
+
+    // Every stored vector size is checked before anything is built, and
+    // vectors of movies not in movies.json are counted.
+    let mut part = VectorPart {
+        path: path.to_path_buf(),
+        with: 0,
+        without: 0,
+        unknown: 0,
+        emb_hash: emb_hash.unwrap_or_default().to_string(),
+    };
+    if let Some(conn) = &embeddings {
+        let known: HashSet<&str> = ids.iter().map(String::as_str).collect();
+        part.unknown = scan_embeddings(conn, model, &known)?;
+    }
+
+    let tmp = artifact::temp_path_beside(path)
+        .map_err(|err| StageError::io(shown, "create a temporary file beside", err))?;
+    {
+        let conn = sqlite::open(tmp.path()).map_err(e("open"))?;
+        // Scratch until renamed into the cache: no journal, no fsync.
+        // Large pages: vec0 writes each vector into its chunk's blob, and
+        // SQLite walks the blob's overflow chain from the start for every
+        // write, so the walk is 16 times shorter with 64 KiB pages. The
+        // page size of a part never shows: assembly copies rows into the
+        // 4 KiB pages of the database.
+        conn.execute_batch(&format!(
+            "PRAGMA page_size = {VECTOR_PART_PAGE_SIZE}; PRAGMA journal_mode = OFF; \
+             PRAGMA synchronous = OFF; PRAGMA cache_size = -16384;"
+        ))
+        .map_err(e("configure"))?;
+        conn.execute_batch(&create_sql(model))
+            .map_err(e("create the vector table"))?;
+        conn.execute_batch("BEGIN").map_err(e("begin"))?;
+        let read_err = |err: rusqlite::Error| {
+            StageError::with_source(
+                format!("cannot read {}: {err}", model.embeddings.display()),
+                err,
+            )
+        };
+        match &embeddings {
+            None => part.without = ids.len(),
+            Some(emb) => {
+                let mut get_vec = emb
+                    .prepare("SELECT embedding FROM embeddings WHERE movie_id = ?1")
+                    .map_err(read_err)?;
+                let mut ins_vec = conn
+                    .prepare("INSERT INTO vec_movies (movieId, embedding) VALUES (?1, ?2)")
+                    .map_err(e("prepare"))?;
+                let total = ids.len() as u64;
+                for (i, id) in ids.iter().enumerate() {
+                    if i % PROGRESS_EVERY == 0 {
+                        if ctx.is_cancelled() {
+                            return Err(StageError::cancelled().into());
+                        }
+                        ctx.progress.progress(i as u64, total, "inserting vectors");
+                    }
+                    let mut rows = get_vec.query([id]).map_err(read_err)?;
+                    match rows.next().map_err(read_err)? {
+                        Some(row) => {
+                            let blob = match row.get_ref(0) {
+                                Ok(ValueRef::Blob(b)) => b,
+                                _ => return Err(wrong_size(model, id, -1).into()),
+                            };
+                            check_vector(model, id, blob)?;
+                            ins_vec
+                                .execute(params![id, blob])
+                                .map_err(e("insert a vector"))?;
+                            part.with += 1;
+                        }
+                        None => part.without += 1,
+                    }
+                }
+            }
+        }
+        conn.execute_batch("COMMIT; ANALYZE;")
+            .map_err(e("analyze"))?;
+        cache::write_meta(
+            &conn,
+            &[
+                ("key", key.to_string()),
+                ("with", part.with.to_string()),
+                ("without", part.without.to_string()),
+                ("unknown", part.unknown.to_string()),
+                ("embeddings_blake3", part.emb_hash.clone()),
+            ],
+        )
+        .map_err(e("describe the part"))?;
+        conn.close()
+            .map_err(|(_, err)| db_err_at(shown, "close", err))?;
+    }
+    tmp.persist(path)
+        .map_err(|err| StageError::io(shown, "rename into place", err))?;
+    Ok(part)
+}
+
+/// Open an embeddings database read-only and check it has the expected table.
+fn open_embeddings(abs: &Path, shown: &Path) -> Result<Connection, StageError> {
+    let conn = sqlite::open_read_only(abs).map_err(|e| {
+        StageError::with_source(
+            format!("cannot open embeddings database {}: {e}", shown.display()),
+            e,
+        )
+    })?;
+    let has_table: Option<String> = conn
+        .query_row(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'embeddings'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| {
+            StageError::with_source(
+                format!("{} is not a readable SQLite database: {e}", shown.display()),
+                e,
+            )
+        })?;
+    if has_table.is_none() {
+        return Err(StageError::new(format!(
+            "{} has no table 'embeddings(movie_id, embedding, created_at)'; is it really an \
+             embeddings database? Regenerate it with the model's embedding generator",
+            shown.display()
+        )));
+    }
+    Ok(conn)
+}
+
+/// The error for a vector of the wrong size.
+fn wrong_size(model: &Model, movie_id: &str, found: i64) -> StageError {
+    let expected = u64::from(model.dimensions) * 4;
+    let hint = if found > 0 && found % 4 == 0 {
+        format!(" ({} dimensions)", found / 4)
+    } else {
+        String::new()
+    };
+    StageError::new(format!(
+        "{}: the vector of movie {movie_id:?} has {found} bytes{hint}, but model {} has {} \
+         dimensions ({expected} bytes of float32). The usual cause is the embeddings file of \
+         another model at this path; point `embeddings` of model {} at its own file or regenerate it",
+        model.embeddings.display(),
+        model.id,
+        model.dimensions,
+        model.id
+    ))
+}
+
+/// Check the size of every stored vector and count those of unknown movies.
+fn scan_embeddings(
+    conn: &Connection,
+    model: &Model,
+    known: &HashSet<&str>,
+) -> Result<usize, StageError> {
+    let shown = model.embeddings.display();
+    let sql_err =
+        |e: rusqlite::Error| StageError::with_source(format!("cannot read {shown}: {e}"), e);
+    let mut stmt = conn
+        .prepare("SELECT movie_id, typeof(embedding), length(embedding) FROM embeddings")
+        .map_err(sql_err)?;
+    let mut rows = stmt.query([]).map_err(sql_err)?;
+    let expected = i64::from(model.dimensions) * 4;
+    let mut unknown = 0;
+    while let Some(row) = rows.next().map_err(sql_err)? {
+        let id = match row.get_ref(0).map_err(sql_err)? {
+            ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+            other => format!("{other:?}"),
+        };
+        let kind: String = row.get(1).map_err(sql_err)?;
+        if kind != "blob" {
+            return Err(StageError::new(format!(
+                "{shown}: the vector of movie {id:?} is stored as {kind}, not as a blob of float32; \
+                 regenerate the embeddings of model {}",
+                model.id
+            )));
+        }
+        let len: i64 = row.get(2).map_err(sql_err)?;
+        if len != expected {
+            return Err(wrong_size(model, &id, len));
+        }
+        if !known.contains(id.as_str()) {
+            unknown += 1;
+        }
+    }
+    Ok(unknown)
+}
+
+/// Reject a vector of the wrong size or with NaN/Inf components.
+fn check_vector(model: &Model, movie_id: &str, blob: &[u8]) -> Result<(), StageError> {
+    if blob.len() as u64 != u64::from(model.dimensions) * 4 {
+        return Err(wrong_size(model, movie_id, blob.len() as i64));
+    }
+    if let Some(pos) = blob
+        .chunks_exact(4)
+        .position(|c| !f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite())
+    {
+        return Err(StageError::new(format!(
+            "{}: the vector of movie {movie_id:?} has a NaN or infinite component (index {pos}); \
+             regenerate this movie's embedding for model {}",
+            model.embeddings.display(),
+            model.id
+        )));
+    }
+    Ok(())
+}

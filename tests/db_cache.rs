@@ -1,0 +1,300 @@
+//! The part cache of the `movies-db` stage: where the parts come from must
+//! never show in the bytes, a one-movie edit reuses the vector part, the
+//! three model targets of a process build the catalog once, and a damaged
+//! or stale cache is only a miss.
+
+use pipe::manifest::model::{Metric, Model};
+use pipe::stage::{BuildSettings, NoProgress, PreviousOutputs, StageContext, StageOutput};
+use pipe::stages::movies_db::{self, MoviesDbSpec};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/parity/input");
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}
+
+fn project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(Path::new(FIXTURE), dir.path());
+    dir
+}
+
+/// Three models over the one fixture embeddings file (64-d vectors): the
+/// vector parts differ by metric, so each model has its own.
+fn model(id: &str, metric: Metric) -> Model {
+    Model {
+        id: id.into(),
+        name: format!("Model {id}"),
+        dimensions: 64,
+        metric,
+        embeddings: "data/embeddings-potion-movies.db".into(),
+        description: "test".into(),
+        default: id == "potion",
+        file: format!("models.d/{id}.toml").into(),
+    }
+}
+
+fn spec(model: Model) -> MoviesDbSpec {
+    MoviesDbSpec {
+        movies: "data/movies.json".into(),
+        collections: "public/data/collections.json".into(),
+        db_path: format!("public/data/{}/movies.db", model.id).into(),
+        publish: None,
+        model,
+    }
+}
+
+fn build(root: &Path, model: Model) -> StageOutput {
+    let settings = BuildSettings {
+        strict: false,
+        source_date_epoch: None,
+    };
+    let previous = PreviousOutputs::default();
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let ctx = StageContext {
+        root,
+        target: "test",
+        previous: &previous,
+        progress: &NoProgress,
+        settings: &settings,
+        cancelled: &cancelled,
+    };
+    movies_db::run(&ctx, &spec(model)).unwrap()
+}
+
+fn db_bytes(root: &Path, id: &str) -> Vec<u8> {
+    std::fs::read(root.join(format!("public/data/{id}/movies.db"))).unwrap()
+}
+
+fn cache_dir(root: &Path) -> PathBuf {
+    root.join(".pipe/cache/movies-db")
+}
+
+fn cache_files(root: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(cache_dir(root))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+fn edit_title(root: &Path) {
+    let path = root.join("data/movies.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replacen("\"title\": \"River\"", "\"title\": \"Riverbank\"", 1),
+    )
+    .unwrap();
+}
+
+#[test]
+fn bytes_do_not_depend_on_where_the_parts_came_from() {
+    let dir = project();
+    let root = dir.path();
+    let potion = || model("potion", Metric::L2);
+
+    let first = build(root, potion());
+    assert_eq!(first.stats["vector_part"], "built");
+    let fresh = db_bytes(root, "potion");
+
+    // Output deleted, cache kept: both parts reused.
+    std::fs::remove_dir_all(root.join("public/data/potion")).unwrap();
+    let second = build(root, potion());
+    assert_ne!(second.stats["catalog_part"], "built");
+    assert_eq!(second.stats["vector_part"], "cached");
+    assert_eq!(db_bytes(root, "potion"), fresh);
+
+    // Cache deleted: both parts built again.
+    std::fs::remove_dir_all(cache_dir(root)).unwrap();
+    let third = build(root, potion());
+    assert_eq!(third.stats["catalog_part"], "built");
+    assert_eq!(third.stats["vector_part"], "built");
+    assert_eq!(db_bytes(root, "potion"), fresh);
+
+    // Another directory, its own cache: the same bytes.
+    let other = project();
+    build(other.path(), potion());
+    assert_eq!(db_bytes(other.path(), "potion"), fresh);
+}
+
+#[test]
+fn a_title_edit_reuses_the_vector_parts_and_equals_a_clean_build() {
+    let dir = project();
+    let root = dir.path();
+    let models = || {
+        [
+            model("potion", Metric::L2),
+            model("cos", Metric::Cosine),
+            model("man", Metric::L1),
+        ]
+    };
+    for m in models() {
+        build(root, m);
+    }
+    // One catalog (and its description), one vector part per model.
+    let before = cache_files(root);
+    assert_eq!(before.len(), 5, "{before:?}");
+
+    edit_title(root);
+    for m in models() {
+        let out = build(root, m.clone());
+        assert_eq!(out.stats["vector_part"], "cached", "{}", m.id);
+        assert_ne!(out.stats["catalog_part"], "cached", "{}", m.id);
+    }
+    // Only the newest entry of each kind is kept: a new catalog, the same
+    // vector parts.
+    let after = cache_files(root);
+    assert_eq!(after.len(), 5, "{after:?}");
+    assert_eq!(
+        after.iter().filter(|n| n.starts_with("vectors.")).count(),
+        3
+    );
+    assert_eq!(
+        before
+            .iter()
+            .filter(|n| n.starts_with("vectors."))
+            .collect::<Vec<_>>(),
+        after
+            .iter()
+            .filter(|n| n.starts_with("vectors."))
+            .collect::<Vec<_>>()
+    );
+    assert_ne!(
+        before.iter().find(|n| n.starts_with("catalog.")),
+        after.iter().find(|n| n.starts_with("catalog."))
+    );
+
+    // Byte for byte what a clean build of the edited inputs writes.
+    let clean = project();
+    edit_title(clean.path());
+    for m in models() {
+        let out = build(clean.path(), m.clone());
+        assert_eq!(out.stats["vector_part"], "built");
+        assert_eq!(
+            db_bytes(clean.path(), &m.id),
+            db_bytes(root, &m.id),
+            "{}",
+            m.id
+        );
+    }
+    let conn = pipe::sqlite::open_read_only(&root.join("public/data/cos/movies.db")).unwrap();
+    let n: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM movies WHERE title = 'Riverbank'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn model_targets_of_one_process_build_the_catalog_once() {
+    let dir = project();
+    let root = dir.path();
+    let outs: Vec<StageOutput> = std::thread::scope(|s| {
+        let handles: Vec<_> = [
+            model("potion", Metric::L2),
+            model("cos", Metric::Cosine),
+            model("man", Metric::L1),
+        ]
+        .into_iter()
+        .map(|m| s.spawn(move || build(root, m)))
+        .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let built = outs
+        .iter()
+        .filter(|o| o.stats["catalog_part"] == "built")
+        .count();
+    assert_eq!(built, 1);
+    assert!(outs.iter().all(|o| o.stats["vector_part"] == "built"));
+}
+
+#[test]
+fn damaged_cache_entries_are_misses() {
+    let dir = project();
+    let root = dir.path();
+    let potion = || model("potion", Metric::L2);
+    build(root, potion());
+    let good = db_bytes(root, "potion");
+    // Garbage over every entry: the catalog known to this process is found
+    // unusable at assembly and built again; the vector part fails to open.
+    for name in cache_files(root) {
+        std::fs::write(cache_dir(root).join(name), b"not a database").unwrap();
+    }
+    let out = build(root, potion());
+    assert_eq!(out.stats["vector_part"], "built");
+    assert_eq!(db_bytes(root, "potion"), good);
+    // Truncated entries.
+    for name in cache_files(root) {
+        let p = cache_dir(root).join(name);
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &bytes[..bytes.len() / 3]).unwrap();
+    }
+    build(root, potion());
+    assert_eq!(db_bytes(root, "potion"), good);
+    assert_eq!(cache_files(root).len(), 3);
+}
+
+#[test]
+fn assembled_statistics_equal_a_full_analyze() {
+    let dir = project();
+    let root = dir.path();
+    build(root, model("potion", Metric::L2));
+    let db = root.join("public/data/potion/movies.db");
+    let copy = root.join("analyzed.db");
+    std::fs::copy(&db, &copy).unwrap();
+    let stats = |path: &Path, analyze: bool| {
+        let conn = pipe::sqlite::open(path).unwrap();
+        if analyze {
+            conn.execute_batch("ANALYZE").unwrap();
+        }
+        let mut all = Vec::new();
+        for sql in [
+            "SELECT tbl, idx, stat FROM sqlite_stat1",
+            "SELECT tbl, idx, neq || ' ' || nlt || ' ' || ndlt, hex(sample) FROM sqlite_stat4",
+        ] {
+            let mut stmt = conn.prepare(sql).unwrap();
+            let mut rows: Vec<String> = stmt
+                .query_map([], |r| {
+                    Ok((0..r.as_ref().column_count())
+                        .map(|i| format!("{:?}", r.get::<_, rusqlite::types::Value>(i).unwrap()))
+                        .collect::<Vec<_>>()
+                        .join("|"))
+                })
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            rows.sort();
+            all.push(rows);
+        }
+        let free: i64 = conn
+            .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+            .unwrap();
+        let check: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        (all, free, check)
+    };
+    let (ours, free, check) = stats(&db, false);
+    let (full, _, _) = stats(&copy, true);
+    assert!(!ours[0].is_empty() && !ours[1].is_empty());
+    assert_eq!(ours, full);
+    assert_eq!(free, 0, "no free pages, as after VACUUM");
+    assert_eq!(check, "ok");
+}
