@@ -21,10 +21,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// files written in the last second before a build.
 pub const RACY_WINDOW_NS: i64 = 1_000_000_000;
 
-/// Hash a file's content (memory-mapped when large).
+/// Hash a file's content.
+///
+/// Read in blocks rather than memory-mapped: a mapping counts the whole file
+/// towards the process's resident memory (hundreds of MB for the databases),
+/// and sequential reads from the page cache are as fast for one pass.
 pub fn hash_file(path: &Path) -> io::Result<blake3::Hash> {
     let mut hasher = blake3::Hasher::new();
-    hasher.update_mmap(path)?;
+    let mut file = std::fs::File::open(path)?;
+    std::io::copy(&mut file, &mut hasher)?;
     Ok(hasher.finalize())
 }
 

@@ -164,7 +164,7 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
         }
     };
 
-    let hash = hash_streamed(final_tmp.path())
+    let hash = crate::fingerprint::hash_file(final_tmp.path())
         .map_err(|e| StageError::io(&spec.db_path, "read back", e))?;
     if ctx.previous.is_unchanged(&spec.db_path, &hash) {
         drop(final_tmp); // same bytes as the file in place: leave it untouched
@@ -368,15 +368,6 @@ fn write_config(
         stmt.execute(params![k, v])?;
     }
     Ok(())
-}
-
-/// blake3 of a file read in blocks: a mapping would count the whole file
-/// towards the process's resident memory.
-fn hash_streamed(path: &Path) -> std::io::Result<blake3::Hash> {
-    let mut hasher = blake3::Hasher::new();
-    let mut file = std::fs::File::open(path)?;
-    std::io::copy(&mut file, &mut hasher)?;
-    Ok(hasher.finalize())
 }
 
 fn db_err(spec: &MoviesDbSpec, what: &str, e: rusqlite::Error) -> StageError {
