@@ -93,16 +93,20 @@ impl From<ManifestErrors> for Failure {
     }
 }
 
-fn load(cli: &Cli, verbosity: Verbosity) -> Result<(Manifest, Graph), Failure> {
-    let path = match &cli.manifest {
-        Some(p) => p.clone(),
+/// pipeline.toml: `--manifest`, or found in the current directory or a parent.
+fn manifest_path(cli: &Cli) -> Result<PathBuf, Failure> {
+    match &cli.manifest {
+        Some(p) => Ok(p.clone()),
         None => {
             let cwd = std::env::current_dir()
                 .map_err(|e| Failure::Runtime(format!("cannot read the current directory: {e}")))?;
-            Manifest::discover(&cwd)?
+            Ok(Manifest::discover(&cwd)?)
         }
-    };
-    let manifest = Manifest::load(&path)?;
+    }
+}
+
+fn load(cli: &Cli, verbosity: Verbosity) -> Result<(Manifest, Graph), Failure> {
+    let manifest = Manifest::load(&manifest_path(cli)?)?;
     if verbosity > Verbosity::Quiet {
         for note in &manifest.notes {
             eprintln!("note: {note}");
@@ -539,13 +543,7 @@ fn watch(
     cancelled: &Arc<AtomicBool>,
 ) -> Result<u8, Failure> {
     use pipe::watch::{WatchMessage, WatchOptions};
-    let path = match &cli.manifest {
-        Some(p) => p.clone(),
-        None => {
-            let cwd = std::env::current_dir().map_err(|e| Failure::Runtime(e.to_string()))?;
-            Manifest::discover(&cwd)?
-        }
-    };
+    let path = manifest_path(cli)?;
     let opts = WatchOptions {
         targets: args.targets.clone(),
         debounce: std::time::Duration::from_millis(args.debounce),
@@ -604,13 +602,7 @@ fn serve(
     verbosity: Verbosity,
     cancelled: &Arc<AtomicBool>,
 ) -> Result<u8, Failure> {
-    let path = match &cli.manifest {
-        Some(p) => p.clone(),
-        None => {
-            let cwd = std::env::current_dir().map_err(|e| Failure::Runtime(e.to_string()))?;
-            Manifest::discover(&cwd)?
-        }
-    };
+    let path = manifest_path(cli)?;
     // Fail at once on a broken manifest; afterwards every request reads it
     // again and reports problems on the page.
     load(cli, verbosity)?;
