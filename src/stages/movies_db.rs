@@ -351,7 +351,7 @@ fn write_config(
     catalog: &CatalogPart,
     vectors: &VectorPart,
 ) -> rusqlite::Result<()> {
-    let config: [(&str, String); 10] = [
+    let mut config: Vec<(&str, String)> = vec![
         ("embedding_model_id", model.id.clone()),
         ("embedding_model_name", model.name.clone()),
         ("embedding_model_dimensions", model.dimensions.to_string()),
@@ -363,6 +363,14 @@ fn write_config(
         ("pipe_version", env!("CARGO_PKG_VERSION").to_string()),
         ("built_at", catalog.built_at.clone()),
     ];
+    // Rows for quantized models only: a float model's config (and bytes)
+    // are what they were before quantization existed. `pipe search` reads
+    // them to write its query (an absent `embedding_quantization` is float).
+    if let Some(q) = &model.quantization {
+        config.push(("embedding_quantization", q.kind.to_string()));
+        config.push(("embedding_rescore", q.rescore.to_string()));
+        config.push(("embedding_oversample", q.oversample.to_string()));
+    }
     let mut stmt = conn.prepare("INSERT INTO config (key, value) VALUES (?1, ?2)")?;
     for (k, v) in &config {
         stmt.execute(params![k, v])?;
