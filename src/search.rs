@@ -922,6 +922,34 @@ mod tests {
         assert!((ScoreKind::Similarity.score(0.25) - 0.75).abs() < 1e-12);
     }
 
+    /// `--like` on a quantized table without float vectors queries with the
+    /// dequantized stored vector: quantizing it again with the linked
+    /// sqlite-vec must give back every stored byte exactly.
+    #[test]
+    fn dequantized_vectors_quantize_back_to_the_stored_bytes() {
+        let conn = crate::sqlite::open(Path::new(":memory:")).unwrap();
+        let int8: Vec<u8> = (0..=255u8).collect();
+        let floats = VectorTable::Int8.dequantize(&int8, int8.len());
+        let again: Vec<u8> = conn
+            .query_row(
+                "SELECT vec_quantize_int8(?1, 'unit')",
+                [to_le_bytes(&floats)],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(again, int8);
+        let bits: Vec<u8> = vec![0x00, 0xff, 0x5a, 0x81, 0x01, 0x80, 0x3c, 0xc3];
+        let floats = VectorTable::Bit.dequantize(&bits, 64);
+        let again: Vec<u8> = conn
+            .query_row(
+                "SELECT vec_quantize_binary(?1)",
+                [to_le_bytes(&floats)],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(again, bits);
+    }
+
     #[test]
     fn k_is_bounded_by_vec0() {
         assert!(check_k(0).is_err());
