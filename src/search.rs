@@ -689,12 +689,24 @@ pub fn locate(manifest: &Manifest, graph: &Graph, model: &str) -> Result<PathBuf
 /// metric than its models.d file now declares: the search still uses what the
 /// database holds, but the user should know it is stale.
 pub fn stale_note(model: &crate::manifest::Model, info: &DbInfo) -> Option<String> {
-    let declared = (model.dimensions as usize, model.metric);
-    let built = (info.dimensions, info.metric);
+    // Quantization, as a model file says it and as config records it.
+    let storage = |q: Option<&str>, rescore: bool| match q {
+        None => String::new(),
+        Some(q) if rescore => format!(", {q} rescored"),
+        Some(q) => format!(", {q}"),
+    };
+    let declared_q = storage(
+        model.quantization.map(|q| q.kind.as_str()),
+        model.quantization.is_some_and(|q| q.rescore),
+    );
+    let built_q = storage(info.table.quantization(), info.rescore.is_some());
+    let declared = (model.dimensions as usize, model.metric, &declared_q);
+    let built = (info.dimensions, info.metric, &built_q);
     (declared != built).then(|| {
         format!(
-            "model {}'s database was built with {} dims, metric {}, but {} now declares {} dims, \
-             metric {}; searching what was built (run `pipe build` to rebuild it)",
+            "model {}'s database was built with {} dims, metric {}{built_q}, but {} now declares \
+             {} dims, metric {}{declared_q}; searching what was built (run `pipe build` to \
+             rebuild it)",
             model.id,
             info.dimensions,
             info.metric,

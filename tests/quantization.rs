@@ -277,3 +277,45 @@ fn quantized_builds_are_reproducible_and_leave_the_float_database_alone() {
     let rebuilt = a.build(&[]);
     assert_eq!(rebuilt.built(), vec!["movies-db@potion-int8".to_string()]);
 }
+
+#[test]
+fn int8_fails_clearly_on_a_component_outside_minus_one_to_one() {
+    let p = sample();
+    // Every vector scaled by 3: the largest components leave [-1, 1].
+    let emb = rusqlite::Connection::open(p.path("data/embeddings-potion-movies.db")).unwrap();
+    let rows: Vec<(String, Vec<u8>)> = emb
+        .prepare("SELECT movie_id, embedding FROM embeddings")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for (id, blob) in rows {
+        let scaled: Vec<u8> = blob
+            .chunks_exact(4)
+            .flat_map(|c| (3.0 * f32::from_le_bytes([c[0], c[1], c[2], c[3]])).to_le_bytes())
+            .collect();
+        emb.execute(
+            "UPDATE embeddings SET embedding = ?1 WHERE movie_id = ?2",
+            rusqlite::params![scaled, id],
+        )
+        .unwrap();
+    }
+    drop(emb);
+    let run = p.pipe(&["build", "--target", "movies-db@potion-int8"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("outside [-1, 1]")
+            && run.stderr.contains("of the vector of movie")
+            && run.stderr.contains("quantization = \"int8\""),
+        "{}",
+        run.stderr
+    );
+    // The float and bit models of the same file build: only int8 needs the range.
+    p.build(&[
+        "--target",
+        "movies-db@potion",
+        "--target",
+        "movies-db@potion-bit",
+    ]);
+}

@@ -7,9 +7,10 @@
 //! * the catalog part ([`catalog_part`]): every table but `vec_movies` and
 //!   `config`, the same for every model, built once per process for all the
 //!   model targets of a build;
-//! * the vector part ([`vector_part`]): `vec_movies`, per model, a function
-//!   of the embeddings file and the ordered list of kept movie ids, so an edit
-//!   to a movie's fields reuses it.
+//! * the vector part ([`vector_part`]): `vec_movies` (float32, or int8/bit
+//!   for a quantized model, with `vec_movies_float` when it rescores), per
+//!   model, a function of the embeddings file and the ordered list of kept
+//!   movie ids, so an edit to a movie's fields reuses it.
 //!
 //! Assembly is a fixed sequence (`VACUUM INTO` of the catalog part, then the
 //! vector part's tables, `config` and statistics appended), so the bytes are

@@ -1,6 +1,13 @@
 //! The vector part: the `vec_movies` table of one model — a function of the
-//! model's embeddings file, its dimensions and metric, and the ordered list
-//! of kept movie ids (nothing else of movies.json), cached like the catalog.
+//! model's embeddings file, its dimensions and metric (and quantization,
+//! when it has one), and the ordered list of kept movie ids (nothing else of
+//! movies.json), cached like the catalog.
+//!
+//! A quantized model's `vec_movies` holds `INT8[N]` or `BIT[N]` vectors,
+//! quantized by sqlite-vec itself while inserting (`vec_quantize_int8(v,
+//! 'unit')`, `vec_quantize_binary(v)`), so they are exactly what a query
+//! quantized the same way compares against; with `rescore` the float
+//! vectors are kept beside them in `vec_movies_float`.
 //!
 //! Vectors are streamed from the embeddings database one movie at a time
 //! (never all in memory) and every one is checked before it is stored. A
