@@ -8,7 +8,7 @@
 //! reported, so that a smaller model's savings can be weighed against how
 //! differently it ranks.
 
-use crate::search::{check_k, Database, SearchError};
+use crate::search::{check_k, Database, SearchError, VectorTable};
 use serde::Serialize;
 use std::collections::{BTreeSet, HashSet};
 use std::time::Instant;
@@ -37,7 +37,15 @@ pub struct ModelStats {
     pub dimensions: usize,
     /// Rows of the vector table.
     pub vectors: usize,
-    /// rows × dimensions × 4 (float32).
+    /// `int8` or `bit` for a quantized table (absent for float32).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<&'static str>,
+    /// With rescoring: candidates fetched per neighbour (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oversample: Option<usize>,
+    /// Bytes of the stored vectors: rows × bytes per vector of the vec0
+    /// table (float32: dims × 4, int8: dims, bit: dims / 8), plus
+    /// rows × dims × 4 for the float vectors a rescored table keeps.
     pub vector_bytes: u64,
     /// Size of the database file.
     pub db_bytes: u64,
@@ -63,6 +71,27 @@ pub struct CompareReport {
     /// `overlap[i][j]`: mean overlap@k of model i's and model j's neighbour
     /// lists over the sample, in [0, 1]; the diagonal is 1.
     pub overlap: Vec<Vec<f64>>,
+    /// Each quantized model against its float original (a float32 model of
+    /// the comparison built from the same embeddings), if there is one.
+    pub recall: Vec<Recall>,
+}
+
+/// How well a quantized model finds what its float original finds.
+#[derive(Clone, Debug, Serialize)]
+pub struct Recall {
+    /// The quantized model.
+    pub model: String,
+    /// Its float original.
+    pub original: String,
+    /// Mean recall@k over the sample: the share of the original's k
+    /// neighbours the quantized model also returns.
+    pub recall: f64,
+    /// Database bytes saved (the original's size − this one's; negative
+    /// when rescoring's float vectors make it larger).
+    pub db_bytes_saved: i64,
+    /// Bytes of the column KNN scans saved (original's float vectors −
+    /// the quantized ones): what a query reads.
+    pub scanned_bytes_saved: i64,
 }
 
 /// A deterministic sample of `n` ids: ordered by a keyed hash of the seed and
@@ -96,6 +125,16 @@ pub fn overlap(a: &[String], b: &[String]) -> f64 {
     }
     let set: HashSet<&String> = a.iter().collect();
     b.iter().filter(|x| set.contains(x)).count() as f64 / longest as f64
+}
+
+/// |found ∩ truth| / |truth|: the share of the true neighbours found; an
+/// empty truth is fully found.
+pub fn recall(found: &[String], truth: &[String]) -> f64 {
+    if truth.is_empty() {
+        return 1.0;
+    }
+    let set: HashSet<&String> = found.iter().collect();
+    truth.iter().filter(|x| set.contains(x)).count() as f64 / truth.len() as f64
 }
 
 /// The `q` quantile of sorted values (nearest rank).
@@ -164,13 +203,21 @@ pub fn compare(dbs: &[Database], opts: &CompareOptions) -> Result<CompareReport,
         }
         millis.sort_by(f64::total_cmp);
         let vectors = db.ids_with_vector()?.len();
+        let floats_kept = if db.info.rescore.is_some() {
+            db.info.dimensions as u64 * 4
+        } else {
+            0
+        };
         models.push(ModelStats {
             model: db.info.model.clone(),
             database: db.path.display().to_string(),
-            metric: db.info.metric.to_string(),
+            metric: db.info.distance_name().to_string(),
             dimensions: db.info.dimensions,
             vectors,
-            vector_bytes: vectors as u64 * db.info.table.bytes_per_vector(db.info.dimensions),
+            quantization: db.info.table.quantization(),
+            oversample: db.info.rescore,
+            vector_bytes: vectors as u64
+                * (db.info.table.bytes_per_vector(db.info.dimensions) + floats_kept),
             db_bytes: db.file_size()?,
             latency_median_ms: quantile(&millis, 0.5),
             latency_p95_ms: quantile(&millis, 0.95),
@@ -188,6 +235,29 @@ pub fn compare(dbs: &[Database], opts: &CompareOptions) -> Result<CompareReport,
             matrix[i][j] = sum / sample.len() as f64;
         }
     }
+    let mut recalls = Vec::new();
+    for (i, db) in dbs.iter().enumerate() {
+        if db.info.table == VectorTable::Float32 {
+            continue;
+        }
+        let Some(j) = original_of(dbs, i) else {
+            continue;
+        };
+        let sum: f64 = (0..sample.len())
+            .map(|s| recall(&lists[i][s], &lists[j][s]))
+            .sum();
+        let scanned = |m: &ModelStats, d: &Database| {
+            m.vectors as u64 * d.info.table.bytes_per_vector(d.info.dimensions)
+        };
+        recalls.push(Recall {
+            model: db.info.model.clone(),
+            original: dbs[j].info.model.clone(),
+            recall: sum / sample.len() as f64,
+            db_bytes_saved: models[j].db_bytes as i64 - models[i].db_bytes as i64,
+            scanned_bytes_saved: scanned(&models[j], &dbs[j]) as i64
+                - scanned(&models[i], db) as i64,
+        });
+    }
     Ok(CompareReport {
         k: opts.k,
         seed: opts.seed,
@@ -195,6 +265,21 @@ pub fn compare(dbs: &[Database], opts: &CompareOptions) -> Result<CompareReport,
         sample,
         models,
         overlap: matrix,
+        recall: recalls,
+    })
+}
+
+/// The float original of quantized `dbs[i]`: the first float32 database of
+/// the comparison built from the same embeddings file (same blake3), with
+/// the same dimensions and metric.
+fn original_of(dbs: &[Database], i: usize) -> Option<usize> {
+    let q = &dbs[i].info;
+    let emb = q.embeddings_blake3.as_deref().filter(|h| !h.is_empty())?;
+    dbs.iter().position(|d| {
+        d.info.table == VectorTable::Float32
+            && d.info.embeddings_blake3.as_deref() == Some(emb)
+            && d.info.dimensions == q.dimensions
+            && d.info.metric == q.metric
     })
 }
 
@@ -236,13 +321,13 @@ pub fn render(report: &CompareReport) -> String {
         .max(5);
     let _ = writeln!(
         out,
-        "{:<w$}  {:<6}  {:>5}  {:>7}  {:>12}  {:>10}  {:>8}  {:>8}",
+        "{:<w$}  {:<7}  {:>5}  {:>7}  {:>12}  {:>10}  {:>8}  {:>8}",
         "MODEL", "METRIC", "DIMS", "VECTORS", "VECTOR BYTES", "DB SIZE", "P50 MS", "P95 MS"
     );
     for m in &report.models {
         let _ = writeln!(
             out,
-            "{:<w$}  {:<6}  {:>5}  {:>7}  {:>12}  {:>10}  {:>8.3}  {:>8.3}",
+            "{:<w$}  {:<7}  {:>5}  {:>7}  {:>12}  {:>10}  {:>8.3}  {:>8.3}",
             m.model,
             m.metric,
             m.dimensions,
@@ -271,7 +356,42 @@ pub fn render(report: &CompareReport) -> String {
         }
         out.push('\n');
     }
+    if !report.recall.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nquantized models against their float original (same embeddings)"
+        );
+        let _ = writeln!(
+            out,
+            "{:<w$}  {:<w$}  {:>9}  {:>12}  {:>13}",
+            "MODEL",
+            "ORIGINAL",
+            format!("RECALL@{}", report.k),
+            "DB SAVED",
+            "SCANNED SAVED"
+        );
+        for r in &report.recall {
+            let _ = writeln!(
+                out,
+                "{:<w$}  {:<w$}  {:>9.3}  {:>12}  {:>13}",
+                r.model,
+                r.original,
+                r.recall,
+                signed_bytes(r.db_bytes_saved),
+                signed_bytes(r.scanned_bytes_saved)
+            );
+        }
+    }
     out
+}
+
+/// [`human_bytes`] with a sign for negative values.
+fn signed_bytes(b: i64) -> String {
+    if b < 0 {
+        format!("-{}", human_bytes(b.unsigned_abs()))
+    } else {
+        human_bytes(b as u64)
+    }
 }
 
 #[cfg(test)]

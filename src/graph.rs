@@ -157,6 +157,13 @@ impl Target {
             c.insert("model.embeddings".into(), p(&m.embeddings));
             c.insert("model.description".into(), m.description.clone());
             c.insert("model.default".into(), m.default.to_string());
+            // Only quantized models have these entries, so that the
+            // fingerprints of float models are what they were before.
+            if let Some(q) = &m.quantization {
+                c.insert("model.quantization".into(), q.kind.to_string());
+                c.insert("model.rescore".into(), q.rescore.to_string());
+                c.insert("model.oversample".into(), q.oversample.to_string());
+            }
         }
         c
     }

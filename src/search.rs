@@ -13,9 +13,13 @@
 //! `models.d` changed since. That is also what makes `--db` work on any
 //! database pipe built, without a rebuild.
 //!
-//! Where vectors are stored is described by [`VectorTable`], so that a
-//! quantized table (int8 or bit vectors, with a float re-ranking step) can be
-//! added later as another variant without touching the callers.
+//! Where vectors are stored is described by [`VectorTable`]: float32, or a
+//! quantized table (int8 or bit vectors, `embedding_quantization` in
+//! `config`). A quantized query vector is quantized in SQL with the same
+//! function the build used. With rescoring (`embedding_rescore`), the
+//! quantized column only finds k × `embedding_oversample` candidates, which
+//! are then ranked by their exact distance to the float vectors kept in
+//! `vec_movies_float`.
 
 use crate::graph::{Graph, TargetSpec};
 use crate::manifest::{Manifest, Metric};
@@ -51,33 +55,109 @@ impl SearchError {
 #[serde(rename_all = "lowercase")]
 pub enum VectorTable {
     /// `vec_movies(movieId TEXT PRIMARY KEY, embedding FLOAT[dims])`: full
-    /// float32 vectors, what the `movies-db` stage writes today.
+    /// float32 vectors.
     Float32,
+    /// `embedding INT8[dims]`, written by `vec_quantize_int8(v, 'unit')`.
+    Int8,
+    /// `embedding BIT[dims]`, written by `vec_quantize_binary(v)`; vec0's
+    /// distance on it is hamming, whatever the model's metric.
+    Bit,
 }
+
+/// The table of the float vectors kept for rescoring.
+pub const FLOAT_TABLE: &str = "vec_movies_float";
 
 impl VectorTable {
     /// The vec0 table's name.
     pub fn table(self) -> &'static str {
+        "vec_movies"
+    }
+
+    /// The name of `embedding_quantization` in `config` (`None` for float).
+    pub fn quantization(self) -> Option<&'static str> {
         match self {
-            VectorTable::Float32 => "vec_movies",
+            VectorTable::Float32 => None,
+            VectorTable::Int8 => Some("int8"),
+            VectorTable::Bit => Some("bit"),
+        }
+    }
+
+    /// `?1` (a float32 blob) turned into what the column stores.
+    fn quantized_param(self) -> &'static str {
+        match self {
+            VectorTable::Float32 => "?1",
+            VectorTable::Int8 => "vec_quantize_int8(?1, 'unit')",
+            VectorTable::Bit => "vec_quantize_binary(?1)",
         }
     }
 
     /// The KNN query, exactly as the front end writes it (parameters: the
-    /// query vector as float32 bytes, then k).
-    pub fn knn_sql(self) -> String {
-        format!(
-            "SELECT v.movieId, m.title, m.year, v.distance FROM {} v \
-             JOIN movies m ON v.movieId = m.movieId \
-             WHERE v.embedding MATCH ?1 AND k = ?2 ORDER BY v.distance",
-            self.table()
-        )
+    /// query vector as float32 bytes, then k; with `rescore`, then the
+    /// number of candidates). Rescoring ranks the candidates by the exact
+    /// `metric` distance to their float vectors (ties by id, so the order
+    /// is stable).
+    pub fn knn_sql(self, metric: Metric, rescore: bool) -> String {
+        let q = self.quantized_param();
+        if rescore {
+            format!(
+                "SELECT c.movieId, m.title, m.year, vec_distance_{metric}(f.embedding, ?1) AS distance \
+                 FROM (SELECT movieId FROM {table} WHERE embedding MATCH {q} AND k = ?3) c \
+                 JOIN {FLOAT_TABLE} f ON f.movieId = c.movieId \
+                 JOIN movies m ON m.movieId = c.movieId \
+                 ORDER BY distance, c.movieId LIMIT ?2",
+                table = self.table()
+            )
+        } else {
+            format!(
+                "SELECT v.movieId, m.title, m.year, v.distance FROM {} v \
+                 JOIN movies m ON v.movieId = m.movieId \
+                 WHERE v.embedding MATCH {q} AND k = ?2 ORDER BY v.distance",
+                self.table()
+            )
+        }
     }
 
-    /// Bytes stored per vector (float32: 4 per dimension).
+    /// Bytes stored per vector in the vec0 table (float32: 4 per
+    /// dimension; int8: 1; bit: 1/8).
     pub fn bytes_per_vector(self, dimensions: usize) -> u64 {
+        let d = dimensions as u64;
         match self {
-            VectorTable::Float32 => dimensions as u64 * 4,
+            VectorTable::Float32 => d * 4,
+            VectorTable::Int8 => d,
+            VectorTable::Bit => d.div_ceil(8),
+        }
+    }
+
+    /// The float vector a stored quantized vector was made from, as near as
+    /// the quantization keeps it, such that quantizing it again gives the
+    /// same stored bytes (so that `--like` on a table without float vectors
+    /// finds what the stored vector finds; see the tests).
+    pub fn dequantize(self, stored: &[u8], dimensions: usize) -> Vec<f32> {
+        match self {
+            VectorTable::Float32 => from_le_bytes(stored),
+            // vec_quantize_int8(x, 'unit') stores trunc((x + 1) / step − 128)
+            // with step = 2/255 (truncation toward zero): the middle of the
+            // interval that truncates to q is q ± 0.5, away from zero.
+            VectorTable::Int8 => stored
+                .iter()
+                .map(|&b| {
+                    let q = f32::from(b as i8);
+                    let t = if q >= 0.0 { q + 0.5 } else { q - 0.5 };
+                    (t + 128.0) * (2.0 / 255.0) - 1.0
+                })
+                .collect(),
+            // vec_quantize_binary sets bit i%8 (least significant first) of
+            // byte i/8 when component i is positive.
+            VectorTable::Bit => (0..dimensions)
+                .map(|i| {
+                    let set = stored.get(i / 8).is_some_and(|b| b >> (i % 8) & 1 == 1);
+                    if set {
+                        1.0
+                    } else {
+                        -1.0
+                    }
+                })
+                .collect(),
         }
     }
 }
@@ -141,6 +221,24 @@ pub struct DbInfo {
     pub metric: Metric,
     /// How the vectors are stored.
     pub table: VectorTable,
+    /// For a quantized table with float vectors kept: candidates fetched per
+    /// neighbour (`embedding_oversample`); `None` when no rescoring is done.
+    pub rescore: Option<usize>,
+    /// `embeddings_blake3`: which embeddings the vectors came from (a
+    /// quantized model and its float original share it).
+    pub embeddings_blake3: Option<String>,
+}
+
+impl DbInfo {
+    /// What a result's distance is: the metric's, or hamming for a bit
+    /// table searched without rescoring.
+    pub fn distance_name(&self) -> &'static str {
+        if self.table == VectorTable::Bit && self.rescore.is_none() {
+            "hamming"
+        } else {
+            self.metric.as_str()
+        }
+    }
 }
 
 /// One movie of a database, as shown in results.
@@ -219,7 +317,29 @@ impl Database {
                 )))
             }
         };
-        let table = VectorTable::Float32;
+        let optional = |key: &str| get(key).ok();
+        let table = match optional("embedding_quantization").as_deref() {
+            None => VectorTable::Float32,
+            Some("int8") => VectorTable::Int8,
+            Some("bit") => VectorTable::Bit,
+            Some(other) => {
+                return Err(not_pipe(&format!(
+                    "unknown embedding_quantization `{other}` (this pipe knows int8 and bit)"
+                )))
+            }
+        };
+        let rescore = if optional("embedding_rescore").as_deref() == Some("true") {
+            let text = optional("embedding_oversample").unwrap_or_default();
+            let n: usize = text
+                .parse()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| not_pipe(&format!("embedding_oversample is `{text}`")))?;
+            Some(n)
+        } else {
+            None
+        };
+        let embeddings_blake3 = optional("embeddings_blake3");
         let has_table: bool = conn
             .query_row(
                 "SELECT count(*) FROM sqlite_master WHERE name = ?1",
@@ -239,6 +359,8 @@ impl Database {
                 dimensions,
                 metric,
                 table,
+                rescore,
+                embeddings_blake3,
             },
             conn,
         })
@@ -267,18 +389,28 @@ impl Database {
             .map_err(|e| SearchError::db(&self.path, "read movies", e))
     }
 
-    /// The stored vector of a movie, if it has one.
+    /// The stored vector of a movie, if it has one: the float vector, or,
+    /// for a quantized table without float vectors, the quantized one
+    /// turned back into floats ([`VectorTable::dequantize`]).
     pub fn vector(&self, movie_id: &str) -> Result<Option<Vec<f32>>, SearchError> {
-        let sql = format!(
-            "SELECT embedding FROM {} WHERE movieId = ?1",
-            self.info.table.table()
-        );
+        let (table, quantized) = match (self.info.table, self.info.rescore) {
+            (VectorTable::Float32, _) => (self.info.table.table(), false),
+            (_, Some(_)) => (FLOAT_TABLE, false),
+            (_, None) => (self.info.table.table(), true),
+        };
+        let sql = format!("SELECT embedding FROM {table} WHERE movieId = ?1");
         let blob: Option<Vec<u8>> = self
             .conn
             .query_row(&sql, [movie_id], |r| r.get(0))
             .optional()
             .map_err(|e| SearchError::db(&self.path, "read a vector", e))?;
-        Ok(blob.map(|b| from_le_bytes(&b)))
+        Ok(blob.map(|b| {
+            if quantized {
+                self.info.table.dequantize(&b, self.info.dimensions)
+            } else {
+                from_le_bytes(&b)
+            }
+        }))
     }
 
     /// The vector of a movie given on the command line, or an error that says
@@ -380,12 +512,26 @@ impl Database {
         check_k(k)?;
         let ask = if exclude.is_some() { k + 1 } else { k };
         let score = self.score_kind();
+        let sql = self
+            .info
+            .table
+            .knn_sql(self.info.metric, self.info.rescore.is_some());
         let mut stmt = self
             .conn
-            .prepare_cached(&self.info.table.knn_sql())
+            .prepare_cached(&sql)
             .map_err(|e| SearchError::db(&self.path, "prepare the KNN query", e))?;
-        let rows = stmt
-            .query_map(params![to_le_bytes(query), ask as i64], |r| {
+        let blob = to_le_bytes(query);
+        let rows = match self.info.rescore {
+            // Candidates: k × oversample, within what vec0 answers.
+            Some(over) => {
+                let candidates = ask.saturating_mul(over).clamp(ask, VEC0_K_MAX);
+                stmt.query(params![blob, ask as i64, candidates as i64])
+            }
+            None => stmt.query(params![blob, ask as i64]),
+        };
+        let rows = rows
+            .map_err(|e| SearchError::db(&self.path, "run the KNN query", e))?
+            .mapped(|r| {
                 let distance: f64 = r.get(3)?;
                 Ok(Neighbour {
                     movie: Movie {
@@ -396,8 +542,7 @@ impl Database {
                     distance,
                     score: score.score(distance),
                 })
-            })
-            .map_err(|e| SearchError::db(&self.path, "run the KNN query", e))?;
+            });
         let mut out = Vec::with_capacity(k);
         for row in rows {
             let n = row.map_err(|e| SearchError::db(&self.path, "run the KNN query", e))?;
@@ -544,12 +689,24 @@ pub fn locate(manifest: &Manifest, graph: &Graph, model: &str) -> Result<PathBuf
 /// metric than its models.d file now declares: the search still uses what the
 /// database holds, but the user should know it is stale.
 pub fn stale_note(model: &crate::manifest::Model, info: &DbInfo) -> Option<String> {
-    let declared = (model.dimensions as usize, model.metric);
-    let built = (info.dimensions, info.metric);
+    // Quantization, as a model file says it and as config records it.
+    let storage = |q: Option<&str>, rescore: bool| match q {
+        None => String::new(),
+        Some(q) if rescore => format!(", {q} rescored"),
+        Some(q) => format!(", {q}"),
+    };
+    let declared_q = storage(
+        model.quantization.map(|q| q.kind.as_str()),
+        model.quantization.is_some_and(|q| q.rescore),
+    );
+    let built_q = storage(info.table.quantization(), info.rescore.is_some());
+    let declared = (model.dimensions as usize, model.metric, &declared_q);
+    let built = (info.dimensions, info.metric, &built_q);
     (declared != built).then(|| {
         format!(
-            "model {}'s database was built with {} dims, metric {}, but {} now declares {} dims, \
-             metric {}; searching what was built (run `pipe build` to rebuild it)",
+            "model {}'s database was built with {} dims, metric {}{built_q}, but {} now declares \
+             {} dims, metric {}{declared_q}; searching what was built (run `pipe build` to \
+             rebuild it)",
             model.id,
             info.dimensions,
             info.metric,
@@ -590,6 +747,15 @@ pub struct SearchReport {
     pub dimensions: usize,
     /// What `score` means.
     pub score: ScoreKind,
+    /// The distance results carry: the metric's, or `hamming` (a bit table
+    /// without rescoring).
+    pub distance: &'static str,
+    /// `int8` or `bit` for a quantized table (absent for float32).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<&'static str>,
+    /// With rescoring: candidates fetched per neighbour (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oversample: Option<usize>,
     /// What was searched for.
     pub query: Query,
     /// Neighbours asked for.
@@ -642,6 +808,9 @@ pub fn search(
         metric: db.info.metric,
         dimensions: db.info.dimensions,
         score: kind,
+        distance: db.info.distance_name(),
+        quantization: db.info.table.quantization(),
+        oversample: db.info.rescore,
         query,
         k,
         min_score,
@@ -662,16 +831,21 @@ pub fn render(report: &SearchReport) -> String {
         ScoreKind::Similarity => "similarity = 1 − cosine distance, higher is closer",
         ScoreKind::Distance => "lower is closer",
     };
+    let storage = match (report.quantization, report.oversample) {
+        (None, _) => String::new(),
+        (Some(q), None) => format!(", {q} vectors"),
+        (Some(q), Some(n)) => format!(", {q} vectors rescored ({n}× candidates)"),
+    };
     let _ = writeln!(
         out,
-        "{} nearest to {what}\nmodel {} ({} dims, metric {}); score: {} ({meaning})",
+        "{} nearest to {what}\nmodel {} ({} dims, metric {}{storage}); score: {} ({meaning})",
         report.k,
         report.model,
         report.dimensions,
         report.metric,
         match report.score {
             ScoreKind::Similarity => "similarity".to_string(),
-            ScoreKind::Distance => format!("{} distance", report.metric),
+            ScoreKind::Distance => format!("{} distance", report.distance),
         },
     );
     if let Some(t) = report.min_score {
@@ -758,6 +932,34 @@ mod tests {
         assert!(ScoreKind::Distance.passes(0.6, 0.7));
         assert!(!ScoreKind::Distance.passes(0.8, 0.7));
         assert!((ScoreKind::Similarity.score(0.25) - 0.75).abs() < 1e-12);
+    }
+
+    /// `--like` on a quantized table without float vectors queries with the
+    /// dequantized stored vector: quantizing it again with the linked
+    /// sqlite-vec must give back every stored byte exactly.
+    #[test]
+    fn dequantized_vectors_quantize_back_to_the_stored_bytes() {
+        let conn = crate::sqlite::open(Path::new(":memory:")).unwrap();
+        let int8: Vec<u8> = (0..=255u8).collect();
+        let floats = VectorTable::Int8.dequantize(&int8, int8.len());
+        let again: Vec<u8> = conn
+            .query_row(
+                "SELECT vec_quantize_int8(?1, 'unit')",
+                [to_le_bytes(&floats)],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(again, int8);
+        let bits: Vec<u8> = vec![0x00, 0xff, 0x5a, 0x81, 0x01, 0x80, 0x3c, 0xc3];
+        let floats = VectorTable::Bit.dequantize(&bits, 64);
+        let again: Vec<u8> = conn
+            .query_row(
+                "SELECT vec_quantize_binary(?1)",
+                [to_le_bytes(&floats)],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(again, bits);
     }
 
     #[test]

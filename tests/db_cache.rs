@@ -43,6 +43,7 @@ fn model(id: &str, metric: Metric) -> Model {
         description: "test".into(),
         default: id == "potion",
         file: format!("models.d/{id}.toml").into(),
+        quantization: None,
     }
 }
 

@@ -60,6 +60,36 @@ const CASES: &[Case] = &[
         expect: &["models.d/b.toml:4:11", "marked default, but so is another model", "models.d/a.toml, models.d/b.toml"],
     },
     Case {
+        name: "unknown quantization",
+        files: &[("pipeline.toml", OK_PIPELINE), ("models.d/potion.toml", "id = \"potion\"\nname = \"P\"\ndimensions = 64\nquantization = \"int4\"\n")],
+        expect: &["models.d/potion.toml:4:16", "unknown quantization `int4`", "use int8 or bit"],
+    },
+    Case {
+        name: "rescore without quantization",
+        files: &[("pipeline.toml", OK_PIPELINE), ("models.d/potion.toml", "id = \"potion\"\nname = \"P\"\ndimensions = 64\nrescore = true\n")],
+        expect: &["models.d/potion.toml:4:11", "`rescore` without `quantization`", "add quantization"],
+    },
+    Case {
+        name: "oversample without rescore",
+        files: &[("pipeline.toml", OK_PIPELINE), ("models.d/potion.toml", "id = \"potion\"\nname = \"P\"\ndimensions = 64\nquantization = \"int8\"\noversample = 4\n")],
+        expect: &["models.d/potion.toml:5:14", "`oversample` without `rescore = true`"],
+    },
+    Case {
+        name: "oversample out of range",
+        files: &[("pipeline.toml", OK_PIPELINE), ("models.d/potion.toml", "id = \"potion\"\nname = \"P\"\ndimensions = 64\nquantization = \"int8\"\nrescore = true\noversample = 0\n")],
+        expect: &["models.d/potion.toml:6:14", "oversample must be between 1 and 256, not 0"],
+    },
+    Case {
+        name: "cosine with bit quantization",
+        files: &[("pipeline.toml", OK_PIPELINE), ("models.d/potion.toml", "id = \"potion\"\nname = \"P\"\ndimensions = 64\nmetric = \"cosine\"\nquantization = \"bit\"\n")],
+        expect: &["models.d/potion.toml:4:10", "metric `cosine` does not apply to quantization = \"bit\"", "hamming"],
+    },
+    Case {
+        name: "bit quantization with dimensions not divisible by 8",
+        files: &[("pipeline.toml", OK_PIPELINE), ("models.d/potion.toml", "id = \"potion\"\nname = \"P\"\ndimensions = 60\nquantization = \"bit\"\n")],
+        expect: &["models.d/potion.toml:3:14", "needs dimensions divisible by 8, not 60"],
+    },
+    Case {
         name: "unknown metric",
         files: &[("pipeline.toml", OK_PIPELINE), ("models.d/potion.toml", "id = \"potion\"\nname = \"P\"\ndimensions = 4\nmetric = \"dot\"\n")],
         expect: &["models.d/potion.toml:4:10", "unknown metric `dot`", "l2 (the default), cosine, l1"],

@@ -49,6 +49,7 @@ fn potion() -> Model {
         description: "test".into(),
         default: true,
         file: "models.d/potion.toml".into(),
+        quantization: None,
     }
 }
 
@@ -607,6 +608,7 @@ fn bench() {
         description: String::new(),
         default: id == "nomic",
         file: PathBuf::new(),
+        quantization: None,
     });
     let only = std::env::var("PIPE_BENCH_ONLY").unwrap_or_default();
     let wanted = |name: &str| only.is_empty() || only == name;

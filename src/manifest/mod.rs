@@ -10,7 +10,7 @@ pub mod paths;
 pub mod pipeline;
 
 pub use diagnostic::{ManifestError, ManifestErrors, SourceFile};
-pub use model::{Metric, Model};
+pub use model::{Metric, Model, Quantization, Quantized};
 pub use pipeline::{KindDecl, Pipeline, TargetDecl};
 
 use std::path::{Path, PathBuf};

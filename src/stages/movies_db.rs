@@ -7,9 +7,10 @@
 //! * the catalog part ([`catalog_part`]): every table but `vec_movies` and
 //!   `config`, the same for every model, built once per process for all the
 //!   model targets of a build;
-//! * the vector part ([`vector_part`]): `vec_movies`, per model, a function
-//!   of the embeddings file and the ordered list of kept movie ids, so an edit
-//!   to a movie's fields reuses it.
+//! * the vector part ([`vector_part`]): `vec_movies` (float32, or int8/bit
+//!   for a quantized model, with `vec_movies_float` when it rescores), per
+//!   model, a function of the embeddings file and the ordered list of kept
+//!   movie ids, so an edit to a movie's fields reuses it.
 //!
 //! Assembly is a fixed sequence (`VACUUM INTO` of the catalog part, then the
 //! vector part's tables, `config` and statistics appended), so the bytes are
@@ -351,7 +352,7 @@ fn write_config(
     catalog: &CatalogPart,
     vectors: &VectorPart,
 ) -> rusqlite::Result<()> {
-    let config: [(&str, String); 10] = [
+    let mut config: Vec<(&str, String)> = vec![
         ("embedding_model_id", model.id.clone()),
         ("embedding_model_name", model.name.clone()),
         ("embedding_model_dimensions", model.dimensions.to_string()),
@@ -363,6 +364,14 @@ fn write_config(
         ("pipe_version", env!("CARGO_PKG_VERSION").to_string()),
         ("built_at", catalog.built_at.clone()),
     ];
+    // Rows for quantized models only: a float model's config (and bytes)
+    // are what they were before quantization existed. `pipe search` reads
+    // them to write its query (an absent `embedding_quantization` is float).
+    if let Some(q) = &model.quantization {
+        config.push(("embedding_quantization", q.kind.to_string()));
+        config.push(("embedding_rescore", q.rescore.to_string()));
+        config.push(("embedding_oversample", q.oversample.to_string()));
+    }
     let mut stmt = conn.prepare("INSERT INTO config (key, value) VALUES (?1, ?2)")?;
     for (k, v) in &config {
         stmt.execute(params![k, v])?;

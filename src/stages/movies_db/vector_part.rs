@@ -1,6 +1,13 @@
 //! The vector part: the `vec_movies` table of one model — a function of the
-//! model's embeddings file, its dimensions and metric, and the ordered list
-//! of kept movie ids (nothing else of movies.json), cached like the catalog.
+//! model's embeddings file, its dimensions and metric (and quantization,
+//! when it has one), and the ordered list of kept movie ids (nothing else of
+//! movies.json), cached like the catalog.
+//!
+//! A quantized model's `vec_movies` holds `INT8[N]` or `BIT[N]` vectors,
+//! quantized by sqlite-vec itself while inserting (`vec_quantize_int8(v,
+//! 'unit')`, `vec_quantize_binary(v)`), so they are exactly what a query
+//! quantized the same way compares against; with `rescore` the float
+//! vectors are kept beside them in `vec_movies_float`.
 //!
 //! Vectors are streamed from the embeddings database one movie at a time
 //! (never all in memory) and every one is checked before it is stored. A
@@ -12,7 +19,7 @@ use super::cache;
 use super::catalog_part::CatalogPart;
 use super::{db_err_at, MoviesDbSpec, Origin, PROGRESS_EVERY};
 use crate::artifact;
-use crate::manifest::model::Model;
+use crate::manifest::model::{Model, Quantization};
 use crate::sqlite;
 use crate::stage::{StageContext, StageError};
 use rusqlite::types::ValueRef;
@@ -72,16 +79,25 @@ pub(crate) fn obtain(
 ) -> Result<(VectorPart, Origin), VectorError> {
     let model = &spec.model;
     let (sqlite_v, vec_v) = cache::versions()?;
-    let key = cache::key(&[
+    let dims = model.dimensions.to_string();
+    let mut fields = vec![
         ("part", "vectors"),
         ("format", cache::PART_FORMAT),
         ("sqlite", sqlite_v),
         ("sqlite-vec", vec_v),
         ("embeddings", emb_hash.unwrap_or("missing")),
-        ("dimensions", &model.dimensions.to_string()),
+        ("dimensions", dims.as_str()),
         ("metric", model.metric.as_str()),
         ("movie-ids", &catalog.ids_hash),
-    ]);
+    ];
+    // Only a quantized part has these fields: the keys (and so the cache
+    // files) of float parts stay what they were. `oversample` is left out:
+    // it is a query setting, written to `config` at assembly, not a stored row.
+    if let Some(q) = &model.quantization {
+        fields.push(("quantization", q.kind.as_str()));
+        fields.push(("rescore", if q.rescore { "true" } else { "false" }));
+    }
+    let key = cache::key(&fields);
     let dir = cache::dir(ctx.root);
     let prefix = prefix(model);
     let name = cache::file_name(&prefix, &key);
@@ -109,12 +125,49 @@ fn from_cache(path: &Path, key: &str) -> Option<VectorPart> {
     })
 }
 
-/// The statement creating `vec_movies` for `model`.
+/// The statements creating `vec_movies` for `model` (and, for a rescored
+/// quantized model, `vec_movies_float`).
+///
+/// A bit column takes no `distance_metric` (vec0 rejects one: bit vectors
+/// are compared by hamming distance). The float vectors of rescoring are a
+/// plain table, not a vec0 one: they are only read by id, for the exact
+/// distance of candidates (`vec_distance_l2` and friends), and a plain
+/// table stores them without vec0's chunk overhead.
 pub(crate) fn create_sql(model: &Model) -> String {
-    format!(
-        "CREATE VIRTUAL TABLE vec_movies USING vec0(movieId TEXT PRIMARY KEY, embedding FLOAT[{}] distance_metric={})",
-        model.dimensions, model.metric
-    )
+    let dims = model.dimensions;
+    let metric = model.metric;
+    match &model.quantization {
+        None => format!(
+            "CREATE VIRTUAL TABLE vec_movies USING vec0(movieId TEXT PRIMARY KEY, embedding FLOAT[{dims}] distance_metric={metric})"
+        ),
+        Some(q) => {
+            let column = match q.kind {
+                Quantization::Int8 => format!("INT8[{dims}] distance_metric={metric}"),
+                Quantization::Bit => format!("BIT[{dims}]"),
+            };
+            let mut sql = format!(
+                "CREATE VIRTUAL TABLE vec_movies USING vec0(movieId TEXT PRIMARY KEY, embedding {column});"
+            );
+            if q.rescore {
+                sql.push_str(FLOAT_TABLE_SQL);
+            }
+            sql
+        }
+    }
+}
+
+/// The float vectors kept for rescoring (see [`create_sql`]).
+const FLOAT_TABLE_SQL: &str =
+    "CREATE TABLE vec_movies_float (movieId TEXT PRIMARY KEY, embedding BLOB NOT NULL) WITHOUT ROWID;";
+
+/// The SQL expression turning the float32 blob `param` into what
+/// `vec_movies.embedding` stores.
+pub(crate) fn quantize_sql(model: &Model, param: &str) -> String {
+    match model.quantization.map(|q| q.kind) {
+        None => param.to_string(),
+        Some(Quantization::Int8) => format!("vec_quantize_int8({param}, 'unit')"),
+        Some(Quantization::Bit) => format!("vec_quantize_binary({param})"),
+    }
 }
 
 /// The kept movie ids in insertion order (the rowid order of `movies`).
@@ -202,8 +255,22 @@ fn build(
                     .prepare("SELECT embedding FROM embeddings WHERE movie_id = ?1")
                     .map_err(read_err)?;
                 let mut ins_vec = conn
-                    .prepare("INSERT INTO vec_movies (movieId, embedding) VALUES (?1, ?2)")
+                    .prepare(&format!(
+                        "INSERT INTO vec_movies (movieId, embedding) VALUES (?1, {})",
+                        quantize_sql(model, "?2")
+                    ))
                     .map_err(e("prepare"))?;
+                let rescore = model.quantization.is_some_and(|q| q.rescore);
+                let mut ins_float = if rescore {
+                    Some(
+                        conn.prepare(
+                            "INSERT INTO vec_movies_float (movieId, embedding) VALUES (?1, ?2)",
+                        )
+                        .map_err(e("prepare"))?,
+                    )
+                } else {
+                    None
+                };
                 let total = ids.len() as u64;
                 for (i, id) in ids.iter().enumerate() {
                     if i % PROGRESS_EVERY == 0 {
@@ -223,6 +290,10 @@ fn build(
                             ins_vec
                                 .execute(params![id, blob])
                                 .map_err(e("insert a vector"))?;
+                            if let Some(ins) = ins_float.as_mut() {
+                                ins.execute(params![id, blob])
+                                    .map_err(e("insert a float vector"))?;
+                            }
                             part.with += 1;
                         }
                         None => part.without += 1,
@@ -355,6 +426,29 @@ fn check_vector(model: &Model, movie_id: &str, blob: &[u8]) -> Result<(), StageE
             model.embeddings.display(),
             model.id
         )));
+    }
+    // vec_quantize_int8(v, 'unit') maps [-1, 1] onto the 256 steps; outside
+    // it the value would wrap around, silently.
+    if model
+        .quantization
+        .is_some_and(|q| q.kind == Quantization::Int8)
+    {
+        if let Some((pos, x)) = blob
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .enumerate()
+            .find(|(_, x)| !(-1.0..=1.0).contains(x))
+        {
+            return Err(StageError::new(format!(
+                "{}: component {pos} of the vector of movie {movie_id:?} is {x}, outside [-1, 1]: \
+                 model {} has quantization = \"int8\", which maps [-1, 1] onto 256 steps \
+                 (unit-normalised vectors are always inside). Normalise the embeddings, or use \
+                 quantization = \"bit\" or none ({})",
+                model.embeddings.display(),
+                model.id,
+                model.file.display()
+            )));
+        }
     }
     Ok(())
 }
