@@ -1,6 +1,12 @@
 //! "Did you mean …?" for unknown names.
 
 /// The candidate closest to `name`, if it is close enough to be a likely typo.
+///
+/// ```
+/// let targets = ["movie-json", "movies-db@potion", "movies-db@nomic"];
+/// assert_eq!(pipe::suggest::closest("movies-db@potin", targets), Some("movies-db@potion"));
+/// assert_eq!(pipe::suggest::closest("completely-else", targets), None);
+/// ```
 pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .into_iter()

@@ -5,6 +5,13 @@ use std::path::{Component, Path, PathBuf};
 
 /// Normalise a path written in a manifest: relative, `.` removed, and no
 /// `..` that would leave the project root. Returns why it is refused.
+///
+/// ```
+/// use pipe::manifest::paths::project_path;
+/// assert_eq!(project_path("./data/../data/movies.json").unwrap().to_str(), Some("data/movies.json"));
+/// assert!(project_path("../outside.json").unwrap_err().contains("escapes the project root"));
+/// assert!(project_path("/etc/passwd").is_err());
+/// ```
 pub fn project_path(text: &str) -> Result<PathBuf, String> {
     if text.trim().is_empty() {
         return Err("the path is empty".into());

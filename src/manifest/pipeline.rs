@@ -561,6 +561,13 @@ fn check_template(
 }
 
 /// The `{name}` placeholders of a template, in order.
+///
+/// ```
+/// use pipe::manifest::pipeline::{placeholders, substitute};
+/// let t = "public/data/{model}/movies-{dimensions}.db";
+/// assert_eq!(placeholders(t), ["model", "dimensions"]);
+/// assert_eq!(substitute(t, &[("model", "potion"), ("dimensions", "64")]), "public/data/potion/movies-64.db");
+/// ```
 pub fn placeholders(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut rest = text;
