@@ -3,6 +3,8 @@
 //! three model targets of a process build the catalog once, and a damaged
 //! or stale cache is only a miss.
 
+mod common;
+
 use pipe::manifest::model::{Metric, Model};
 use pipe::stage::{BuildSettings, NoProgress, PreviousOutputs, StageContext, StageOutput};
 use pipe::stages::movies_db::{self, MoviesDbSpec};
@@ -12,22 +14,9 @@ use std::sync::Arc;
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/parity/input");
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), dest).unwrap();
-        }
-    }
-}
-
 fn project() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(Path::new(FIXTURE), dir.path());
+    common::copy_tree(Path::new(FIXTURE), dir.path());
     dir
 }
 

@@ -4,6 +4,8 @@
 //!
 //! The stages are called as library functions (the CLI is built elsewhere).
 
+mod common;
+
 use pipe::manifest::model::{Metric, Model};
 use pipe::stage::{
     BuildSettings, NoProgress, PreviousFile, PreviousOutputs, ProgressSink, StageContext,
@@ -19,23 +21,10 @@ use std::sync::{Arc, Mutex};
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/parity");
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), dest).unwrap();
-        }
-    }
-}
-
 /// A temporary project holding the fixture's inputs.
 fn project() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&Path::new(FIXTURE).join("input"), dir.path());
+    common::copy_tree(&Path::new(FIXTURE).join("input"), dir.path());
     dir
 }
 

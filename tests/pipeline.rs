@@ -2,24 +2,10 @@
 //! data of this repository) through the real binary.
 
 mod common;
-use common::Project;
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use common::{sample_project as sample, stock_sqlite, tree, Project};
+use std::path::Path;
 
-const REPO: &str = env!("CARGO_MANIFEST_DIR");
-
-/// A copy of this repository's project: pipeline.toml, models.d, data/.
-fn sample() -> Project {
-    let p = Project::new();
-    std::fs::copy(
-        Path::new(REPO).join("pipeline.toml"),
-        p.path("pipeline.toml"),
-    )
-    .unwrap();
-    p.copy_dir(&Path::new(REPO).join("models.d"), "models.d");
-    p.copy_dir(&Path::new(REPO).join("data"), "data");
-    p
-}
+use common::REPO;
 
 const ALL: &[&str] = &[
     "movie-json",
@@ -27,26 +13,6 @@ const ALL: &[&str] = &[
     "movies-db@nomic",
     "movies-db@potion",
 ];
-
-/// Every file under `dir`, relative path → bytes.
-fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                walk(base, &e.path(), out);
-            } else {
-                out.insert(
-                    e.path().strip_prefix(base).unwrap().to_path_buf(),
-                    std::fs::read(e.path()).unwrap(),
-                );
-            }
-        }
-    }
-    walk(dir, dir, &mut out);
-    out
-}
 
 fn movies(p: &Project) -> serde_json::Map<String, serde_json::Value> {
     serde_json::from_str(&p.read("data/movies.json")).unwrap()
@@ -184,38 +150,6 @@ fn one_changed_movie_rewrites_only_the_json_files_whose_content_changed() {
         "written must equal the files whose bytes changed"
     );
     assert!(changed >= 1);
-}
-
-/// The path of sqlite-vec's loadable extension from PyPI (`.ci/deps` installs it).
-fn vec0_path() -> String {
-    if let Ok(p) = std::env::var("PIPE_VEC0") {
-        return p;
-    }
-    let out = std::process::Command::new("python3")
-        .args(["-c", "import sqlite_vec; print(sqlite_vec.loadable_path())"])
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "sqlite-vec for Python is missing: run .ci/deps (pip install sqlite-vec==0.1.9)"
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-fn stock_sqlite(db: &Path, sql: &str) -> String {
-    let out = std::process::Command::new("sqlite3")
-        .arg("-bail")
-        .arg(db)
-        .arg(format!(".load {}", vec0_path()))
-        .arg(sql)
-        .output()
-        .expect("the sqlite3 shell is missing: run .ci/deps");
-    assert!(
-        out.status.success(),
-        "sqlite3 failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]

@@ -4,10 +4,7 @@
 //! recall@10 ≥ 0.9 against the float original, and builds are reproducible.
 
 mod common;
-use common::{Project, Run};
-use std::path::Path;
-
-const REPO: &str = env!("CARGO_MANIFEST_DIR");
+use common::{stock_sqlite, Project, Run};
 
 /// The quantized variants of potion added to the sample, as
 /// (id, quantization, rescore).
@@ -21,14 +18,7 @@ const VARIANTS: &[(&str, &str, bool)] = &[
 /// This repository's project plus one drop-in file per quantized variant,
 /// each over potion's embeddings file.
 fn sample() -> Project {
-    let p = Project::new();
-    std::fs::copy(
-        Path::new(REPO).join("pipeline.toml"),
-        p.path("pipeline.toml"),
-    )
-    .unwrap();
-    p.copy_dir(&Path::new(REPO).join("models.d"), "models.d");
-    p.copy_dir(&Path::new(REPO).join("data"), "data");
+    let p = common::sample_project();
     for (id, q, rescore) in VARIANTS {
         p.write(
             &format!("models.d/{id}.toml"),
@@ -50,38 +40,6 @@ fn json(run: &Run) -> serde_json::Value {
     );
     serde_json::from_str(&run.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", run.stdout, run.stderr))
-}
-
-/// The path of sqlite-vec's loadable extension from PyPI (`.ci/deps` installs it).
-fn vec0_path() -> String {
-    if let Ok(p) = std::env::var("PIPE_VEC0") {
-        return p;
-    }
-    let out = std::process::Command::new("python3")
-        .args(["-c", "import sqlite_vec; print(sqlite_vec.loadable_path())"])
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "sqlite-vec for Python is missing: run .ci/deps (pip install sqlite-vec==0.1.9)"
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-fn stock_sqlite(db: &Path, sql: &str) -> String {
-    let out = std::process::Command::new("sqlite3")
-        .arg("-bail")
-        .arg(db)
-        .arg(format!(".load {}", vec0_path()))
-        .arg(sql)
-        .output()
-        .expect("the sqlite3 shell is missing: run .ci/deps");
-    assert!(
-        out.status.success(),
-        "sqlite3 failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// One movie's float vector from the embeddings input, as a JSON array.
@@ -254,14 +212,7 @@ fn quantized_builds_are_reproducible_and_leave_the_float_database_alone() {
     }
     // The same project without the quantized models builds the same float
     // database: quantization adds nothing to it.
-    let plain = Project::new();
-    std::fs::copy(
-        Path::new(REPO).join("pipeline.toml"),
-        plain.path("pipeline.toml"),
-    )
-    .unwrap();
-    plain.copy_dir(&Path::new(REPO).join("models.d"), "models.d");
-    plain.copy_dir(&Path::new(REPO).join("data"), "data");
+    let plain = common::sample_project();
     plain.build(&[]);
     let rel = "public/data/potion/movies.db";
     assert!(

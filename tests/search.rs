@@ -7,19 +7,10 @@ use common::{Project, Run};
 use std::collections::HashSet;
 use std::path::Path;
 
-const REPO: &str = env!("CARGO_MANIFEST_DIR");
-
 /// A copy of this repository's project (pipeline.toml, models.d, data/),
 /// with `potion` switched to `metric` when given.
 fn sample(potion_metric: Option<&str>) -> Project {
-    let p = Project::new();
-    std::fs::copy(
-        Path::new(REPO).join("pipeline.toml"),
-        p.path("pipeline.toml"),
-    )
-    .unwrap();
-    p.copy_dir(&Path::new(REPO).join("models.d"), "models.d");
-    p.copy_dir(&Path::new(REPO).join("data"), "data");
+    let p = common::sample_project();
     if let Some(metric) = potion_metric {
         let text = p
             .read("models.d/potion.toml")

@@ -5,25 +5,9 @@
 
 mod common;
 use common::server::Server;
-use common::Project;
+use common::{sample_project as sample, Project};
 use serde_json::Value;
-use std::path::Path;
 use std::time::Duration;
-
-const REPO: &str = env!("CARGO_MANIFEST_DIR");
-
-/// A copy of this repository's project: pipeline.toml, models.d, data/.
-fn sample() -> Project {
-    let p = Project::new();
-    std::fs::copy(
-        Path::new(REPO).join("pipeline.toml"),
-        p.path("pipeline.toml"),
-    )
-    .expect("copy pipeline.toml");
-    p.copy_dir(&Path::new(REPO).join("models.d"), "models.d");
-    p.copy_dir(&Path::new(REPO).join("data"), "data");
-    p
-}
 
 /// The sample plus a command target that takes a while.
 fn sample_with_slow_target() -> Project {

@@ -4,7 +4,11 @@
 pub mod server;
 
 use assert_cmd::Command;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+/// This repository's root (its pipeline.toml, models.d and sample data/).
+pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
 /// A project in a temporary directory.
 pub struct Project {
@@ -67,20 +71,7 @@ impl Project {
     }
 
     pub fn copy_dir(&self, from: &Path, rel: &str) {
-        let to = self.path(rel);
-        std::fs::create_dir_all(&to).expect("mkdir");
-        for e in std::fs::read_dir(from).expect("read_dir") {
-            let e = e.expect("entry");
-            let dest = to.join(e.file_name());
-            if e.file_type().expect("type").is_dir() {
-                self.copy_dir(
-                    &e.path(),
-                    &format!("{rel}/{}", e.file_name().to_string_lossy()),
-                );
-            } else {
-                std::fs::copy(e.path(), dest).expect("copy");
-            }
-        }
+        copy_tree(from, &self.path(rel));
     }
 
     pub fn pipe(&self, args: &[&str]) -> Run {
@@ -130,4 +121,89 @@ pub fn write_models(p: &Project) {
         "models.d/potion.toml",
         "id = \"potion\"\nname = \"Potion Base 2M\"\ndimensions = 64\ndescription = \"Smallest\"\n",
     );
+}
+
+/// Copy a directory tree.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir") {
+        let e = e.expect("entry");
+        let dest = to.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).expect("copy");
+        }
+    }
+}
+
+/// A copy of this repository's project: pipeline.toml, models.d, data/.
+pub fn sample_project() -> Project {
+    let p = Project::new();
+    std::fs::copy(
+        Path::new(REPO).join("pipeline.toml"),
+        p.path("pipeline.toml"),
+    )
+    .expect("copy pipeline.toml");
+    p.copy_dir(&Path::new(REPO).join("models.d"), "models.d");
+    p.copy_dir(&Path::new(REPO).join("data"), "data");
+    p
+}
+
+/// Every file under `dir`, relative path → bytes.
+pub fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).expect("read_dir") {
+            let e = e.expect("entry");
+            if e.file_type().expect("type").is_dir() {
+                walk(base, &e.path(), out);
+            } else {
+                let rel = e
+                    .path()
+                    .strip_prefix(base)
+                    .expect("under base")
+                    .to_path_buf();
+                out.insert(rel, std::fs::read(e.path()).expect("read"));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// The path of sqlite-vec's loadable extension from PyPI (`.ci/deps` installs it).
+pub fn vec0_path() -> String {
+    if let Ok(p) = std::env::var("PIPE_VEC0") {
+        return p;
+    }
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import sqlite_vec; print(sqlite_vec.loadable_path())"])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "sqlite-vec for Python is missing: run .ci/deps (pip install sqlite-vec==0.1.9)"
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string()
+}
+
+/// Run SQL in a stock sqlite3 shell with sqlite-vec loaded; its output.
+pub fn stock_sqlite(db: &Path, sql: &str) -> String {
+    let out = std::process::Command::new("sqlite3")
+        .arg("-bail")
+        .arg(db)
+        .arg(format!(".load {}", vec0_path()))
+        .arg(sql)
+        .output()
+        .expect("the sqlite3 shell is missing: run .ci/deps");
+    assert!(
+        out.status.success(),
+        "sqlite3 failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
 }
