@@ -8,12 +8,11 @@
 
 mod common;
 use common::server::Server;
-use common::Project;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const REPO: &str = env!("CARGO_MANIFEST_DIR");
+use common::REPO;
 
 fn chromium() -> PathBuf {
     std::env::var_os("CHROMIUM_PATH")
@@ -48,14 +47,7 @@ fn admin_page_builds_one_model_in_a_real_browser() {
     if let Some(why) = missing_tools() {
         panic!("{why}: run .ci/deps to install the browser test's tools (or set PIPE_SKIP_E2E=1)");
     }
-    let p = Project::new();
-    std::fs::copy(
-        Path::new(REPO).join("pipeline.toml"),
-        p.path("pipeline.toml"),
-    )
-    .expect("copy pipeline.toml");
-    p.copy_dir(&Path::new(REPO).join("models.d"), "models.d");
-    p.copy_dir(&Path::new(REPO).join("data"), "data");
+    let p = common::sample_project();
     let server = Server::start(p.dir.path(), &[]);
 
     // target/e2e/admin.png, wherever the target directory is.
