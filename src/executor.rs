@@ -749,6 +749,7 @@ impl<'a> Executor<'a> {
             root: &self.manifest.root,
             target: &target.name,
             previous: &previous,
+            inputs: &assessed.inputs,
             progress: &sink,
             settings,
             cancelled: &self.cancelled,

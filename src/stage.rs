@@ -79,6 +79,10 @@ pub struct StageContext<'a> {
     pub target: &'a str,
     /// What this target wrote last time.
     pub previous: &'a PreviousOutputs,
+    /// The content hashes of the target's inputs, as the executor took them
+    /// for its fingerprint (`None`: the file does not exist). Stages that
+    /// key caches by input content use these instead of hashing again.
+    pub inputs: &'a crate::fingerprint::InputHashes,
     /// Where to report progress and warnings.
     pub progress: &'a dyn ProgressSink,
     /// Build-wide settings.
@@ -92,6 +96,20 @@ impl StageContext<'_> {
     /// Absolute path of a project-relative path.
     pub fn abs(&self, rel: &Path) -> PathBuf {
         self.root.join(rel)
+    }
+
+    /// The content hash of a project-relative input: the executor's, or read
+    /// from the file if the path is not one of the target's declared inputs.
+    /// `None` if the file does not exist.
+    pub fn input_hash(&self, rel: &Path) -> std::io::Result<Option<Hash>> {
+        match self.inputs.get(rel) {
+            Some(known) => Ok(*known),
+            None => match crate::fingerprint::hash_file(&self.abs(rel)) {
+                Ok(h) => Ok(Some(h)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            },
+        }
     }
 
     /// Whether the build is being cancelled.

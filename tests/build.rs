@@ -2,43 +2,8 @@
 //! that outputs survive failures and kills.
 
 mod common;
-use common::{write_models, Project};
+use common::{command_project as project, COMMAND_PIPELINE as PIPELINE};
 use std::time::{Duration, Instant};
-
-/// A pipeline shaped like the movie one, with commands: per-model
-/// embeddings, a per-model database built from them, and a model-free step.
-const PIPELINE: &str = r#"
-[inputs]
-movies = "data/movies.txt"
-
-[targets.embed]
-kind = "command"
-per-model = true
-command = "printf '%s %s\n' {model} {dimensions} > {out}; cat data/movies.txt >> {out}"
-inputs = ["movies"]
-outs = ["data/emb-{model}.txt"]
-
-[targets.db]
-kind = "command"
-per-model = true
-command = "wc -l < data/emb-{model}.txt > {out}"
-deps = ["data/emb-{model}.txt"]
-outs = ["public/{model}.db"]
-
-[targets.json]
-kind = "command"
-command = "tr a-z A-Z < data/movies.txt > {out}"
-inputs = ["movies"]
-outs = ["public/movies.json"]
-"#;
-
-fn project() -> Project {
-    let p = Project::new();
-    p.write("pipeline.toml", PIPELINE);
-    write_models(&p);
-    p.write("data/movies.txt", "alien\nbrazil\n");
-    p
-}
 
 const ALL: &[&str] = &[
     "db@bge-micro",

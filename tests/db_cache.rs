@@ -52,11 +52,13 @@ fn build(root: &Path, model: Model) -> StageOutput {
         source_date_epoch: None,
     };
     let previous = PreviousOutputs::default();
+    let inputs = pipe::fingerprint::InputHashes::new();
     let cancelled = Arc::new(AtomicBool::new(false));
     let ctx = StageContext {
         root,
         target: "test",
         previous: &previous,
+        inputs: &inputs,
         progress: &NoProgress,
         settings: &settings,
         cancelled: &cancelled,

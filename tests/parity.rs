@@ -77,6 +77,8 @@ impl ProgressSink for Recorder {
 struct Run {
     settings: BuildSettings,
     previous: PreviousOutputs,
+    /// Empty: the stages hash their inputs themselves, as without an executor.
+    inputs: pipe::fingerprint::InputHashes,
     cancelled: Arc<AtomicBool>,
 }
 
@@ -88,6 +90,7 @@ impl Run {
                 source_date_epoch: None,
             },
             previous: PreviousOutputs::default(),
+            inputs: Default::default(),
             cancelled: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -103,6 +106,7 @@ impl Run {
             root,
             target: "test",
             previous: &self.previous,
+            inputs: &self.inputs,
             progress,
             settings: &self.settings,
             cancelled: &self.cancelled,

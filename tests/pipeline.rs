@@ -169,27 +169,15 @@ fn a_stock_sqlite3_with_sqlite_vec_opens_the_database_and_finds_neighbours() {
     );
 
     // Brute force over the embeddings input, independently of pipe and sqlite-vec.
-    let emb = rusqlite::Connection::open(p.path("data/embeddings-potion-movies.db")).unwrap();
     let kept: std::collections::HashSet<String> = tree(&p.path("public/movies"))
         .keys()
         .map(|k| k.to_string_lossy().trim_end_matches(".json").to_string())
         .collect();
-    let mut vectors: Vec<(String, Vec<f32>)> = emb
-        .prepare("SELECT movie_id, embedding FROM embeddings ORDER BY movie_id")
-        .unwrap()
-        .query_map([], |r| {
-            let blob: Vec<u8> = r.get(1)?;
-            Ok((
-                r.get::<_, String>(0)?,
-                blob.chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect(),
-            ))
-        })
-        .unwrap()
-        .map(Result::unwrap)
-        .filter(|(id, _)| kept.contains(id))
-        .collect();
+    let mut vectors: Vec<(String, Vec<f32>)> =
+        common::embeddings(&p.path("data/embeddings-potion-movies.db"))
+            .into_iter()
+            .filter(|(id, _)| kept.contains(id))
+            .collect();
     vectors.sort_by(|a, b| a.0.cmp(&b.0));
     let (query_id, query) = vectors[7].clone();
     let mut expected: Vec<(f32, String)> = vectors

@@ -4,7 +4,7 @@
 //! recall@10 ≥ 0.9 against the float original, and builds are reproducible.
 
 mod common;
-use common::{stock_sqlite, Project, Run};
+use common::{json, stock_sqlite, Project};
 
 /// The quantized variants of potion added to the sample, as
 /// (id, quantization, rescore).
@@ -30,16 +30,6 @@ fn sample() -> Project {
         );
     }
     p
-}
-
-fn json(run: &Run) -> serde_json::Value {
-    assert_eq!(
-        run.code, 0,
-        "failed\nstdout: {}\nstderr: {}",
-        run.stdout, run.stderr
-    );
-    serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", run.stdout, run.stderr))
 }
 
 /// One movie's float vector from the embeddings input, as a JSON array.

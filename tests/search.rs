@@ -3,7 +3,7 @@
 //! that shares nothing with pipe or sqlite-vec.
 
 mod common;
-use common::{Project, Run};
+use common::{json, Project};
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -21,16 +21,6 @@ fn sample(potion_metric: Option<&str>) -> Project {
     p
 }
 
-fn json(run: &Run) -> serde_json::Value {
-    assert_eq!(
-        run.code, 0,
-        "failed\nstdout: {}\nstderr: {}",
-        run.stdout, run.stderr
-    );
-    serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", run.stdout, run.stderr))
-}
-
 /// Ids of the built database's `movies` table (plain SQL, no sqlite-vec).
 fn movie_ids(db: &Path) -> HashSet<String> {
     let conn = rusqlite::Connection::open(db).unwrap();
@@ -46,26 +36,10 @@ fn movie_ids(db: &Path) -> HashSet<String> {
 /// The model's vectors from its embeddings input, for movies in the database.
 fn vectors(p: &Project, model: &str) -> Vec<(String, Vec<f32>)> {
     let kept = movie_ids(&p.path(&format!("public/data/{model}/movies.db")));
-    let emb =
-        rusqlite::Connection::open(p.path(&format!("data/embeddings-{model}-movies.db"))).unwrap();
-    let mut stmt = emb
-        .prepare("SELECT movie_id, embedding FROM embeddings ORDER BY movie_id")
-        .unwrap();
-    let rows = stmt
-        .query_map([], |r| {
-            let blob: Vec<u8> = r.get(1)?;
-            Ok((
-                r.get::<_, String>(0)?,
-                blob.chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect(),
-            ))
-        })
-        .unwrap()
-        .map(Result::unwrap)
+    common::embeddings(&p.path(&format!("data/embeddings-{model}-movies.db")))
+        .into_iter()
         .filter(|(id, _)| kept.contains(id))
-        .collect();
-    rows
+        .collect()
 }
 
 fn distance(metric: &str, a: &[f32], b: &[f32]) -> f32 {

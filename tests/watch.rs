@@ -2,36 +2,11 @@
 //! rebuild it prints, and check what was rebuilt.
 
 mod common;
-use common::{write_models, Project};
+use common::{command_project as project, Project, COMMAND_PIPELINE as PIPELINE};
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-const PIPELINE: &str = r#"
-[inputs]
-movies = "data/movies.txt"
-
-[targets.embed]
-kind = "command"
-per-model = true
-command = "printf '%s %s\n' {model} {dimensions} > {out}; cat data/movies.txt >> {out}"
-inputs = ["movies"]
-outs = ["data/emb-{model}.txt"]
-
-[targets.db]
-kind = "command"
-per-model = true
-command = "wc -l < data/emb-{model}.txt > {out}"
-deps = ["data/emb-{model}.txt"]
-outs = ["public/{model}.db"]
-
-[targets.json]
-kind = "command"
-command = "tr a-z A-Z < data/movies.txt > {out}"
-inputs = ["movies"]
-outs = ["public/movies.json"]
-"#;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -134,14 +109,6 @@ impl Drop for Watch {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn project() -> Project {
-    let p = Project::new();
-    p.write("pipeline.toml", PIPELINE);
-    write_models(&p);
-    p.write("data/movies.txt", "alien\nbrazil\n");
-    p
 }
 
 fn rebuilt(line: &str) -> Vec<String> {

@@ -89,7 +89,7 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
 
     // The embeddings: hashed here, opened only if the vector part is built.
     let model = &spec.model;
-    let emb_hash = match cache::content_hash(ctx.root, &model.embeddings) {
+    let emb_hash = match ctx.input_hash(&model.embeddings) {
         Ok(h) => h.map(|h| h.to_hex().to_string()),
         Err(e) => return Err(StageError::io(&model.embeddings, "read", e)),
     };

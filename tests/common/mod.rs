@@ -207,3 +207,72 @@ pub fn stock_sqlite(db: &Path, sql: &str) -> String {
     );
     String::from_utf8(out.stdout).expect("utf-8")
 }
+
+/// Assert a run succeeded and parse its stdout as JSON.
+pub fn json(run: &Run) -> serde_json::Value {
+    assert_eq!(
+        run.code, 0,
+        "failed\nstdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
+    serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", run.stdout, run.stderr))
+}
+
+/// Every (movie id, vector) of an embeddings input file, by movie id,
+/// decoded independently of pipe.
+pub fn embeddings(path: &Path) -> Vec<(String, Vec<f32>)> {
+    let conn = rusqlite::Connection::open(path).expect("open embeddings");
+    let mut stmt = conn
+        .prepare("SELECT movie_id, embedding FROM embeddings ORDER BY movie_id")
+        .expect("prepare");
+    let rows = stmt
+        .query_map([], |r| {
+            let blob: Vec<u8> = r.get(1)?;
+            let v = blob
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            Ok((r.get::<_, String>(0)?, v))
+        })
+        .expect("query")
+        .map(|r| r.expect("row"))
+        .collect();
+    rows
+}
+
+/// A pipeline shaped like the movie one, with commands: per-model
+/// embeddings, a per-model database built from them, and a model-free step.
+pub const COMMAND_PIPELINE: &str = r#"
+[inputs]
+movies = "data/movies.txt"
+
+[targets.embed]
+kind = "command"
+per-model = true
+command = "printf '%s %s\n' {model} {dimensions} > {out}; cat data/movies.txt >> {out}"
+inputs = ["movies"]
+outs = ["data/emb-{model}.txt"]
+
+[targets.db]
+kind = "command"
+per-model = true
+command = "wc -l < data/emb-{model}.txt > {out}"
+deps = ["data/emb-{model}.txt"]
+outs = ["public/{model}.db"]
+
+[targets.json]
+kind = "command"
+command = "tr a-z A-Z < data/movies.txt > {out}"
+inputs = ["movies"]
+outs = ["public/movies.json"]
+"#;
+
+/// A project with [`COMMAND_PIPELINE`], three models and a tiny input.
+pub fn command_project() -> Project {
+    let p = Project::new();
+    p.write("pipeline.toml", COMMAND_PIPELINE);
+    write_models(&p);
+    p.write("data/movies.txt", "alien\nbrazil\n");
+    p
+}

@@ -8,12 +8,11 @@
 //! Every entry is written to a temporary file and renamed into place; an
 //! entry that cannot be opened or read is treated as missing.
 
-use crate::fingerprint::{hash_file, now_ns, FileStat};
 use crate::stage::StageError;
 use rusqlite::Connection;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 /// Bump when the content or layout of a part changes: old entries then
 /// stop matching and are rebuilt (and pruned).
@@ -55,58 +54,6 @@ pub(crate) fn versions() -> Result<&'static (String, String), StageError> {
         StageError::with_source(format!("cannot query the SQLite versions: {e}"), e)
     })?;
     Ok(VERSIONS.get_or_init(|| v))
-}
-
-/// A content hash remembered with the file's stat when it was taken.
-#[derive(Clone, Copy)]
-struct Remembered {
-    stat: FileStat,
-    hash: blake3::Hash,
-    recorded_ns: i64,
-}
-
-/// blake3 of a file's content, or `None` if it does not exist.
-///
-/// The three targets of a build hash the same movies.json, and an unchanged
-/// embeddings file need not be read again: a hash is remembered per process
-/// (and looked up in the executor's hash cache in `.pipe/`) by the file's
-/// stat, trusted only once the file's mtime is safely older than when the
-/// hash was taken (git's racy-file rule, as in [`crate::fingerprint`]).
-pub(crate) fn content_hash(root: &Path, rel: &Path) -> std::io::Result<Option<blake3::Hash>> {
-    static MEMO: OnceLock<Mutex<HashMap<PathBuf, Remembered>>> = OnceLock::new();
-    let memo = MEMO.get_or_init(Default::default);
-    let abs = root.join(rel);
-    let Some(stat) = FileStat::read(&abs)? else {
-        return Ok(None);
-    };
-    if let Ok(m) = memo.lock() {
-        if let Some(r) = m.get(&abs) {
-            if r.stat == stat && stat.settled(r.recorded_ns) {
-                return Ok(Some(r.hash));
-            }
-        }
-    }
-    let recorded_ns = now_ns();
-    // The executor's cache answers for files that were settled when it last
-    // hashed them; otherwise it reads the file.
-    let mut executor_cache = crate::state::StateDir::new(root).load_hash_cache();
-    let hash = match executor_cache.hash(root, rel)? {
-        Some(h) => h,
-        None => hash_file(&abs)?,
-    };
-    if FileStat::read(&abs)? == Some(stat) {
-        if let Ok(mut m) = memo.lock() {
-            m.insert(
-                abs,
-                Remembered {
-                    stat,
-                    hash,
-                    recorded_ns,
-                },
-            );
-        }
-    }
-    Ok(Some(hash))
 }
 
 /// Read the description table of a part; `None` if the file is missing,

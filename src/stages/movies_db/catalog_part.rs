@@ -63,7 +63,7 @@ fn slot(root: &Path, key: &str) -> Slot {
 /// that the tables' bytes depend on. No parsing needed.
 fn catalog_key(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<String, StageError> {
     let hash = |rel: &Path| -> Result<String, StageError> {
-        match cache::content_hash(ctx.root, rel) {
+        match ctx.input_hash(rel) {
             Ok(Some(h)) => Ok(h.to_hex().to_string()),
             // Missing: the loader reports it with its usual message.
             Ok(None) => Ok(String::from("missing")),
