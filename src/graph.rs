@@ -128,8 +128,8 @@ impl Target {
                     s.publish.as_deref().map(p).unwrap_or_default(),
                 );
                 if let Ok((sqlite, vec)) = crate::sqlite::versions() {
-                    c.insert("sqlite".into(), sqlite);
-                    c.insert("sqlite-vec".into(), vec);
+                    c.insert("sqlite".into(), sqlite.clone());
+                    c.insert("sqlite-vec".into(), vec.clone());
                 }
                 // The database stores timestamps taken from SOURCE_DATE_EPOCH
                 // when it is set: a different value means different bytes.

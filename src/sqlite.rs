@@ -43,12 +43,17 @@ pub fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
     )
 }
 
-/// The versions that write our bytes: (SQLite, sqlite-vec).
-pub fn versions() -> rusqlite::Result<(String, String)> {
+/// The versions that write our bytes: (SQLite, sqlite-vec). Asked once per
+/// process: every database target's fingerprint includes them.
+pub fn versions() -> rusqlite::Result<&'static (String, String)> {
+    static VERSIONS: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    if let Some(v) = VERSIONS.get() {
+        return Ok(v);
+    }
     register_vec();
     let conn = Connection::open_in_memory()?;
     let vec: String = conn.query_row("SELECT vec_version()", [], |r| r.get(0))?;
-    Ok((rusqlite::version().to_string(), vec))
+    Ok(VERSIONS.get_or_init(|| (rusqlite::version().to_string(), vec)))
 }
 
 #[cfg(test)]

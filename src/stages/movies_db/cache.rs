@@ -12,7 +12,6 @@ use crate::stage::StageError;
 use rusqlite::Connection;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 /// Bump when the content or layout of a part changes: old entries then
 /// stop matching and are rebuilt (and pruned).
@@ -44,16 +43,10 @@ pub(crate) fn key(fields: &[(&str, &str)]) -> String {
 }
 
 /// The SQLite and sqlite-vec versions, part of every key (they write the
-/// bytes of every part). Computed once per process.
+/// bytes of every part).
 pub(crate) fn versions() -> Result<&'static (String, String), StageError> {
-    static VERSIONS: OnceLock<(String, String)> = OnceLock::new();
-    if let Some(v) = VERSIONS.get() {
-        return Ok(v);
-    }
-    let v = crate::sqlite::versions().map_err(|e| {
-        StageError::with_source(format!("cannot query the SQLite versions: {e}"), e)
-    })?;
-    Ok(VERSIONS.get_or_init(|| v))
+    crate::sqlite::versions()
+        .map_err(|e| StageError::with_source(format!("cannot query the SQLite versions: {e}"), e))
 }
 
 /// Read the description table of a part; `None` if the file is missing,
