@@ -152,6 +152,10 @@ pub struct TargetResult {
     pub warnings: Vec<String>,
     /// Wall time in milliseconds.
     pub millis: u64,
+    /// What the stage reports about its work (movies, vectors, files
+    /// rendered, whether a cached part was reused, …); empty unless built.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub stats: BTreeMap<String, String>,
 }
 
 /// What a build did.
@@ -474,11 +478,6 @@ impl<'a> Executor<'a> {
             },
             j => j,
         };
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(jobs)
-            .thread_name(|i| format!("pipe-worker-{i}"))
-            .build()
-            .map_err(|e| BuildError::Io(std::io::Error::other(e)))?;
 
         observer.event(&BuildEvent::Started { total: order.len() });
         let total = order.len();
@@ -488,15 +487,23 @@ impl<'a> Executor<'a> {
         let mut running = 0usize;
         let mut stop = false;
         let (tx, rx) = mpsc::channel::<(usize, TargetResult, Option<TargetRecord>)>();
-        // Set at the first failure without --keep-going: targets already
-        // queued on the pool but not yet started are then not run.
+        // Set at the first failure without --keep-going: a target whose
+        // thread was started but has not begun is then not run.
         let stopping = AtomicBool::new(false);
 
-        pool.in_place_scope(|scope| {
+        // Each running target has a thread of its own (at most `jobs`), and
+        // stages spread their data-parallel work over rayon's global pool.
+        // Targets must not run *on* pool threads: a stage waiting for work
+        // another target shares (the catalog part, the loaded movies.json)
+        // blocks its thread, and a pool thread blocked inside a parallel
+        // loop may have picked up the very target it waits for.
+        let spawn_error: std::sync::Mutex<Option<std::io::Error>> = Default::default();
+        std::thread::scope(|scope| {
             let mut pending: Vec<usize> = order.clone();
             loop {
                 let cancelled = self.cancelled.load(Ordering::Relaxed);
-                // Start (or settle) everything whose dependencies are done.
+                // Start (or settle) everything whose dependencies are done,
+                // up to `jobs` running at once.
                 let mut i = 0;
                 while i < pending.len() {
                     let t = pending[i];
@@ -508,6 +515,18 @@ impl<'a> Executor<'a> {
                         .filter(|d| order.contains(d))
                         .collect();
                     if !deps_in_build.iter().all(|d| done.contains_key(d)) {
+                        i += 1;
+                        continue;
+                    }
+                    let must_settle = stop
+                        || cancelled
+                        || deps_in_build.iter().any(|d| {
+                            matches!(
+                                done[d],
+                                Outcome::Failed { .. } | Outcome::Skipped { .. } | Outcome::NotRun
+                            )
+                        });
+                    if running >= jobs && !must_settle {
                         i += 1;
                         continue;
                     }
@@ -534,6 +553,7 @@ impl<'a> Executor<'a> {
                             reasons: vec![],
                             warnings: vec![],
                             millis: 0,
+                            stats: BTreeMap::new(),
                         };
                         done.insert(t, outcome);
                         observer.event(&BuildEvent::TargetFinished {
@@ -553,33 +573,58 @@ impl<'a> Executor<'a> {
                     let settings = &settings;
                     let old_lock = old_lock.as_ref();
                     let stopping = &stopping;
-                    running += 1;
-                    scope.spawn(move |_| {
-                        if stopping.load(Ordering::SeqCst) || self.cancelled.load(Ordering::SeqCst)
-                        {
-                            let result = TargetResult {
+                    let spawned = std::thread::Builder::new()
+                        .name(format!("pipe-target-{t}"))
+                        .spawn_scoped(scope, move || {
+                            if stopping.load(Ordering::SeqCst)
+                                || self.cancelled.load(Ordering::SeqCst)
+                            {
+                                let result = TargetResult {
+                                    name: target.name.clone(),
+                                    outcome: Outcome::NotRun,
+                                    reasons: vec![],
+                                    warnings: vec![],
+                                    millis: 0,
+                                    stats: BTreeMap::new(),
+                                };
+                                let _ = tx.send((t, result, None));
+                                return;
+                            }
+                            let (result, record) = self.run_target(
+                                target,
+                                opts,
+                                settings,
+                                old_lock,
+                                dep_would_build,
+                                observer,
+                            );
+                            if matches!(result.outcome, Outcome::Failed { .. }) && !opts.keep_going
+                            {
+                                stopping.store(true, Ordering::SeqCst);
+                            }
+                            let _ = tx.send((t, result, record));
+                        });
+                    match spawned {
+                        Ok(_) => running += 1,
+                        Err(e) => {
+                            // Out of threads: stop starting targets, and
+                            // report it once the running ones finish.
+                            stop = true;
+                            let outcome = Outcome::NotRun;
+                            done.insert(t, outcome.clone());
+                            results.push(TargetResult {
                                 name: target.name.clone(),
-                                outcome: Outcome::NotRun,
+                                outcome,
                                 reasons: vec![],
                                 warnings: vec![],
                                 millis: 0,
-                            };
-                            let _ = tx.send((t, result, None));
-                            return;
+                                stats: BTreeMap::new(),
+                            });
+                            if let Ok(mut slot) = spawn_error.lock() {
+                                slot.get_or_insert(e);
+                            }
                         }
-                        let (result, record) = self.run_target(
-                            target,
-                            opts,
-                            settings,
-                            old_lock,
-                            dep_would_build,
-                            observer,
-                        );
-                        if matches!(result.outcome, Outcome::Failed { .. }) && !opts.keep_going {
-                            stopping.store(true, Ordering::SeqCst);
-                        }
-                        let _ = tx.send((t, result, record));
-                    });
+                    }
                 }
                 if running == 0 {
                     break;
@@ -604,6 +649,9 @@ impl<'a> Executor<'a> {
             }
         });
         self.save_cache();
+        if let Some(e) = spawn_error.into_inner().ok().flatten() {
+            return Err(BuildError::Io(e));
+        }
 
         // pipe.lock: every target of the graph that has a record.
         let mut lock_mismatch = Vec::new();
@@ -676,6 +724,7 @@ impl<'a> Executor<'a> {
             reasons: vec![],
             warnings: vec![],
             millis: 0,
+            stats: BTreeMap::new(),
         };
         let fail = |mut result: TargetResult, error: String| {
             let _ = self.state.save_failure(&target.name, &error);
@@ -806,6 +855,7 @@ impl<'a> Executor<'a> {
             written: output.written,
             deleted: output.deleted,
         };
+        result.stats = output.stats;
         result.millis = start.elapsed().as_millis() as u64;
         (result, Some(record))
     }
