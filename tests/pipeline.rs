@@ -388,3 +388,106 @@ fn source_date_epoch_is_part_of_the_fingerprint() {
         .unwrap();
     assert_eq!(at, "2023-11-14T22:13:20.000Z");
 }
+
+/// Edits of movies.json or collections.json, each with how the JSON stage
+/// is expected to get its related lists (reused when no movie's scoring
+/// fields changed, scored again otherwise) and whether only a few documents
+/// are rendered. Whatever the path, the files must be those a clean build
+/// of the edited inputs writes.
+type Edit = fn(&mut serde_json::Map<String, serde_json::Value>, &mut serde_json::Value);
+
+#[test]
+fn incremental_json_equals_a_clean_build_for_every_kind_of_edit() {
+    fn first_with_metadata(m: &serde_json::Map<String, serde_json::Value>) -> String {
+        m.iter()
+            .find(|(k, v)| !k.starts_with('_') && v["metadata"]["Genre"].is_string())
+            .map(|(k, _)| k.clone())
+            .unwrap()
+    }
+    let cases: &[(&str, Edit, &str, bool)] = &[
+        (
+            "title",
+            |m, _| {
+                let id = first_with_metadata(m);
+                m[&id]["title"] = "A New Title".into();
+            },
+            "reused",
+            true,
+        ),
+        (
+            "genre",
+            |m, _| {
+                let id = first_with_metadata(m);
+                m[&id]["metadata"]["Genre"] = "Documentary, Western".into();
+            },
+            "scored",
+            false,
+        ),
+        (
+            "year",
+            |m, _| {
+                let id = first_with_metadata(m);
+                m[&id]["year"] = 1999.into();
+            },
+            "scored",
+            false,
+        ),
+        (
+            "movie removed",
+            |m, _| {
+                let id = first_with_metadata(m);
+                m.remove(&id);
+            },
+            "scored",
+            false,
+        ),
+        (
+            "collection renamed",
+            |_, c| {
+                let (_, first) = c
+                    .as_object_mut()
+                    .unwrap()
+                    .iter_mut()
+                    .find(|(k, _)| !k.starts_with('_'))
+                    .unwrap();
+                first["name"] = "Renamed".into();
+            },
+            "reused",
+            false,
+        ),
+    ];
+    for (name, edit, related, few) in cases {
+        let p = sample();
+        p.build(&["--target", "movie-json"]);
+        let mut m = movies(&p);
+        let mut c: serde_json::Value =
+            serde_json::from_str(&p.read("data/collections.json")).unwrap();
+        edit(&mut m, &mut c);
+        save_movies(&p, &m);
+        p.write(
+            "data/collections.json",
+            &serde_json::to_string_pretty(&c).unwrap(),
+        );
+        let run = p.build(&["--target", "movie-json"]);
+        let result = run.report()["results"][0].clone();
+        assert_eq!(result["stats"]["related"], *related, "{name}: {result}");
+        let rendered: usize = result["stats"]["rendered"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        if *few {
+            assert!(rendered <= 2, "{name}: {result}");
+        }
+
+        let clean = Project::new();
+        clean.copy_dir(&p.path("data"), "data");
+        clean.copy_dir(&p.path("models.d"), "models.d");
+        clean.write("pipeline.toml", &p.read("pipeline.toml"));
+        clean.build(&["--target", "movie-json"]);
+        assert!(
+            tree(&p.path("public/movies")) == tree(&clean.path("public/movies")),
+            "{name}: the files differ from a clean build's"
+        );
+    }
+}

@@ -554,7 +554,7 @@ fn parse_top<T: DeserializeOwned>(
 }
 
 /// The message for an input file that cannot be read.
-fn read_error(e: std::io::Error, shown: &Path, what: &str) -> StageError {
+pub(crate) fn read_error(e: std::io::Error, shown: &Path, what: &str) -> StageError {
     let fix = if e.kind() == std::io::ErrorKind::NotFound {
         format!(" (the {what} file is an input of this target; create it or fix its path in pipeline.toml)")
     } else {
@@ -566,7 +566,7 @@ fn read_error(e: std::io::Error, shown: &Path, what: &str) -> StageError {
 /// The message for a JSON error found at `line`/`column` (given separately:
 /// errors in a movie parsed on its own are relative to the movie's text),
 /// naming the entry being read if any.
-fn describe_error(
+pub(crate) fn describe_error(
     e: serde_json::Error,
     line: usize,
     column: usize,
@@ -669,68 +669,15 @@ where
     })
 }
 
-/// movies.json held as its text: each kept movie is a byte range of the
-/// file, parsed in full only when it is needed (one movie at a time), plus
-/// whatever the caller extracted from it while loading. Holding the text
-/// costs the file's size; holding every movie parsed cost about four times
-/// that.
-pub struct MovieTexts<T> {
-    /// The whole file.
-    text: Vec<u8>,
-    /// Kept movies (with at least one clean source), in the order the
-    /// reference enumerates them (see [`js_key_order`]).
-    pub movies: Vec<MovieText<T>>,
-    /// Movie entries in the file, before filtering.
-    pub entries: usize,
-    /// Sources dropped for their quality marks.
-    pub dropped_sources: usize,
-    /// Movies dropped because no source was left.
-    pub dropped_movies: usize,
-}
-
-/// One kept movie of [`MovieTexts`].
-pub struct MovieText<T> {
-    /// The movie's id.
-    pub movie_id: String,
-    /// Where its JSON object is in the file.
-    span: std::ops::Range<usize>,
-    /// What the caller extracted while loading.
-    pub extra: T,
-}
-
-impl<T> MovieTexts<T> {
-    /// The JSON text of movie `i` (as in the file, all sources included).
-    pub fn text_of(&self, i: usize) -> &[u8] {
-        &self.text[self.movies[i].span.clone()]
-    }
-
-    /// Parse movie `i` in full, with its quality-marked sources dropped.
-    /// Loading already parsed and validated it, so this fails only if the
-    /// full record type accepts less than the loading one did.
-    pub fn movie(&self, i: usize, shown: &Path) -> Result<Movie, StageError> {
-        let m = &self.movies[i];
-        let mut movie: Movie = serde_json::from_slice(&self.text[m.span.clone()]).map_err(|e| {
-            StageError::with_source(
-                format!(
-                    "{}: movie {:?}: {e}. Fix that entry",
-                    shown.display(),
-                    m.movie_id
-                ),
-                e,
-            )
-        })?;
-        movie.sources.retain(Source::is_clean);
-        Ok(movie)
-    }
-}
-
 /// The top level of movies.json with each entry left as text.
-struct RawTopVisitor<'a, 'de> {
+pub(crate) struct RawTopVisitor<'a, 'de> {
     /// The key being read, so an error can name the record it is in.
-    current: &'a RefCell<Option<String>>,
+    pub current: &'a RefCell<Option<String>>,
     /// Entries read so far: kept outside the visitor so that, when a syntax
     /// error stops the parse, the entries before it can still be checked.
-    entries: &'a RefCell<Vec<(String, &'de serde_json::value::RawValue)>>,
+    pub entries: &'a RefCell<Vec<(String, &'de serde_json::value::RawValue)>>,
+    /// `_schema.lastUpdated`, if present.
+    pub schema: &'a RefCell<Option<String>>,
 }
 
 impl<'de> Visitor<'de> for RawTopVisitor<'_, 'de> {
@@ -749,7 +696,13 @@ impl<'de> Visitor<'de> for RawTopVisitor<'_, 'de> {
                 return Err(de::Error::custom(format_args!("duplicate key {key:?}")));
             }
             let raw: &'de serde_json::value::RawValue = map.next_value()?;
-            if !key.starts_with('_') {
+            if key == "_schema" {
+                let v: Value = serde_json::from_str(raw.get()).map_err(de::Error::custom)?;
+                *self.schema.borrow_mut() = v
+                    .get("lastUpdated")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+            } else if !key.starts_with('_') {
                 self.entries.borrow_mut().push((key.clone(), raw));
             }
             seen.insert(key);
@@ -759,43 +712,28 @@ impl<'de> Visitor<'de> for RawTopVisitor<'_, 'de> {
     }
 }
 
-/// A movie entry parsed on its own, reduced to what loading still needs
-/// (the parsed record itself is dropped at once: holding 30,000 of them
-/// costs more than the text they came from).
-struct Checked<T> {
-    movie_id: String,
-    /// Why the entry is invalid, if it is.
-    valid: Result<(), String>,
-    /// Sources dropped for their quality marks.
-    dropped: usize,
-    /// What the caller extracted, if the movie keeps a source.
-    extra: Option<T>,
-}
+/// What checking an entry found: the lean record with its quality-marked
+/// sources dropped (and how many were), or the movie id and why the entry
+/// is invalid.
+pub(crate) type EntryCheck = Result<(MovieRow, usize), (String, String)>;
 
-/// A checked entry and where its text is in the file.
-type Spanned<T> = (std::ops::Range<usize>, Checked<T>);
-
-/// Parse, validate and filter one entry held as text; errors give the
+/// Parse, validate and filter one entry held as text; JSON errors give the
 /// position in the whole file.
-fn check_entry<T>(
+pub(crate) fn check_entry(
     text: &[u8],
     key: &str,
     raw: &str,
     shown: &Path,
-    extract: &(impl Fn(&MovieRow) -> T + Sync),
-) -> Result<Checked<T>, StageError> {
+) -> Result<EntryCheck, StageError> {
     match serde_json::from_str::<MovieRow>(raw) {
         Ok(mut m) => {
-            let valid = m.validate();
+            if let Err(why) = m.validate() {
+                return Ok(Err((m.movie_id, why)));
+            }
             let before = m.sources.len();
             m.sources.retain(SourceRow::is_clean);
-            let extra = (valid.is_ok() && !m.sources.is_empty()).then(|| extract(&m));
-            Ok(Checked {
-                dropped: before - m.sources.len(),
-                movie_id: m.movie_id,
-                valid,
-                extra,
-            })
+            let dropped = before - m.sources.len();
+            Ok(Ok((m, dropped)))
         }
         Err(e) => {
             // Where the entry starts: its line, and the bytes before it on
@@ -817,103 +755,6 @@ fn check_entry<T>(
             Err(describe_error(e, line, column, Some(key), shown, "movie"))
         }
     }
-}
-
-/// Load movies.json as [`MovieTexts`]: the same checks, errors and
-/// filtering as [`load_movies`], but each movie is kept as text, and
-/// `extract` (run in parallel, in no particular order) takes what the
-/// caller needs from the lean record of each kept movie (sources already
-/// filtered).
-pub fn load_movie_texts<T: Send>(
-    abs: &Path,
-    shown: &Path,
-    extract: impl Fn(&MovieRow) -> T + Sync,
-) -> Result<MovieTexts<T>, StageError> {
-    use rayon::prelude::*;
-    let text = std::fs::read(abs).map_err(|e| read_error(e, shown, "movie"))?;
-    let current = RefCell::new(None);
-    let collected = RefCell::new(Vec::new());
-    let mut de = serde_json::Deserializer::from_slice(&text);
-    let parsed = de
-        .deserialize_map(RawTopVisitor {
-            current: &current,
-            entries: &collected,
-        })
-        .and_then(|()| de.end());
-    let raw = collected.into_inner();
-    // Every entry is parsed (in parallel) before any error is reported, and
-    // errors are reported in file order, as a single streaming parse would.
-    let checked: Vec<Result<Checked<T>, StageError>> = raw
-        .par_iter()
-        .map(|(key, r)| check_entry(&text, key, r.get(), shown, &extract))
-        .collect();
-    let checked = checked.into_iter().collect::<Result<Vec<_>, _>>()?;
-    if let Err(e) = parsed {
-        let (line, column) = (e.line(), e.column());
-        return Err(describe_error(
-            e,
-            line,
-            column,
-            current.borrow().as_deref(),
-            shown,
-            "movie",
-        ));
-    }
-    let base = text.as_ptr() as usize;
-    let mut entries: Vec<(String, Spanned<T>)> = raw
-        .into_iter()
-        .zip(checked)
-        .map(|((key, r), c)| {
-            let start = r.get().as_ptr() as usize - base;
-            (key, (start..start + r.get().len(), c))
-        })
-        .collect();
-    js_key_order(&mut entries);
-    let total = entries.len();
-    let mut ids: HashMap<&str, &str> = HashMap::with_capacity(total);
-    for (key, (_, c)) in &entries {
-        if let Some(why) = ids::id_problem(&c.movie_id) {
-            return Err(StageError::new(format!(
-                "{}: entry {key:?}: {}",
-                shown.display(),
-                ids::hostile_message(&c.movie_id, why)
-            )));
-        }
-        if let Some(other) = ids.insert(&c.movie_id, key) {
-            return Err(StageError::new(format!(
-                "{}: entries {other:?} and {key:?} both have movieId {:?}; movie ids must be \
-                 unique. Merge the two entries or give one its correct id",
-                shown.display(),
-                c.movie_id
-            )));
-        }
-        if let Err(why) = &c.valid {
-            return Err(StageError::new(format!(
-                "{}: movie {:?}: {why}. Fix that entry",
-                shown.display(),
-                c.movie_id
-            )));
-        }
-    }
-    drop(ids);
-    let dropped_sources = entries.iter().map(|(_, (_, c))| c.dropped).sum();
-    let movies: Vec<MovieText<T>> = entries
-        .into_iter()
-        .filter_map(|(_, (span, c))| {
-            c.extra.map(|extra| MovieText {
-                movie_id: c.movie_id,
-                span,
-                extra,
-            })
-        })
-        .collect();
-    Ok(MovieTexts {
-        text,
-        dropped_movies: total - movies.len(),
-        entries: total,
-        dropped_sources,
-        movies,
-    })
 }
 
 /// Load collections.json: every non-`_` entry must be a collection.

@@ -2,6 +2,8 @@
 //! what the movie stages derive from them.
 //!
 //! * [`catalog`]: loading and validating the inputs, quality-mark filtering.
+//! * [`entries`]: movies.json as entries with digests, loaded once per
+//!   process and checked incrementally across builds.
 //! * [`related`]: the relatedMovies scoring.
 //! * [`render`]: the per-movie JSON document.
 //! * [`language`]: the language normaliser of `movies.language`.
@@ -10,6 +12,7 @@
 //! * [`time`]: reproducible timestamps.
 
 pub mod catalog;
+pub mod entries;
 pub mod ids;
 pub mod js;
 pub mod language;

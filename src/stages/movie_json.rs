@@ -5,12 +5,14 @@
 //! disappeared are deleted, and files pipe did not create are never touched.
 
 use crate::artifact;
-use crate::movies::catalog::{load_collections, load_movie_texts, text, Collection, MovieRow};
+use crate::movies::catalog::{load_collections, Collection};
+use crate::movies::entries::{self, Digest, MovieEntries};
 use crate::movies::ids;
-use crate::movies::related::{IndexBuilder, RelatedIndex, RelatedKeys, Scratch};
+use crate::movies::related::{RelatedIndex, RelatedKeys, Scratch};
 use crate::movies::render::{collections_by_movie, render_raw, MovieDoc};
 use crate::stage::{OutputFile, StageContext, StageError, StageOutput};
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
 
@@ -31,58 +33,156 @@ pub struct MovieJsonSpec {
 /// batches of rendered documents in flight at most, plus one being rendered).
 const BATCH: usize = 1024;
 
-/// What related scoring needs of a movie, taken while loading.
-#[derive(Default)]
-struct Keys {
-    genre: Option<String>,
-    director: Option<String>,
-    actors: Option<String>,
-    year: Option<i64>,
-    has_meta: bool,
+/// Bump when what a document is made of changes: a render state of
+/// another format is ignored (everything is rendered again).
+const STATE_FORMAT: &str = "movie-json-render-1";
+
+/// What the last successful run rendered, kept in `.pipe/cache/movie-json/`
+/// so that the next run renders only the documents whose ingredients
+/// changed: the movie's entry, its related movies, the collections.
+#[derive(Serialize, Deserialize)]
+struct RenderState {
+    /// [`STATE_FORMAT`] and the pipe version.
+    format: String,
+    /// blake3 of collections.json (every document lists its collections).
+    collections: Option<[u8; 32]>,
+    /// Kept movies in catalogue order.
+    movies: Vec<Rendered>,
 }
 
-impl Keys {
-    fn of(m: &MovieRow) -> Keys {
-        let meta = m.metadata.as_ref();
-        let field = |f: fn(&crate::movies::catalog::MetadataRow) -> &Option<serde_json::Value>| {
-            meta.and_then(|md| text(f(md))).map(str::to_string)
-        };
-        Keys {
-            genre: field(|md| &md.Genre),
-            director: field(|md| &md.Director),
-            actors: field(|md| &md.Actors),
-            year: m.year_num(),
-            has_meta: m.has_metadata(),
+/// One document of [`RenderState`].
+#[derive(Serialize, Deserialize)]
+struct Rendered {
+    movie_id: String,
+    /// blake3 of the movie's entry text.
+    entry: Digest,
+    /// blake3 of what related scoring reads of the movie.
+    keys: Digest,
+    /// Its related movies, as indices into `movies`.
+    related: Vec<u32>,
+    /// blake3 of the document written.
+    output: [u8; 32],
+}
+
+impl RenderState {
+    fn path(ctx: &StageContext) -> PathBuf {
+        let name = blake3::hash(ctx.target.as_bytes()).to_hex();
+        ctx.root
+            .join(crate::state::STATE_DIR)
+            .join("cache")
+            .join("movie-json")
+            .join(format!("{}.bin", &name[..32]))
+    }
+
+    fn format() -> String {
+        format!("{STATE_FORMAT} {}", env!("CARGO_PKG_VERSION"))
+    }
+
+    /// The state of the last run, if readable and of this format.
+    fn read(ctx: &StageContext) -> Option<RenderState> {
+        let bytes = std::fs::read(Self::path(ctx)).ok()?;
+        let state: RenderState = postcard::from_bytes(&bytes).ok()?;
+        (state.format == Self::format()).then_some(state)
+    }
+
+    /// Best effort: without it the next run renders everything again.
+    fn write(&self, ctx: &StageContext) {
+        let path = Self::path(ctx);
+        if let (Ok(bytes), Some(dir)) = (postcard::to_allocvec(self), path.parent()) {
+            let _ = std::fs::create_dir_all(dir);
+            let _ = artifact::write_atomic(&path, &bytes);
         }
     }
 }
 
-/// Render every kept movie, write the files whose bytes changed, delete the
-/// files of movies that are gone.
+/// The related-scoring keys of a movie.
+fn keys_of(s: &entries::Summary) -> RelatedKeys<'_> {
+    RelatedKeys {
+        genre: s.genre.as_deref(),
+        director: s.director.as_deref(),
+        actors: s.actors.as_deref(),
+        year: s.year,
+        has_meta: s.has_meta,
+    }
+}
+
+/// blake3 over a movie's related-scoring keys (absent and empty differ).
+fn keys_digest(k: &RelatedKeys) -> Digest {
+    let mut h = blake3::Hasher::new();
+    for v in [k.genre, k.director, k.actors] {
+        match v {
+            None => h.update(&[0]),
+            Some(s) => h
+                .update(&[1])
+                .update(&(s.len() as u64).to_le_bytes())
+                .update(s.as_bytes()),
+        };
+    }
+    match k.year {
+        None => h.update(&[0]),
+        Some(y) => h.update(&[1]).update(&y.to_le_bytes()),
+    };
+    h.update(&[u8::from(k.has_meta)]);
+    *h.finalize().as_bytes()
+}
+
+/// Every movie's related movies (indices, best first): the last run's
+/// lists when no movie's scoring keys changed and the movies are the same
+/// ones in the same order, else scored again.
+fn related_lists(
+    movies: &MovieEntries,
+    keys: &[Digest],
+    previous: Option<&RenderState>,
+) -> (Vec<Vec<u32>>, bool) {
+    if let Some(prev) = previous {
+        let same = prev.movies.len() == movies.movies.len()
+            && prev
+                .movies
+                .iter()
+                .zip(&movies.movies)
+                .zip(keys)
+                .all(|((p, m), k)| p.movie_id == m.summary.movie_id && &p.keys == k);
+        if same {
+            return (
+                prev.movies.iter().map(|p| p.related.clone()).collect(),
+                false,
+            );
+        }
+    }
+    let index = RelatedIndex::build(movies.movies.iter().map(|m| keys_of(&m.summary)));
+    let lists = (0..movies.movies.len())
+        .into_par_iter()
+        .map(|i| Scratch::with(&index, |s| index.top(i, s)))
+        .collect();
+    (lists, true)
+}
+
+/// Render every kept movie whose document may have changed, write the
+/// files whose bytes changed, delete the files of movies that are gone.
 pub fn run(ctx: &StageContext, spec: &MovieJsonSpec) -> Result<StageOutput, StageError> {
     ids::check_template(&spec.file_template)
         .map_err(|m| StageError::new(format!("target {}: {m}", ctx.target)))?;
-    // Movies stay text until rendered: only their related-scoring keys are
-    // parsed out up front.
-    let mut catalog = load_movie_texts(&ctx.abs(&spec.movies), &spec.movies, Keys::of)?;
+    let catalog = entries::load(ctx, &spec.movies)?;
     let collections = load_collections(&ctx.abs(&spec.collections), &spec.collections)?;
+    let collections_hash = ctx
+        .input_hash(&spec.collections)
+        .map_err(|e| StageError::io(&spec.collections, "read", e))?
+        .map(|h| *h.as_bytes());
     if ctx.is_cancelled() {
         return Err(StageError::cancelled());
     }
-    let mut builder = IndexBuilder::new();
-    for m in &mut catalog.movies {
-        let k = std::mem::take(&mut m.extra);
-        builder.push(RelatedKeys {
-            genre: k.genre.as_deref(),
-            director: k.director.as_deref(),
-            actors: k.actors.as_deref(),
-            year: k.year,
-            has_meta: k.has_meta,
-        });
-    }
-    let index: RelatedIndex = builder.finish();
-    let catalog = catalog;
     let movies = &catalog.movies;
+    let previous_state = RenderState::read(ctx);
+    // Every document lists its collections: other collections, every
+    // document is rendered again (the related lists may still be reused).
+    let same_collections = previous_state
+        .as_ref()
+        .is_some_and(|s| s.collections.is_some() && s.collections == collections_hash);
+    let keys: Vec<Digest> = movies
+        .par_iter()
+        .map(|m| keys_digest(&keys_of(&m.summary)))
+        .collect();
+    let (related, rescored) = related_lists(&catalog, &keys, previous_state.as_ref());
 
     // Every name is checked before anything is written, so a bad id leaves
     // the previous output intact.
@@ -90,17 +190,18 @@ pub fn run(ctx: &StageContext, spec: &MovieJsonSpec) -> Result<StageOutput, Stag
     let mut seen: HashMap<String, &str> = HashMap::with_capacity(movies.len());
     let mut warnings = Vec::new();
     for m in movies {
-        let name = ids::file_name(&spec.file_template, &m.movie_id)
+        let id = &m.summary.movie_id;
+        let name = ids::file_name(&spec.file_template, id)
             .map_err(|msg| StageError::new(format!("{}: {msg}", spec.movies.display())))?;
         // YouTube ids are case-sensitive, so this is legitimate data, but on
         // case-insensitive file systems (macOS, Windows) the two files would
         // overwrite each other: worth a warning, not a failure.
-        if let Some(other) = seen.insert(name.to_lowercase(), &m.movie_id) {
+        if let Some(other) = seen.insert(name.to_lowercase(), id) {
             let w = format!(
                 "{}: movie ids {other:?} and {:?} differ only in letter case; their files \
                  collide on case-insensitive file systems",
                 spec.movies.display(),
-                m.movie_id
+                id
             );
             ctx.progress.warn(&w);
             warnings.push(w);
@@ -125,14 +226,45 @@ pub fn run(ctx: &StageContext, spec: &MovieJsonSpec) -> Result<StageOutput, Stag
         .iter()
         .map(|(p, f)| (p.as_os_str(), f))
         .collect();
+    let previous_index: HashMap<&str, usize> = previous_state
+        .as_ref()
+        .map(|s| {
+            s.movies
+                .iter()
+                .enumerate()
+                .map(|(k, m)| (m.movie_id.as_str(), k))
+                .collect()
+        })
+        .unwrap_or_default();
     let total = movies.len();
     ctx.progress
         .progress(0, total as u64, "rendering movie JSON");
+
+    // A document can be left as it is when its movie's entry, its related
+    // movies and the collections are those it was rendered from, and its
+    // file is still the one written then.
+    let reusable = |i: usize| -> Option<blake3::Hash> {
+        let state = previous_state.as_ref().filter(|_| same_collections)?;
+        let k = *previous_index.get(movies[i].summary.movie_id.as_str())?;
+        let p = &state.movies[k];
+        let same_related = p.related.len() == related[i].len()
+            && p.related.iter().zip(&related[i]).all(|(&a, &b)| {
+                state.movies.get(a as usize).map(|m| m.movie_id.as_str())
+                    == Some(movies[b as usize].summary.movie_id.as_str())
+            });
+        let file = previous.get(names[i].as_os_str())?;
+        (p.entry == movies[i].digest
+            && same_related
+            && file.intact
+            && file.hash.as_bytes() == &p.output)
+            .then_some(file.hash)
+    };
 
     // Rendering runs on all cores; writing is done by one thread, because
     // creating and renaming files in one directory serialises on the
     // directory's lock in the kernel, and several writers only spin on it.
     let mut files: Vec<OutputFile> = Vec::with_capacity(total);
+    let mut rendered_count = 0;
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(usize, Vec<u8>)>>(2);
     let written = std::thread::scope(|scope| -> Result<usize, StageError> {
         let names = &names;
@@ -155,34 +287,45 @@ pub fn run(ctx: &StageContext, spec: &MovieJsonSpec) -> Result<StageOutput, Stag
                 break;
             }
             let end = (start + BATCH).min(total);
-            let rendered: Vec<(blake3::Hash, Option<Vec<u8>>)> = match (start..end)
+            type Done = (blake3::Hash, Option<Vec<u8>>, bool);
+            let done: Vec<Done> = match (start..end)
                 .into_par_iter()
-                .map(|i| -> Result<_, StageError> {
-                    let related: Vec<&str> = Scratch::with(&index, |s| index.top(i, s))
-                        .into_iter()
-                        .map(|j| movies[j as usize].movie_id.as_str())
+                .map(|i| -> Result<Done, StageError> {
+                    if let Some(hash) = reusable(i) {
+                        return Ok((hash, None, false));
+                    }
+                    let related: Vec<&str> = related[i]
+                        .iter()
+                        .map(|&j| movies[j as usize].summary.movie_id.as_str())
                         .collect();
                     let colls: Vec<&Collection> = by_movie
-                        .get(movies[i].movie_id.as_str())
+                        .get(movies[i].summary.movie_id.as_str())
                         .map(|v| v.iter().map(|&c| &collections[c as usize]).collect())
                         .unwrap_or_default();
                     // Straight from the text when it can be (no parsed
                     // movie); through the typed record otherwise.
                     let bytes = match render_raw(catalog.text_of(i), &related, &colls) {
                         Some(bytes) => bytes,
-                        None => MovieDoc {
-                            movie: &catalog.movie(i, &spec.movies)?,
-                            related,
-                            collections: colls,
+                        None => {
+                            let mut movie: crate::movies::catalog::Movie =
+                                catalog.parse(i, &spec.movies)?;
+                            movie
+                                .sources
+                                .retain(crate::movies::catalog::SourceView::is_clean);
+                            MovieDoc {
+                                movie: &movie,
+                                related,
+                                collections: colls,
+                            }
+                            .to_bytes()
                         }
-                        .to_bytes(),
                     };
                     let hash = blake3::hash(&bytes);
                     // Unchanged bytes: leave the file (and its mtime) alone.
                     let write = !previous
                         .get(names[i].as_os_str())
                         .is_some_and(|f| f.intact && f.hash == hash);
-                    Ok((hash, write.then_some(bytes)))
+                    Ok((hash, write.then_some(bytes), true))
                 })
                 .collect()
             {
@@ -193,7 +336,8 @@ pub fn run(ctx: &StageContext, spec: &MovieJsonSpec) -> Result<StageOutput, Stag
                 }
             };
             let mut batch = Vec::new();
-            for (k, (hash, bytes)) in rendered.into_iter().enumerate() {
+            for (k, (hash, bytes, rendered)) in done.into_iter().enumerate() {
+                rendered_count += usize::from(rendered);
                 files.push(OutputFile {
                     path: names[start + k].clone(),
                     hash,
@@ -217,6 +361,25 @@ pub fn run(ctx: &StageContext, spec: &MovieJsonSpec) -> Result<StageOutput, Stag
             None => Ok(written),
         }
     })?;
+
+    RenderState {
+        format: RenderState::format(),
+        collections: collections_hash,
+        movies: movies
+            .iter()
+            .zip(keys)
+            .zip(related)
+            .zip(&files)
+            .map(|(((m, keys), related), f)| Rendered {
+                movie_id: m.summary.movie_id.clone(),
+                entry: m.digest,
+                keys,
+                related,
+                output: *f.hash.as_bytes(),
+            })
+            .collect(),
+    }
+    .write(ctx);
 
     let mut out = StageOutput {
         files,
@@ -251,6 +414,14 @@ pub fn run(ctx: &StageContext, spec: &MovieJsonSpec) -> Result<StageOutput, Stag
         catalog.dropped_sources.to_string(),
     );
     out.stats.insert("written".into(), out.written.to_string());
+    out.stats
+        .insert("rendered".into(), rendered_count.to_string());
+    out.stats.insert(
+        "related".into(),
+        if rescored { "scored" } else { "reused" }.into(),
+    );
+    out.stats
+        .insert("entries_parsed".into(), catalog.parsed.to_string());
     out.stats.insert("deleted".into(), out.deleted.to_string());
     Ok(out)
 }

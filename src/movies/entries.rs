@@ -1,0 +1,521 @@
+//! movies.json as a list of entries, each kept as its text with a blake3
+//! digest of that text: what lets the movie stages work incrementally.
+//!
+//! Loading is shared and remembered:
+//! * once per process: the `movie-json` target and the `movies-db` targets
+//!   of a build ask for the same file at the same time, and the second asks
+//!   get the first one's result ([`load`]);
+//! * across builds: what checking an entry finds (its id, whether it is
+//!   kept, the fields related-movie scoring and the name tables use) is a
+//!   function of the entry's text alone, so it is remembered in
+//!   `.pipe/cache/movies/` under the text's digest, and an entry whose
+//!   text did not change is not parsed again. The file is still read and
+//!   scanned whole: the syntax, key order and id rules are checked on every
+//!   build, with the same errors as a full parse.
+
+use crate::movies::catalog::{
+    check_entry, describe_error, js_key_order, read_error, text, MovieRow, RawTopVisitor,
+};
+use crate::movies::ids;
+use crate::stage::{StageContext, StageError};
+use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+/// A blake3 digest of an entry's text, as raw bytes.
+pub type Digest = [u8; 32];
+
+/// Bump when [`Summary`] or what it is computed from changes: remembered
+/// summaries of another format are ignored.
+const MEMO_FORMAT: &str = "movie-entries-1";
+
+/// What checking one entry found: a function of the entry's text only.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Summary {
+    /// `movieId`.
+    pub movie_id: String,
+    /// Sources dropped for their quality marks.
+    pub dropped_sources: u32,
+    /// Whether a source is left (a movie without one is not kept).
+    pub kept: bool,
+    /// `metadata.Genre` if a string (related scoring).
+    pub genre: Option<String>,
+    /// `metadata.Director` if a string (related scoring).
+    pub director: Option<String>,
+    /// `metadata.Actors` if a string (related scoring).
+    pub actors: Option<String>,
+    /// The year when truthy (related scoring).
+    pub year: Option<i64>,
+    /// Whether the movie has metadata (related scoring).
+    pub has_meta: bool,
+    /// `lastUpdated` if a string (the input timestamp).
+    pub last_updated: Option<String>,
+    /// blake3 over everything of the entry that the database's shared
+    /// tables (names, counts, junctions) are made of: Actors, Director,
+    /// Writer, Genre and Country. An edit that keeps it changes only the
+    /// movie's own rows.
+    pub shared: Digest,
+}
+
+impl Summary {
+    fn of(m: &MovieRow, dropped: usize) -> Summary {
+        let md = m.metadata.as_ref();
+        let field = |f: fn(&crate::movies::catalog::MetadataRow) -> &Option<serde_json::Value>| {
+            md.and_then(|md| text(f(md))).map(str::to_string)
+        };
+        let mut shared = blake3::Hasher::new();
+        for v in [
+            md.and_then(|md| text(&md.Actors)),
+            md.and_then(|md| text(&md.Director)),
+            md.and_then(|md| text(&md.Writer)),
+            md.and_then(|md| text(&md.Genre)),
+            md.and_then(|md| text(&md.Country)),
+        ] {
+            // Absent and present are told apart, and each field is
+            // length-prefixed, so no two field lists hash alike.
+            match v {
+                None => shared.update(&[0]),
+                Some(s) => shared
+                    .update(&[1])
+                    .update(&(s.len() as u64).to_le_bytes())
+                    .update(s.as_bytes()),
+            };
+        }
+        Summary {
+            movie_id: m.movie_id.clone(),
+            dropped_sources: dropped as u32,
+            kept: !m.sources.is_empty(),
+            genre: field(|md| &md.Genre),
+            director: field(|md| &md.Director),
+            actors: field(|md| &md.Actors),
+            year: m.year_num(),
+            has_meta: m.has_metadata(),
+            last_updated: text(&m.last_updated).map(str::to_string),
+            shared: *shared.finalize().as_bytes(),
+        }
+    }
+}
+
+/// One kept movie.
+#[derive(Debug)]
+pub struct Entry {
+    /// Where its JSON object is in the file.
+    pub span: Range<usize>,
+    /// blake3 of that text.
+    pub digest: Digest,
+    /// What checking it found.
+    pub summary: Summary,
+}
+
+/// movies.json, loaded: the text and its kept movies.
+#[derive(Debug)]
+pub struct MovieEntries {
+    /// The whole file.
+    text: Vec<u8>,
+    /// Kept movies (with at least one clean source), in the order the
+    /// reference enumerates them (see [`js_key_order`]).
+    pub movies: Vec<Entry>,
+    /// `_schema.lastUpdated`, if present.
+    pub schema_last_updated: Option<String>,
+    /// Movie entries in the file, before filtering.
+    pub entries: usize,
+    /// Sources dropped for their quality marks.
+    pub dropped_sources: usize,
+    /// Movies dropped because no source was left.
+    pub dropped_movies: usize,
+    /// Entries parsed by this load (the others were remembered).
+    pub parsed: usize,
+}
+
+impl MovieEntries {
+    /// The JSON text of kept movie `i` (as in the file, all sources included).
+    pub fn text_of(&self, i: usize) -> &[u8] {
+        &self.text[self.movies[i].span.clone()]
+    }
+
+    /// Parse kept movie `i` as `T`, with the file named in the error.
+    /// Loading already parsed and validated it, so this fails only if `T`
+    /// accepts less than the loading record did.
+    pub fn parse<T: serde::de::DeserializeOwned>(
+        &self,
+        i: usize,
+        shown: &Path,
+    ) -> Result<T, StageError> {
+        serde_json::from_slice(self.text_of(i)).map_err(|e| {
+            StageError::with_source(
+                format!(
+                    "{}: movie {:?}: {e}. Fix that entry",
+                    shown.display(),
+                    self.movies[i].summary.movie_id
+                ),
+                e,
+            )
+        })
+    }
+
+    /// The timestamp for stored times when SOURCE_DATE_EPOCH is not set:
+    /// `_schema.lastUpdated`, else the latest movie `lastUpdated`, else the epoch.
+    pub fn input_timestamp(&self) -> String {
+        if let Some(t) = &self.schema_last_updated {
+            return t.clone();
+        }
+        self.movies
+            .iter()
+            .filter_map(|m| m.summary.last_updated.as_deref())
+            .max()
+            .map(str::to_string)
+            .unwrap_or_else(|| crate::movies::time::iso_from_epoch(0))
+    }
+
+    /// blake3 over the kept movie ids in order (what the vector parts of the
+    /// databases depend on).
+    pub fn ids_hash(&self) -> String {
+        let mut ids = blake3::Hasher::new();
+        for m in &self.movies {
+            ids.update(m.summary.movie_id.as_bytes());
+            ids.update(&[0]);
+        }
+        ids.finalize().to_hex().to_string()
+    }
+}
+
+/// Load movies.json (project-relative `rel`) for a stage: shared with the
+/// other targets of this process that load the same content, and checked
+/// incrementally against what earlier builds remembered.
+///
+/// The text read is hashed and compared with the hash the executor
+/// fingerprinted the target with: a file that changed in between is an
+/// error (the build would otherwise record outputs of one content under the
+/// fingerprint of another).
+pub fn load(ctx: &StageContext, rel: &Path) -> Result<Arc<MovieEntries>, StageError> {
+    let abs = ctx.abs(rel);
+    let expected = ctx
+        .input_hash(rel)
+        .map_err(|e| StageError::io(rel, "read", e))?;
+    let slot = slot(&abs);
+    let mut guard = match slot.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if let Some((hash, loaded)) = guard.as_ref() {
+        if Some(*hash) == expected {
+            if let Some(loaded) = loaded.upgrade() {
+                return Ok(loaded);
+            }
+        }
+    }
+    let memo = memo_path(ctx.root, rel);
+    let (hash, loaded) = load_file(&abs, rel, Some(&memo))?;
+    if expected.is_some_and(|e| e != hash) {
+        return Err(StageError::new(format!(
+            "{} changed while this build was running; run the build again",
+            rel.display()
+        )));
+    }
+    let loaded = Arc::new(loaded);
+    *guard = Some((hash, Arc::downgrade(&loaded)));
+    Ok(loaded)
+}
+
+/// One slot per file per process: the first target loads while the others
+/// wait, then they share the result for as long as one of them holds it.
+type Slot = Arc<Mutex<Option<(blake3::Hash, Weak<MovieEntries>)>>>;
+
+fn slot(abs: &Path) -> Slot {
+    static SLOTS: OnceLock<Mutex<HashMap<PathBuf, Slot>>> = OnceLock::new();
+    let slots = SLOTS.get_or_init(Default::default);
+    let mut map = match slots.lock() {
+        Ok(m) => m,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    map.entry(abs.to_path_buf()).or_default().clone()
+}
+
+/// Where the summaries of the entries of `rel` are remembered.
+fn memo_path(root: &Path, rel: &Path) -> PathBuf {
+    let name = blake3::hash(rel.to_string_lossy().as_bytes()).to_hex();
+    root.join(crate::state::STATE_DIR)
+        .join("cache")
+        .join("movies")
+        .join(format!("{}.bin", &name[..32]))
+}
+
+/// The remembered summaries of one file's entries.
+#[derive(Serialize, Deserialize)]
+struct Memo {
+    /// [`MEMO_FORMAT`] and the pipe version that wrote it.
+    format: String,
+    entries: Vec<(Digest, Summary)>,
+}
+
+fn memo_format() -> String {
+    format!("{MEMO_FORMAT} {}", env!("CARGO_PKG_VERSION"))
+}
+
+fn read_memo(path: &Path) -> HashMap<Digest, Summary> {
+    let Ok(bytes) = std::fs::read(path) else {
+        return HashMap::new();
+    };
+    match postcard::from_bytes::<Memo>(&bytes) {
+        Ok(m) if m.format == memo_format() => m.entries.into_iter().collect(),
+        _ => HashMap::new(),
+    }
+}
+
+/// Remember the summaries of this load's entries (only those: the memo
+/// never grows beyond one file's worth). Best effort: a memo that cannot
+/// be written only means parsing again next time.
+fn write_memo(path: &Path, entries: Vec<(Digest, Summary)>) {
+    let memo = Memo {
+        format: memo_format(),
+        entries,
+    };
+    if let Ok(bytes) = postcard::to_allocvec(&memo) {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = crate::artifact::write_atomic(path, &bytes);
+    }
+}
+
+/// Read, scan and check movies.json at `abs` (`shown` in messages), with
+/// the entry summaries remembered at `memo` (if given). Returns the file's
+/// blake3 and the loaded entries.
+///
+/// The checks, errors and filtering are those of
+/// [`crate::movies::catalog::load_movies`]: duplicate keys, hostile or
+/// repeated movie ids, invalid fields, quality-marked sources dropped and
+/// movies left without a source dropped.
+pub fn load_file(
+    abs: &Path,
+    shown: &Path,
+    memo: Option<&Path>,
+) -> Result<(blake3::Hash, MovieEntries), StageError> {
+    use rayon::prelude::*;
+    let text = std::fs::read(abs).map_err(|e| read_error(e, shown, "movie"))?;
+    let file_hash = blake3::hash(&text);
+    let current = RefCell::new(None);
+    let collected = RefCell::new(Vec::new());
+    let schema = RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(&text);
+    let parsed = serde::Deserializer::deserialize_map(
+        &mut de,
+        RawTopVisitor {
+            current: &current,
+            entries: &collected,
+            schema: &schema,
+        },
+    )
+    .and_then(|()| de.end());
+    let raw = collected.into_inner();
+    let remembered = memo.map(read_memo).unwrap_or_default();
+    // Every entry is checked (in parallel) before any error is reported,
+    // and errors are reported in file order, as a single streaming parse
+    // would; an entry remembered from an earlier build was checked then.
+    let checked: Vec<Result<(Digest, Summary, bool), StageError>> = raw
+        .par_iter()
+        .map(|(key, r)| {
+            let digest = *blake3::hash(r.get().as_bytes()).as_bytes();
+            if let Some(s) = remembered.get(&digest) {
+                return Ok((digest, s.clone(), false));
+            }
+            let c = check_entry(&text, key, r.get(), shown)?;
+            match c {
+                Ok((m, dropped)) => Ok((digest, Summary::of(&m, dropped), true)),
+                Err((movie_id, why)) => Err(StageError::new(format!(
+                    "{}: movie {movie_id:?}: {why}. Fix that entry",
+                    shown.display(),
+                ))),
+            }
+        })
+        .collect();
+    drop(remembered);
+    // A syntax error stops the scan: an invalid entry before it is reported
+    // first (it comes first in the file), then the syntax error.
+    let first_bad = checked.iter().position(Result::is_err);
+    if let Err(e) = parsed {
+        if let Some(i) = first_bad {
+            if let Some(Err(err)) = checked.into_iter().nth(i) {
+                return Err(err);
+            }
+        }
+        let (line, column) = (e.line(), e.column());
+        return Err(describe_error(
+            e,
+            line,
+            column,
+            current.borrow().as_deref(),
+            shown,
+            "movie",
+        ));
+    }
+    let base = text.as_ptr() as usize;
+    type Checked = (Range<usize>, Result<(Digest, Summary, bool), StageError>);
+    let mut entries: Vec<(String, Checked)> = raw
+        .into_iter()
+        .zip(checked)
+        .map(|((key, r), c)| {
+            let start = r.get().as_ptr() as usize - base;
+            (key, (start..start + r.get().len(), c))
+        })
+        .collect();
+    js_key_order(&mut entries);
+    let total = entries.len();
+    let mut ids: HashMap<&str, &str> = HashMap::with_capacity(total);
+    for (key, (_, c)) in &entries {
+        let (_, s, _) = match c {
+            Ok(c) => c,
+            Err(e) => return Err(StageError::new(e.message.clone())),
+        };
+        if let Some(why) = ids::id_problem(&s.movie_id) {
+            return Err(StageError::new(format!(
+                "{}: entry {key:?}: {}",
+                shown.display(),
+                ids::hostile_message(&s.movie_id, why)
+            )));
+        }
+        if let Some(other) = ids.insert(&s.movie_id, key) {
+            return Err(StageError::new(format!(
+                "{}: entries {other:?} and {key:?} both have movieId {:?}; movie ids must be \
+                 unique. Merge the two entries or give one its correct id",
+                shown.display(),
+                s.movie_id
+            )));
+        }
+    }
+    drop(ids);
+    let mut parsed_now = 0;
+    let mut dropped_sources = 0;
+    let mut movies = Vec::with_capacity(total);
+    let mut memo_entries = Vec::with_capacity(total);
+    for (_, (span, c)) in entries {
+        // Every entry was checked above; an error cannot remain here.
+        let Ok((digest, summary, parsed)) = c else {
+            continue;
+        };
+        parsed_now += usize::from(parsed);
+        dropped_sources += summary.dropped_sources as usize;
+        if memo.is_some() {
+            memo_entries.push((digest, summary.clone()));
+        }
+        if summary.kept {
+            movies.push(Entry {
+                span,
+                digest,
+                summary,
+            });
+        }
+    }
+    if let Some(path) = memo {
+        if parsed_now > 0 || !path.is_file() {
+            write_memo(path, memo_entries);
+        }
+    }
+    let schema_last_updated = schema.into_inner();
+    Ok((
+        file_hash,
+        MovieEntries {
+            text,
+            dropped_movies: total - movies.len(),
+            entries: total,
+            dropped_sources,
+            movies,
+            schema_last_updated,
+            parsed: parsed_now,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SRC: &str = r#"{"type":"youtube","url":"u","id":"i","title":"t","addedAt":"a"}"#;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let p = dir.join("movies.json");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn remembers_checked_entries_and_parses_only_changed_ones() {
+        let d = tempfile::tempdir().unwrap();
+        let memo = d.path().join("memo.bin");
+        let shown = Path::new("data/movies.json");
+        let movie = |id: &str, title: &str, genre: &str| {
+            format!(
+                r#""{id}":{{"movieId":"{id}","title":"{title}","sources":[{SRC}],"metadata":{{"Genre":"{genre}"}}}}"#
+            )
+        };
+        let one = format!(
+            "{{\"_schema\":{{\"lastUpdated\":\"2026\"}},{},{},{}}}",
+            movie("a", "A", "Drama"),
+            movie("b", "B", "Comedy"),
+            movie("c", "C", "Drama")
+        );
+        let p = write(d.path(), &one);
+        let (_, first) = load_file(&p, shown, Some(&memo)).unwrap();
+        assert_eq!(first.parsed, 3);
+        assert_eq!(first.movies.len(), 3);
+        assert_eq!(first.schema_last_updated.as_deref(), Some("2026"));
+        assert_eq!(first.movies[2].summary.genre.as_deref(), Some("Drama"));
+
+        let (_, again) = load_file(&p, shown, Some(&memo)).unwrap();
+        assert_eq!(again.parsed, 0);
+        assert_eq!(again.movies[1].summary, first.movies[1].summary);
+
+        let two = one.replace(r#""title":"B""#, r#""title":"B2""#);
+        let p = write(d.path(), &two);
+        let (_, edited) = load_file(&p, shown, Some(&memo)).unwrap();
+        assert_eq!(edited.parsed, 1);
+        assert_ne!(edited.movies[1].digest, first.movies[1].digest);
+        assert_eq!(edited.movies[0].digest, first.movies[0].digest);
+        // Only the title changed: the shared tables' digest did not.
+        assert_eq!(
+            edited.movies[1].summary.shared,
+            first.movies[1].summary.shared
+        );
+        assert!(std::str::from_utf8(edited.text_of(1))
+            .unwrap()
+            .contains("B2"));
+    }
+
+    #[test]
+    fn a_remembered_entry_is_still_checked_for_ids() {
+        let d = tempfile::tempdir().unwrap();
+        let memo = d.path().join("memo.bin");
+        let shown = Path::new("data/movies.json");
+        let a = format!(r#""a":{{"movieId":"x","title":"A","sources":[{SRC}]}}"#);
+        let p = write(d.path(), &format!("{{{a}}}"));
+        load_file(&p, shown, Some(&memo)).unwrap();
+        // The same entry text twice under two keys: both remembered, but
+        // the repeated movieId is still an error.
+        let b = a.replacen("\"a\"", "\"b\"", 1);
+        let p = write(d.path(), &format!("{{{a},{b}}}"));
+        let e = load_file(&p, shown, Some(&memo)).unwrap_err().message;
+        assert!(e.contains("both have movieId \"x\""), "{e}");
+        // A syntax error after a remembered entry is reported with its place.
+        let p = write(d.path(), &format!("{{{a},\n \"b\": }}"));
+        let e = load_file(&p, shown, Some(&memo)).unwrap_err().message;
+        assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn an_unreadable_memo_is_ignored() {
+        let d = tempfile::tempdir().unwrap();
+        let memo = d.path().join("memo.bin");
+        std::fs::write(&memo, b"not a memo").unwrap();
+        let p = write(
+            d.path(),
+            &format!(r#"{{"a":{{"movieId":"a","title":"A","sources":[{SRC}]}}}}"#),
+        );
+        let (_, loaded) = load_file(&p, Path::new("m.json"), Some(&memo)).unwrap();
+        assert_eq!(loaded.parsed, 1);
+        let (_, loaded) = load_file(&p, Path::new("m.json"), Some(&memo)).unwrap();
+        assert_eq!(loaded.parsed, 0);
+    }
+}
