@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 pub fn stage_version(kind: &str) -> u32 {
     match kind {
         "movie-json" => 1,
-        "movies-db" => 2,
+        "movies-db" => 3,
         _ => 1,
     }
 }

@@ -137,9 +137,9 @@ fn a_title_edit_reuses_the_vector_parts_and_equals_a_clean_build() {
     for m in models() {
         build(root, m);
     }
-    // One catalog (and its description), one vector part per model.
+    // One catalog (and its description and rows), one vector part per model.
     let before = cache_files(root);
-    assert_eq!(before.len(), 5, "{before:?}");
+    assert_eq!(before.len(), 6, "{before:?}");
 
     edit_title(root);
     for m in models() {
@@ -150,7 +150,7 @@ fn a_title_edit_reuses_the_vector_parts_and_equals_a_clean_build() {
     // Only the newest entry of each kind is kept: a new catalog, the same
     // vector parts.
     let after = cache_files(root);
-    assert_eq!(after.len(), 5, "{after:?}");
+    assert_eq!(after.len(), 6, "{after:?}");
     assert_eq!(
         after.iter().filter(|n| n.starts_with("vectors.")).count(),
         3
@@ -240,7 +240,177 @@ fn damaged_cache_entries_are_misses() {
     }
     build(root, potion());
     assert_eq!(db_bytes(root, "potion"), good);
-    assert_eq!(cache_files(root).len(), 3);
+    assert_eq!(cache_files(root).len(), 4);
+
+    // A damaged previous part when the inputs changed: patching it fails,
+    // so it is dropped and the part built in full.
+    for name in cache_files(root) {
+        if name.starts_with("catalog.") && name.ends_with(".db") {
+            std::fs::write(cache_dir(root).join(name), b"not a database").unwrap();
+        }
+    }
+    edit_title(root);
+    let out = build(root, potion());
+    assert_eq!(out.stats["catalog_part"], "built");
+    let clean = project();
+    edit_title(clean.path());
+    build(clean.path(), potion());
+    assert_eq!(db_bytes(root, "potion"), db_bytes(clean.path(), "potion"));
+}
+
+/// Replace the first `from` in the project file `rel` with `to`.
+fn replace(root: &Path, rel: &str, from: &str, to: &str) {
+    let path = root.join(rel);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{rel} has no {from:?}");
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+}
+
+const MOVIES: &str = "data/movies.json";
+
+/// Edits of one movie (or of the collections), and how the catalog part
+/// of the next build is made: patched from the previous one when only the
+/// movies' own rows change, built again when a shared table (names,
+/// counts, junctions, collections) or the list of movies changes.
+/// A replacement in one project file: (file, text, new text).
+type Change = (&'static str, &'static str, &'static str);
+
+/// (what is edited, the changes, how the catalog part is made).
+type EditCase = (&'static str, &'static [Change], &'static str);
+
+const EDITS: &[EditCase] = &[
+    (
+        "title",
+        &[(MOVIES, r#""title": "River""#, r#""title": "Riverbank""#)],
+        "patched",
+    ),
+    (
+        "rating and language",
+        &[
+            (MOVIES, r#""imdbRating": 2.4"#, r#""imdbRating": 9.1"#),
+            (
+                MOVIES,
+                r#""Language": "Japanese, French""#,
+                r#""Language": "French""#,
+            ),
+        ],
+        "patched",
+    ),
+    (
+        "input timestamp",
+        &[(
+            MOVIES,
+            r#""lastUpdated": "2026-01-01T00:00:00.000Z""#,
+            r#""lastUpdated": "2026-02-01T00:00:00.000Z""#,
+        )],
+        "patched",
+    ),
+    (
+        "actor added",
+        &[(
+            MOVIES,
+            r#""Actors": "Mary Mifune, Sophia Davis""#,
+            r#""Actors": "Mary Mifune, Sophia Davis, Ann New""#,
+        )],
+        "built",
+    ),
+    (
+        "genre removed",
+        &[(
+            MOVIES,
+            r#""Genre": "Film-Noir, Family""#,
+            r#""Genre": "Film-Noir""#,
+        )],
+        "built",
+    ),
+    (
+        "movie id",
+        &[(
+            MOVIES,
+            r#""movieId": "youtube-1X""#,
+            r#""movieId": "youtube-1Y""#,
+        )],
+        "built",
+    ),
+    (
+        "collection",
+        &[(
+            "public/data/collections.json",
+            r#""name": "Collection 0""#,
+            r#""name": "Collection Zero""#,
+        )],
+        "built",
+    ),
+];
+
+#[test]
+fn an_edit_patches_the_catalog_when_it_can_and_equals_a_clean_build() {
+    let models = || [model("potion", Metric::L2), model("cos", Metric::Cosine)];
+    for (name, changes, expected) in EDITS {
+        let dir = project();
+        let root = dir.path();
+        for m in models() {
+            build(root, m);
+        }
+        for (rel, from, to) in *changes {
+            replace(root, rel, from, to);
+        }
+        let clean = project();
+        for (rel, from, to) in *changes {
+            replace(clean.path(), rel, from, to);
+        }
+        for m in models() {
+            let out = build(root, m.clone());
+            // The vectors depend only on the list of movie ids.
+            if *name != "movie id" {
+                assert_eq!(out.stats["vector_part"], "cached", "{name}: {}", m.id);
+            }
+            build(clean.path(), m.clone());
+            assert_eq!(
+                db_bytes(root, &m.id),
+                db_bytes(clean.path(), &m.id),
+                "{name}: {}",
+                m.id
+            );
+        }
+        let sidecar = std::fs::read_to_string(
+            cache_dir(root).join(
+                cache_files(root)
+                    .into_iter()
+                    .find(|n| n.starts_with("catalog.") && n.ends_with(".json"))
+                    .unwrap(),
+            ),
+        )
+        .unwrap();
+        let made = if sidecar.contains(r#""patched_movies": "none""#) {
+            "built"
+        } else {
+            "patched"
+        };
+        assert_eq!(made, *expected, "{name}: {sidecar}");
+    }
+}
+
+#[test]
+fn patches_build_on_patches() {
+    let dir = project();
+    let root = dir.path();
+    let potion = || model("potion", Metric::L2);
+    build(root, potion());
+    let steps = [
+        (r#""title": "River""#, r#""title": "Riverbank""#),
+        (r#""imdbRating": 2.4"#, r#""imdbRating": 3.5"#),
+        (r#""title": "Riverbank""#, r#""title": "River""#),
+    ];
+    let clean = project();
+    for (from, to) in steps {
+        replace(root, MOVIES, from, to);
+        assert_eq!(build(root, potion()).stats["catalog_part"], "patched");
+        replace(clean.path(), MOVIES, from, to);
+    }
+    std::fs::remove_dir_all(cache_dir(clean.path())).ok();
+    assert_eq!(build(clean.path(), potion()).stats["catalog_part"], "built");
+    assert_eq!(db_bytes(root, "potion"), db_bytes(clean.path(), "potion"));
 }
 
 #[test]

@@ -12,12 +12,13 @@
 //!   model, a function of the embeddings file and the ordered list of kept
 //!   movie ids, so an edit to a movie's fields reuses it.
 //!
-//! Assembly is a fixed sequence (`VACUUM INTO` of the catalog part, then the
+//! Assembly is a fixed sequence (a copy of the catalog part's bytes, which
+//! `VACUUM INTO` laid out canonically when the part was made, then the
 //! vector part's tables, `config` and statistics appended), so the bytes are
 //! the same whether a part came from the cache or was just built.
 //! Reproducible by construction: fixed page size, no clock (timestamps from
-//! SOURCE_DATE_EPOCH or the inputs), deterministic insertion orders, and a
-//! final `VACUUM INTO` that lays the file out canonically. The database is
+//! SOURCE_DATE_EPOCH or the inputs), deterministic insertion orders, and
+//! `VACUUM INTO` laying the shared tables out as a function of their rows. The database is
 //! built in a temporary file beside the destination and renamed into place
 //! only when complete, so a failure leaves the previous database intact.
 
@@ -63,6 +64,8 @@ const PAGE_SIZE: u32 = 4096;
 enum Origin {
     /// Built by this target.
     Built,
+    /// Made by this target by patching the previous build's part.
+    Patched,
     /// Built by another target of this process.
     Shared,
     /// Read from the cache of an earlier build.
@@ -70,9 +73,15 @@ enum Origin {
 }
 
 impl Origin {
+    /// Made by this target (so not a cache entry that may be damaged).
+    fn is_new(self) -> bool {
+        matches!(self, Origin::Built | Origin::Patched)
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Origin::Built => "built",
+            Origin::Patched => "patched",
             Origin::Shared => "shared",
             Origin::Cached => "cached",
         }
@@ -123,7 +132,7 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
         let (vectors, vec_origin) =
             match vector_part::obtain(ctx, spec, &catalog, emb_hash.as_deref()) {
                 Ok(v) => v,
-                Err(v) if v.catalog_unreadable && attempt == 1 && cat_origin != Origin::Built => {
+                Err(v) if v.catalog_unreadable && attempt == 1 && !cat_origin.is_new() => {
                     catalog_part::forget(ctx, &catalog);
                     warn(
                         &mut out,
@@ -148,12 +157,12 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
             Err(e)
                 if attempt == 1
                     && !ctx.is_cancelled()
-                    && (cat_origin != Origin::Built || vec_origin != Origin::Built) =>
+                    && (!cat_origin.is_new() || !vec_origin.is_new()) =>
             {
-                if cat_origin != Origin::Built {
+                if !cat_origin.is_new() {
                     catalog_part::forget(ctx, &catalog);
                 }
-                if vec_origin != Origin::Built {
+                if !vec_origin.is_new() {
                     cache::discard(&vectors.path);
                 }
                 warn(
@@ -246,8 +255,8 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
 /// two parts, in a fixed order that makes the bytes independent of where
 /// the parts came from.
 ///
-/// The catalog part is laid out canonically by `VACUUM INTO` (a read-only
-/// copy of the cache file, with its statistics). The vector part is then
+/// The catalog part's file (laid out by `VACUUM INTO` when it was made,
+/// with its statistics) is copied as it is. The vector part is then
 /// appended: `vec_movies` is created and its shadow tables are copied with
 /// SQLite's transfer optimisation (b-tree cells copied, not re-encoded, in
 /// key order), so the file stays compact with no free pages. Statistics are
@@ -262,18 +271,10 @@ fn assemble(
 ) -> Result<(), StageError> {
     let e = |what: &'static str| move |err: rusqlite::Error| db_err(spec, what, err);
     let model = &spec.model;
-    let target = dest.to_str().ok_or_else(|| {
-        StageError::new(format!(
-            "{}: the path is not valid UTF-8",
-            spec.db_path.display()
-        ))
-    })?;
-    {
-        let cat = sqlite::open_read_only(&catalog.path).map_err(e("open the catalog part"))?;
-        cat.execute("VACUUM INTO ?1", [target])
-            .map_err(e("copy the catalog part (VACUUM INTO)"))?;
-        cat.close().map_err(|(_, err)| db_err(spec, "close", err))?;
-    }
+    // The part is laid out canonically already: its bytes are the start
+    // of the database (a kernel-side copy where the file system has one).
+    std::fs::copy(&catalog.path, dest)
+        .map_err(|err| StageError::io(&spec.db_path, "copy the catalog part to", err))?;
     if ctx.is_cancelled() {
         return Err(StageError::cancelled());
     }

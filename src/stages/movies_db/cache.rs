@@ -15,11 +15,11 @@ use std::path::{Path, PathBuf};
 
 /// Bump when the content or layout of a part changes: old entries then
 /// stop matching and are rebuilt (and pruned).
-pub(crate) const PART_FORMAT: &str = "movies-db-parts-4";
+pub(crate) const PART_FORMAT: &str = "movies-db-parts-5";
 
 /// Name of the small table in a vector part that describes it; it is never
-/// copied into a published database. (The catalog part, copied whole by
-/// `VACUUM INTO`, is described by a JSON file beside it instead.)
+/// copied into a published database. (The catalog part, whose bytes go whole
+/// into every database, is described by a JSON file beside it instead.)
 pub(crate) const META_TABLE: &str = "pipe_part";
 
 /// The cache directory of a project.
@@ -88,8 +88,8 @@ pub(crate) fn file_name(prefix: &str, key: &str) -> String {
 /// killed build (a live build renames its temporary within seconds).
 const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// Delete every entry named `<prefix><other key>.db` (or `.json`, a
-/// catalog's description) in `dir` except those of `keep_key`, and stale
+/// Delete every entry named `<prefix><other key>.db` (or `.json` and
+/// `.rows`, a catalog's description and rows) in `dir` except those of `keep_key`, and stale
 /// temporary files of the same kind. Best effort: a file that cannot be
 /// removed is only disk space.
 pub(crate) fn prune(dir: &Path, prefix: &str, keep_key: &str) {
@@ -115,15 +115,16 @@ pub(crate) fn prune(dir: &Path, prefix: &str, keep_key: &str) {
         let Some(rest) = name.strip_prefix(prefix) else {
             continue;
         };
-        let Some(k) = rest
-            .strip_suffix(".db")
-            .or_else(|| rest.strip_suffix(".json"))
-        else {
+        // Only exact `<prefix><64 hex>.<ext>` (the part, its description,
+        // its rows): a prefix of another model's name (`vectors.bge.` vs
+        // `vectors.bge.micro.`) never matches.
+        let (Some(k), Some(ext)) = (rest.get(..64), rest.get(64..)) else {
             continue;
         };
-        // Only exact `<prefix><64 hex>.db`: a prefix of another model's
-        // name (`vectors.bge.` vs `vectors.bge.micro.`) never matches.
-        if k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit()) && k != keep_key {
+        if matches!(ext, ".db" | ".json" | ".rows")
+            && k.bytes().all(|b| b.is_ascii_hexdigit())
+            && k != keep_key
+        {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -168,10 +169,11 @@ pub(crate) fn read_only_uri(path: &Path) -> Option<String> {
     Some(uri)
 }
 
-/// Remove one cache entry (after it proved unusable) and its description.
-/// Best effort.
+/// Remove one cache entry (after it proved unusable), its description and
+/// its rows. Best effort.
 pub(crate) fn discard(path: &Path) {
     let _ = std::fs::remove_file(sidecar(path));
+    let _ = std::fs::remove_file(path.with_extension("rows"));
     let _ = std::fs::remove_file(path);
 }
 
@@ -197,6 +199,7 @@ mod tests {
             file_name("catalog.", &k1),
             format!("catalog.{k1}.json"),
             format!("catalog.{k2}.json"),
+            format!("catalog.{k2}.rows"),
         ] {
             std::fs::write(d.path().join(n), b"x").unwrap();
         }

@@ -5,23 +5,33 @@
 //! It is built once per process (the three `movies-db@<model>` targets of a
 //! build share it through [`obtain`]) and once per content (it is cached as
 //! a SQLite file keyed by the inputs' hashes, so the next process reuses it).
+//!
+//! When movies.json changed only in movies' own fields (a title, a rating,
+//! a source: not the names that the shared tables count, and not which
+//! movies there are or their order), the previous part is patched instead
+//! of built again: the changed movies' rows are updated in place, then the
+//! steps that depend on history are redone the same way a full build ends
+//! (the title index rebuilt from its rows, every FTS index optimized,
+//! ANALYZE). Every table then holds the same rows under the same rowids as
+//! a full build's, and since the part is laid out with `VACUUM INTO` (which
+//! writes a function of the rows, not of their history), its bytes, and the
+//! published databases', are the same too (`tests/db_cache.rs` checks this).
 
 use super::cache;
 use super::schema::{INDEXES, SCHEMA};
 use super::{db_err_at, MoviesDbSpec, Origin, PROGRESS_EVERY};
 use crate::artifact;
-use crate::movies::catalog::{
-    load_collections, load_movie_rows, text, Catalog, Collection, MetadataRow, MovieRow, SourceRow,
-    SourceView,
-};
+use crate::movies::catalog::{load_collections, text, Collection, MovieRow, SourceView};
+use crate::movies::entries::{self, Digest, MovieEntries};
 use crate::movies::js;
 use crate::movies::language;
 use crate::movies::people::{add_people, normalise_country, Registry, Tally};
 use crate::movies::time::iso_from_epoch;
 use crate::sqlite;
 use crate::stage::{StageContext, StageError};
+use rayon::prelude::*;
 use rusqlite::types::Value as Sql;
-use rusqlite::{params, Connection};
+use rusqlite::{params, params_from_iter, Connection};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -112,10 +122,11 @@ pub(crate) fn obtain(
         *guard = Some(part.clone());
         return Ok((part, Origin::Cached));
     }
-    let part = Arc::new(build(ctx, spec, &key, &path)?);
+    let (part, origin) = build(ctx, spec, &key, &path)?;
+    let part = Arc::new(part);
     cache::prune(&dir, PREFIX, &key);
     *guard = Some(part.clone());
-    Ok((part, Origin::Built))
+    Ok((part, origin))
 }
 
 /// Forget a catalog part that proved unusable (a damaged cache file), so
@@ -159,58 +170,235 @@ fn from_cache(path: &Path, key: &str) -> Option<CatalogPart> {
     })
 }
 
-/// Parse the inputs and write the catalog part to `path` (atomically).
+/// What a part must share with a new one for the new one to be made by
+/// patching it: the format and the versions of what writes the bytes.
+fn patch_base() -> Result<String, StageError> {
+    let (sqlite_v, vec_v) = cache::versions()?;
+    Ok(cache::key(&[
+        ("part", "catalog-patch-base"),
+        ("format", cache::PART_FORMAT),
+        ("sqlite", sqlite_v),
+        ("sqlite-vec", vec_v),
+    ]))
+}
+
+/// Per kept movie, in order: the digest of its entry and of the fields the
+/// shared tables are made of. Kept beside a part (`<part>.rows`) so that
+/// the next build can tell which rows an edit touched.
+type Rows = Vec<(Digest, Digest)>;
+
+fn rows_path(db: &Path) -> PathBuf {
+    db.with_extension("rows")
+}
+
+/// A previous part that the new one can be patched from, with its
+/// description and rows.
+struct Previous {
+    path: PathBuf,
+    meta: BTreeMap<String, String>,
+    rows: Rows,
+}
+
+/// The newest other complete part in the cache directory, if any.
+fn previous_part(dir: &Path, key: &str) -> Option<Previous> {
+    let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let name = entry.file_name();
+        let Some(k) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(PREFIX))
+            .and_then(|n| n.strip_suffix(".db"))
+        else {
+            continue;
+        };
+        if k == key || k.len() != 64 {
+            continue;
+        }
+        let modified = entry.metadata().and_then(|m| m.modified()).ok()?;
+        if best.as_ref().is_none_or(|(t, _)| modified > *t) {
+            best = Some((modified, entry.path()));
+        }
+    }
+    let (_, path) = best?;
+    let meta = cache::read_sidecar(&path)?;
+    let rows = postcard::from_bytes(&std::fs::read(rows_path(&path)).ok()?).ok()?;
+    Some(Previous { path, meta, rows })
+}
+
+/// Parse the inputs and write the catalog part to `path` (atomically):
+/// patched from the previous part when only movies' own rows changed,
+/// else built in full.
 fn build(
     ctx: &StageContext,
     spec: &MoviesDbSpec,
     key: &str,
     path: &Path,
-) -> Result<CatalogPart, StageError> {
-    let catalog = load_movie_rows(&ctx.abs(&spec.movies), &spec.movies)?;
+) -> Result<(CatalogPart, Origin), StageError> {
+    let movies = entries::load(ctx, &spec.movies)?;
     let collections = load_collections(&ctx.abs(&spec.collections), &spec.collections)?;
+    let collections_hash = ctx
+        .input_hash(&spec.collections)
+        .map_err(|e| StageError::io(&spec.collections, "read", e))?
+        .map_or_else(|| "missing".to_string(), |h| h.to_hex().to_string());
     if ctx.is_cancelled() {
         return Err(StageError::cancelled());
     }
     let built_at = match ctx.settings.source_date_epoch {
         Some(secs) => iso_from_epoch(secs),
-        None => catalog.input_timestamp(),
+        None => movies.input_timestamp(),
     };
-    let mut ids = blake3::Hasher::new();
-    for m in &catalog.movies {
-        ids.update(m.movie_id.as_bytes());
-        ids.update(&[0]);
-    }
-    let ids_hash = ids.finalize().to_hex().to_string();
+    let ids_hash = movies.ids_hash();
+    let rows: Rows = movies
+        .movies
+        .iter()
+        .map(|m| (m.digest, m.summary.shared))
+        .collect();
+    let base = patch_base()?;
 
     let shown = path.strip_prefix(ctx.root).unwrap_or(path);
     let e = |what: &'static str| move |err: rusqlite::Error| db_err_at(shown, what, err);
     let tmp = artifact::temp_path_beside(path)
         .map_err(|err| StageError::io(shown, "create a temporary file beside", err))?;
-    {
-        let conn = sqlite::open(tmp.path()).map_err(e("open"))?;
-        fill(ctx, &conn, &catalog, &collections, &built_at, shown)?;
-        conn.close()
-            .map_err(|(_, err)| db_err_at(shown, "close", err))?;
+
+    // Patchable: the same movies in the same order, the same collections,
+    // and every changed movie keeps the fields the shared tables count.
+    let patch = previous_part(&cache::dir(ctx.root), key).and_then(|prev| {
+        let same = prev.meta.get("patch_base") == Some(&base)
+            && prev.meta.get("ids_blake3") == Some(&ids_hash)
+            && prev.meta.get("collections") == Some(&collections_hash)
+            && prev.rows.len() == rows.len();
+        if !same {
+            return None;
+        }
+        let changed: Vec<usize> = (0..rows.len())
+            .filter(|&i| prev.rows[i].0 != rows[i].0)
+            .collect();
+        changed
+            .iter()
+            .all(|&i| prev.rows[i].1 == rows[i].1)
+            .then_some((prev, changed))
+    });
+    // The working database: patched from a copy of the previous part, or
+    // filled from scratch. Either way it ends the same way (`finish`) and
+    // is then laid out canonically by `VACUUM INTO` the cache file, so the
+    // assembly can copy the part's bytes as they are.
+    let work = artifact::temp_path_beside(path)
+        .map_err(|err| StageError::io(shown, "create a temporary file beside", err))?;
+    let mut patched = None;
+    if let Some((prev, changed)) = patch {
+        let made = (|| -> Result<(), StageError> {
+            std::fs::copy(&prev.path, work.path())
+                .map_err(|err| StageError::io(shown, "copy the previous part to", err))?;
+            let conn = sqlite::open(work.path()).map_err(e("open"))?;
+            let old_built_at = prev.meta.get("built_at").map(String::as_str);
+            patch_rows(
+                ctx,
+                &conn,
+                &movies,
+                spec,
+                &changed,
+                &built_at,
+                old_built_at,
+                shown,
+            )?;
+            finish(&conn, shown)?;
+            // `VACUUM INTO` writes the source's schema cookie plus one: the
+            // previous part's file carries its build's cookie plus one, so
+            // the cookie is set back to what a full build has (the schema
+            // did not change; only the cookie moved).
+            let version: i64 = prev
+                .meta
+                .get("schema_version")
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| {
+                    StageError::new(format!(
+                        "{}: the previous catalog part does not record its schema version",
+                        shown.display()
+                    ))
+                })?;
+            conn.execute_batch(&format!("PRAGMA schema_version = {version}"))
+                .map_err(e("set the schema version"))?;
+            lay_out(conn, tmp.path(), shown)
+        })();
+        match made {
+            Ok(()) => patched = Some((changed.len(), prev.meta.get("schema_version").cloned())),
+            Err(err) if ctx.is_cancelled() => return Err(err),
+            // A previous part that cannot be patched (damaged on disk) is
+            // only a lost shortcut: it is dropped and the part built in full.
+            Err(_) => {
+                cache::discard(&prev.path);
+                let _ = std::fs::remove_file(work.path());
+                let _ = std::fs::remove_file(tmp.path());
+            }
+        }
     }
+    let schema_version = match &patched {
+        Some((_, Some(version))) => version.clone(),
+        _ => {
+            let conn = sqlite::open(work.path()).map_err(e("open"))?;
+            fill(ctx, &conn, &movies, spec, &collections, &built_at, shown)?;
+            finish(&conn, shown)?;
+            let version: i64 = conn
+                .query_row("PRAGMA schema_version", [], |r| r.get(0))
+                .map_err(e("read the schema version"))?;
+            lay_out(conn, tmp.path(), shown)?;
+            version.to_string()
+        }
+    };
+    drop(work);
+    let patched = patched.map(|(n, _)| n);
+    // The rows first, then the part, then its description: a description
+    // always names a complete part with its rows.
+    let rows_bytes = postcard::to_allocvec(&rows).map_err(|err| {
+        StageError::new(format!("{}: cannot encode rows: {err}", shown.display()))
+    })?;
+    artifact::write_atomic(&rows_path(path), &rows_bytes)
+        .map_err(|err| StageError::io(shown, "write the rows of", err))?;
     tmp.persist(path)
         .map_err(|err| StageError::io(shown, "rename into place", err))?;
     let meta: BTreeMap<String, String> = [
         ("key", key.to_string()),
-        ("movies", catalog.movies.len().to_string()),
+        ("movies", movies.movies.len().to_string()),
         ("ids_blake3", ids_hash.clone()),
         ("built_at", built_at.clone()),
+        ("collections", collections_hash),
+        ("patch_base", base),
+        ("schema_version", schema_version),
+        (
+            "patched_movies",
+            patched.map_or_else(|| "none".to_string(), |n| n.to_string()),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     cache::write_sidecar(path, &meta)
         .map_err(|err| StageError::io(shown, "describe the part in", err))?;
-    Ok(CatalogPart {
-        path: path.to_path_buf(),
-        movies: catalog.movies.len(),
-        ids_hash,
-        built_at,
-    })
+    Ok((
+        CatalogPart {
+            path: path.to_path_buf(),
+            movies: movies.movies.len(),
+            ids_hash,
+            built_at,
+        },
+        if patched.is_some() {
+            Origin::Patched
+        } else {
+            Origin::Built
+        },
+    ))
+}
+
+/// Write the working database `conn` laid out canonically to `dest`
+/// (`VACUUM INTO`: the bytes are a function of the rows), and close it.
+fn lay_out(conn: Connection, dest: &Path, shown: &Path) -> Result<(), StageError> {
+    let target = dest.to_str().ok_or_else(|| {
+        StageError::new(format!("{}: the path is not valid UTF-8", dest.display()))
+    })?;
+    conn.execute("VACUUM INTO ?1", [target])
+        .map_err(|err| db_err_at(shown, "lay out (VACUUM INTO)", err))?;
+    conn.close()
+        .map_err(|(_, err)| db_err_at(shown, "close", err))
 }
 
 /// Bind a JSON value the way the reference's driver did: every number as a
@@ -251,29 +439,203 @@ fn movie_language(m: &MovieRow) -> Option<String> {
     lang
 }
 
-/// Create and fill the catalog tables.
-fn fill(
+/// The values of a movie's `movies` row, in the column order of
+/// [`MOVIE_COLUMNS`].
+fn movie_values(m: &MovieRow) -> [Sql; 12] {
+    let md = m.metadata.as_ref();
+    let imdb_rating = md
+        .and_then(|md| md.imdbRating.as_ref())
+        .and_then(Value::as_f64)
+        .map_or(Sql::Null, Sql::Real);
+    let first = m.sources.first();
+    let channel = match first {
+        Some(s) if s.kind_str() == Some("youtube") => {
+            sql_value(js::or(s.channel_name.as_ref(), None))
+        }
+        _ => Sql::Null,
+    };
+    let opt_text = |t: Option<&str>| t.map_or(Sql::Null, |t| Sql::Text(t.to_string()));
+    [
+        Sql::Text(m.movie_id.clone()),
+        Sql::Text(m.title_first().to_string()),
+        m.year_num().map_or(Sql::Null, Sql::Integer),
+        imdb_rating,
+        sql_value(md.and_then(|md| md.imdbVotes.as_ref())),
+        movie_language(m).map_or(Sql::Null, Sql::Text),
+        opt_text(md.and_then(|md| truthy_text(&md.Genre))),
+        opt_text(md.and_then(|md| truthy_text(&md.Country))),
+        sql_value(first.and_then(|s| js::or(s.kind.as_ref(), None))),
+        channel,
+        Sql::Integer(i64::from(js::truthy_opt(m.verified.as_ref()))),
+        sql_value(m.last_updated.as_ref()),
+    ]
+}
+
+/// The columns of `movies`, in the order of [`movie_values`].
+const MOVIE_COLUMNS: [&str; 12] = [
+    "movieId",
+    "title",
+    "year",
+    "imdbRating",
+    "imdbVotes",
+    "language",
+    "genre",
+    "country",
+    "primarySourceType",
+    "primaryChannelName",
+    "verified",
+    "lastUpdated",
+];
+
+/// Kept movies `range` parsed (in parallel) as lean records, with their
+/// quality-marked sources dropped.
+fn parse_rows(
+    movies: &MovieEntries,
+    range: std::ops::Range<usize>,
+    shown: &Path,
+) -> Result<Vec<MovieRow>, StageError> {
+    range
+        .into_par_iter()
+        .map(|i| {
+            let mut m: MovieRow = movies.parse(i, shown)?;
+            m.sources.retain(SourceView::is_clean);
+            Ok(m)
+        })
+        .collect()
+}
+
+/// Update the rows of the `changed` movies (indices into the kept movies;
+/// their rowids are index + 1 in `movies` and `fts_movies`), and the
+/// stored timestamp if it moved. Only what a movie's own fields make:
+/// the caller checked that the shared tables stay as they are.
+#[allow(clippy::too_many_arguments)]
+fn patch_rows(
     ctx: &StageContext,
     conn: &Connection,
-    catalog: &Catalog<SourceRow, MetadataRow>,
-    collections: &[Collection],
+    movies: &MovieEntries,
+    spec: &MoviesDbSpec,
+    changed: &[usize],
     built_at: &str,
+    old_built_at: Option<&str>,
     shown: &Path,
 ) -> Result<(), StageError> {
     let e = |what: &'static str| move |err: rusqlite::Error| db_err_at(shown, what, err);
-    // The part is scratch until renamed into the cache: no journal and no
-    // fsync (a failed build deletes it).
+    configure(conn, shown)?;
+    conn.execute_batch("BEGIN").map_err(e("begin"))?;
+    {
+        let set: Vec<String> = MOVIE_COLUMNS
+            .iter()
+            .enumerate()
+            .map(|(k, c)| format!("{c} = ?{}", k + 1))
+            .collect();
+        let mut update = conn
+            .prepare(&format!(
+                "UPDATE movies SET {} WHERE rowid = ?13",
+                set.join(", ")
+            ))
+            .map_err(e("prepare"))?;
+        let mut update_fts = conn
+            .prepare("UPDATE fts_movies SET movieId = ?1, title = ?2 WHERE rowid = ?3")
+            .map_err(e("prepare"))?;
+        for chunk in changed.chunks(PROGRESS_EVERY) {
+            if ctx.is_cancelled() {
+                return Err(StageError::cancelled());
+            }
+            for &i in chunk {
+                let mut m: MovieRow = movies.parse(i, &spec.movies)?;
+                m.sources.retain(SourceView::is_clean);
+                let rowid = i as i64 + 1;
+                let values = movie_values(&m);
+                let n = update
+                    .execute(params_from_iter(
+                        values.iter().chain(std::iter::once(&Sql::Integer(rowid))),
+                    ))
+                    .map_err(e("update a movie"))?;
+                let n_fts = update_fts
+                    .execute(params![m.movie_id, m.title_joined(), rowid])
+                    .map_err(e("update a title"))?;
+                if n != 1 || n_fts != 1 {
+                    return Err(StageError::new(format!(
+                        "{}: the previous catalog part has no row {rowid} for movie {:?}",
+                        shown.display(),
+                        m.movie_id
+                    )));
+                }
+            }
+        }
+    }
+    if old_built_at != Some(built_at) {
+        conn.execute("UPDATE genres SET created_at = ?1", [built_at])
+            .map_err(e("update genres"))?;
+        conn.execute("UPDATE countries SET created_at = ?1", [built_at])
+            .map_err(e("update countries"))?;
+    }
+    conn.execute_batch("COMMIT").map_err(e("commit"))?;
+    Ok(())
+}
+
+/// Settings of the connection that writes a part. The part is scratch
+/// until renamed into the cache: no journal and no fsync (a failed build
+/// deletes it).
+fn configure(conn: &Connection, shown: &Path) -> Result<(), StageError> {
     conn.execute_batch(&format!(
         "PRAGMA page_size = {}; PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; \
          PRAGMA cache_size = -16384; PRAGMA foreign_keys = OFF;",
         super::PAGE_SIZE
     ))
-    .map_err(e("configure"))?;
+    .map_err(|err| db_err_at(shown, "configure", err))
+}
+
+/// The last steps of every part, full or patched, done the same way so
+/// that both leave the same rows: the title index rebuilt from its rows
+/// (an FTS5 index records its write history; `rebuild` starts it afresh),
+/// every FTS index merged into one segment, and the statistics.
+///
+/// ANALYZE visits tables in the order of the connection's in-memory schema
+/// hash, which depends on how the connection came by its schema (created
+/// it, or read it from a file laid out by VACUUM): its rows are put in
+/// (table, index) order afterwards, the samples of an index keeping their
+/// order, so the stored rows do not depend on that.
+fn finish(conn: &Connection, shown: &Path) -> Result<(), StageError> {
+    conn.execute_batch(
+        "INSERT INTO fts_movies(fts_movies) VALUES('rebuild');
+         INSERT INTO fts_movies(fts_movies) VALUES('optimize');
+         INSERT INTO fts_actors(fts_actors) VALUES('optimize');
+         INSERT INTO fts_directors(fts_directors) VALUES('optimize');
+         INSERT INTO fts_writers(fts_writers) VALUES('optimize');
+         ANALYZE;
+         BEGIN;
+         CREATE TEMP TABLE stat1 AS SELECT tbl, idx, stat FROM main.sqlite_stat1
+           ORDER BY tbl, idx;
+         DELETE FROM main.sqlite_stat1;
+         INSERT INTO main.sqlite_stat1 (tbl, idx, stat) SELECT tbl, idx, stat FROM temp.stat1
+           ORDER BY rowid;
+         CREATE TEMP TABLE stat4 AS SELECT * FROM main.sqlite_stat4 ORDER BY tbl, idx, rowid;
+         DELETE FROM main.sqlite_stat4;
+         INSERT INTO main.sqlite_stat4 SELECT * FROM temp.stat4 ORDER BY rowid;
+         DROP TABLE temp.stat1;
+         DROP TABLE temp.stat4;
+         COMMIT;",
+    )
+    .map_err(|err| db_err_at(shown, "optimize and analyze", err))
+}
+
+/// Create and fill the catalog tables.
+fn fill(
+    ctx: &StageContext,
+    conn: &Connection,
+    catalog: &MovieEntries,
+    spec: &MoviesDbSpec,
+    collections: &[Collection],
+    built_at: &str,
+    shown: &Path,
+) -> Result<(), StageError> {
+    let e = |what: &'static str| move |err: rusqlite::Error| db_err_at(shown, what, err);
+    configure(conn, shown)?;
     conn.execute_batch(SCHEMA).map_err(e("create the schema"))?;
     conn.execute_batch("BEGIN").map_err(e("begin"))?;
 
-    let movies = &catalog.movies;
-    let total = movies.len() as u64;
+    let total = catalog.movies.len() as u64;
     let mut actors = Registry::default();
     let mut directors = Registry::default();
     let mut writers = Registry::default();
@@ -281,13 +643,6 @@ fn fill(
     let mut countries = Tally::default();
     let mut people = Vec::new();
     {
-        let mut ins_movie = conn
-            .prepare_cached(
-                "INSERT INTO movies (movieId, title, year, imdbRating, imdbVotes, language, genre, country, \
-                 primarySourceType, primaryChannelName, verified, lastUpdated) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )
-            .map_err(e("prepare"))?;
         let mut ins_fts = conn
             .prepare_cached("INSERT INTO fts_movies (movieId, title) VALUES (?1, ?2)")
             .map_err(e("prepare"))?;
@@ -301,72 +656,62 @@ fn fill(
             .prepare_cached("INSERT INTO movie_writers (movieId, writerId) VALUES (?1, ?2)")
             .map_err(e("prepare"))?;
 
-        for (i, m) in movies.iter().enumerate() {
-            if i % PROGRESS_EVERY == 0 {
-                if ctx.is_cancelled() {
-                    return Err(StageError::cancelled());
-                }
-                ctx.progress.progress(i as u64, total, "inserting movies");
+        let insert = format!(
+            "INSERT INTO movies ({}) VALUES ({})",
+            MOVIE_COLUMNS.join(", "),
+            (1..=MOVIE_COLUMNS.len())
+                .map(|k| format!("?{k}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut ins_movie = conn.prepare_cached(&insert).map_err(e("prepare"))?;
+        // Rows are parsed a batch at a time on every core while this
+        // thread inserts them; only one batch of parsed rows is held.
+        for start in (0..catalog.movies.len()).step_by(PROGRESS_EVERY) {
+            if ctx.is_cancelled() {
+                return Err(StageError::cancelled());
             }
-            let md = m.metadata.as_ref();
-            let imdb_rating = md
-                .and_then(|md| md.imdbRating.as_ref())
-                .and_then(Value::as_f64);
-            let first = m.sources.first();
-            let channel = match first {
-                Some(s) if s.kind_str() == Some("youtube") => {
-                    sql_value(js::or(s.channel_name.as_ref(), None))
-                }
-                _ => Sql::Null,
-            };
-            ins_movie
-                .execute(params![
-                    m.movie_id,
-                    m.title_first(),
-                    m.year_num(),
-                    imdb_rating,
-                    sql_value(md.and_then(|md| md.imdbVotes.as_ref())),
-                    movie_language(m),
-                    md.and_then(|md| truthy_text(&md.Genre)),
-                    md.and_then(|md| truthy_text(&md.Country)),
-                    sql_value(first.and_then(|s| js::or(s.kind.as_ref(), None))),
-                    channel,
-                    i64::from(js::truthy_opt(m.verified.as_ref())),
-                    sql_value(m.last_updated.as_ref()),
-                ])
-                .map_err(e("insert a movie"))?;
-            ins_fts
-                .execute(params![m.movie_id, m.title_joined()])
-                .map_err(e("insert a title"))?;
+            ctx.progress
+                .progress(start as u64, total, "inserting movies");
+            let end = (start + PROGRESS_EVERY).min(catalog.movies.len());
+            for m in parse_rows(catalog, start..end, &spec.movies)? {
+                let md = m.metadata.as_ref();
+                ins_movie
+                    .execute(params_from_iter(movie_values(&m).iter()))
+                    .map_err(e("insert a movie"))?;
+                ins_fts
+                    .execute(params![m.movie_id, m.title_joined()])
+                    .map_err(e("insert a title"))?;
 
-            add_people(&mut actors, md.and_then(|md| text(&md.Actors)), &mut people);
-            for &p in &people {
-                ins_ma
-                    .execute(params![m.movie_id, actors.ids[p as usize]])
-                    .map_err(e("insert an actor link"))?;
+                add_people(&mut actors, md.and_then(|md| text(&md.Actors)), &mut people);
+                for &p in &people {
+                    ins_ma
+                        .execute(params![m.movie_id, actors.ids[p as usize]])
+                        .map_err(e("insert an actor link"))?;
+                }
+                add_people(
+                    &mut directors,
+                    md.and_then(|md| text(&md.Director)),
+                    &mut people,
+                );
+                for &p in &people {
+                    ins_md
+                        .execute(params![m.movie_id, directors.ids[p as usize]])
+                        .map_err(e("insert a director link"))?;
+                }
+                add_people(
+                    &mut writers,
+                    md.and_then(|md| text(&md.Writer)),
+                    &mut people,
+                );
+                for &p in &people {
+                    ins_mw
+                        .execute(params![m.movie_id, writers.ids[p as usize]])
+                        .map_err(e("insert a writer link"))?;
+                }
+                genres.add(md.and_then(|md| text(&md.Genre)), |g| g);
+                countries.add(md.and_then(|md| text(&md.Country)), normalise_country);
             }
-            add_people(
-                &mut directors,
-                md.and_then(|md| text(&md.Director)),
-                &mut people,
-            );
-            for &p in &people {
-                ins_md
-                    .execute(params![m.movie_id, directors.ids[p as usize]])
-                    .map_err(e("insert a director link"))?;
-            }
-            add_people(
-                &mut writers,
-                md.and_then(|md| text(&md.Writer)),
-                &mut people,
-            );
-            for &p in &people {
-                ins_mw
-                    .execute(params![m.movie_id, writers.ids[p as usize]])
-                    .map_err(e("insert a writer link"))?;
-            }
-            genres.add(md.and_then(|md| text(&md.Genre)), |g| g);
-            countries.add(md.and_then(|md| text(&md.Country)), normalise_country);
         }
     }
 
@@ -404,7 +749,11 @@ fn fill(
     }
 
     // Collections, with only the movies that made it into the database.
-    let valid: HashSet<&str> = movies.iter().map(|m| m.movie_id.as_str()).collect();
+    let valid: HashSet<&str> = catalog
+        .movies
+        .iter()
+        .map(|m| m.summary.movie_id.as_str())
+        .collect();
     {
         let mut ins_c = conn
             .prepare("INSERT INTO collections (id, name, description, createdAt, updatedAt) VALUES (?1, ?2, ?3, ?4, ?5)")
@@ -474,13 +823,5 @@ fn fill(
     ctx.progress.progress(total, total, "indexing");
     conn.execute_batch(INDEXES).map_err(e("create indexes"))?;
     conn.execute_batch("COMMIT").map_err(e("commit"))?;
-    conn.execute_batch(
-        "INSERT INTO fts_movies(fts_movies) VALUES('optimize');
-         INSERT INTO fts_actors(fts_actors) VALUES('optimize');
-         INSERT INTO fts_directors(fts_directors) VALUES('optimize');
-         INSERT INTO fts_writers(fts_writers) VALUES('optimize');
-         ANALYZE;",
-    )
-    .map_err(e("optimize and analyze"))?;
     Ok(())
 }
