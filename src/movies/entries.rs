@@ -296,31 +296,53 @@ pub fn load_file(
 ) -> Result<(blake3::Hash, MovieEntries), StageError> {
     use rayon::prelude::*;
     let text = std::fs::read(abs).map_err(|e| read_error(e, shown, "movie"))?;
-    let file_hash = blake3::hash(&text);
-    let current = RefCell::new(None);
-    let collected = RefCell::new(Vec::new());
-    let schema = RefCell::new(None);
-    let mut de = serde_json::Deserializer::from_slice(&text);
-    let parsed = serde::Deserializer::deserialize_map(
-        &mut de,
-        RawTopVisitor {
-            current: &current,
-            entries: &collected,
-            schema: &schema,
+    // The scan is sequential; the file's hash and the remembered summaries
+    // are had meanwhile on another core.
+    let ((parsed, raw, current, schema), (file_hash, mut remembered)) = rayon::join(
+        || {
+            let current = RefCell::new(None);
+            let collected = RefCell::new(Vec::new());
+            let schema = RefCell::new(None);
+            let mut de = serde_json::Deserializer::from_slice(&text);
+            let parsed = serde::Deserializer::deserialize_map(
+                &mut de,
+                RawTopVisitor {
+                    current: &current,
+                    entries: &collected,
+                    schema: &schema,
+                },
+            )
+            .and_then(|()| de.end());
+            (
+                parsed,
+                collected.into_inner(),
+                current.into_inner(),
+                schema.into_inner(),
+            )
         },
-    )
-    .and_then(|()| de.end());
-    let raw = collected.into_inner();
-    let remembered = memo.map(read_memo).unwrap_or_default();
+        || {
+            let remembered = memo.map(read_memo).unwrap_or_default();
+            (blake3::hash(&text), remembered)
+        },
+    );
+    let digests: Vec<Digest> = raw
+        .par_iter()
+        .map(|(_, r)| *blake3::hash(r.get().as_bytes()).as_bytes())
+        .collect();
+    // Taken out of the map, not cloned: each is used once (an entry text
+    // that occurs twice is parsed for its second occurrence).
+    let known: Vec<Option<Summary>> = digests.iter().map(|d| remembered.remove(d)).collect();
+    drop(remembered);
     // Every entry is checked (in parallel) before any error is reported,
     // and errors are reported in file order, as a single streaming parse
     // would; an entry remembered from an earlier build was checked then.
     let checked: Vec<Result<(Digest, Summary, bool), StageError>> = raw
         .par_iter()
-        .map(|(key, r)| {
-            let digest = *blake3::hash(r.get().as_bytes()).as_bytes();
-            if let Some(s) = remembered.get(&digest) {
-                return Ok((digest, s.clone(), false));
+        .zip(digests)
+        .zip(known)
+        .map(|(((key, r), digest), known)| {
+            if let Some(s) = known {
+                return Ok((digest, s, false));
             }
             let c = check_entry(&text, key, r.get(), shown)?;
             match c {
@@ -332,7 +354,6 @@ pub fn load_file(
             }
         })
         .collect();
-    drop(remembered);
     // A syntax error stops the scan: an invalid entry before it is reported
     // first (it comes first in the file), then the syntax error.
     let first_bad = checked.iter().position(Result::is_err);
@@ -347,7 +368,7 @@ pub fn load_file(
             e,
             line,
             column,
-            current.borrow().as_deref(),
+            current.as_deref(),
             shown,
             "movie",
         ));
@@ -414,7 +435,7 @@ pub fn load_file(
             write_memo(path, memo_entries);
         }
     }
-    let schema_last_updated = schema.into_inner();
+    let schema_last_updated = schema;
     Ok((
         file_hash,
         MovieEntries {
