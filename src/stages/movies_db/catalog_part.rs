@@ -301,7 +301,7 @@ fn build(
                 old_built_at,
                 shown,
             )?;
-            finish(&conn, shown)?;
+            finish(&conn, PATCHED_TABLES_ANALYZE, shown)?;
             // `VACUUM INTO` writes the source's schema cookie plus one: the
             // previous part's file carries its build's cookie plus one, so
             // the cookie is set back to what a full build has (the schema
@@ -337,7 +337,7 @@ fn build(
         _ => {
             let conn = sqlite::open(work.path()).map_err(e("open"))?;
             fill(ctx, &conn, &movies, spec, &collections, &built_at, shown)?;
-            finish(&conn, shown)?;
+            finish(&conn, "ANALYZE;", shown)?;
             let version: i64 = conn
                 .query_row("PRAGMA schema_version", [], |r| r.get(0))
                 .map_err(e("read the schema version"))?;
@@ -586,6 +586,13 @@ fn configure(conn: &Connection, shown: &Path) -> Result<(), StageError> {
     .map_err(|err| db_err_at(shown, "configure", err))
 }
 
+/// ANALYZE of the tables whose rows a patch changes: `movies` and the
+/// title index's shadow tables. (`genres` and `countries` may get a new
+/// `created_at`, which no index covers: their statistics stay.)
+const PATCHED_TABLES_ANALYZE: &str = "ANALYZE movies; ANALYZE fts_movies_data; \
+     ANALYZE fts_movies_idx; ANALYZE fts_movies_content; ANALYZE fts_movies_docsize; \
+     ANALYZE fts_movies_config;";
+
 /// The last steps of every part, full or patched, done the same way so
 /// that both leave the same rows: the title index rebuilt from its rows
 /// (an FTS5 index records its write history; `rebuild` starts it afresh),
@@ -596,14 +603,18 @@ fn configure(conn: &Connection, shown: &Path) -> Result<(), StageError> {
 /// it, or read it from a file laid out by VACUUM): its rows are put in
 /// (table, index) order afterwards, the samples of an index keeping their
 /// order, so the stored rows do not depend on that.
-fn finish(conn: &Connection, shown: &Path) -> Result<(), StageError> {
-    conn.execute_batch(
+///
+/// `analyze` is the ANALYZE statement(s): the whole part after a full
+/// build; after a patch, only the tables a patch changes (the rows of the
+/// others, and so their statistics, are those of the previous part).
+fn finish(conn: &Connection, analyze: &str, shown: &Path) -> Result<(), StageError> {
+    conn.execute_batch(&format!(
         "INSERT INTO fts_movies(fts_movies) VALUES('rebuild');
          INSERT INTO fts_movies(fts_movies) VALUES('optimize');
          INSERT INTO fts_actors(fts_actors) VALUES('optimize');
          INSERT INTO fts_directors(fts_directors) VALUES('optimize');
          INSERT INTO fts_writers(fts_writers) VALUES('optimize');
-         ANALYZE;
+         {analyze}
          BEGIN;
          CREATE TEMP TABLE stat1 AS SELECT tbl, idx, stat FROM main.sqlite_stat1
            ORDER BY tbl, idx;
@@ -615,8 +626,8 @@ fn finish(conn: &Connection, shown: &Path) -> Result<(), StageError> {
          INSERT INTO main.sqlite_stat4 SELECT * FROM temp.stat4 ORDER BY rowid;
          DROP TABLE temp.stat1;
          DROP TABLE temp.stat4;
-         COMMIT;",
-    )
+         COMMIT;"
+    ))
     .map_err(|err| db_err_at(shown, "optimize and analyze", err))
 }
 
