@@ -821,11 +821,16 @@ impl<'a> Executor<'a> {
                 return fail(result, message);
             }
         };
-        let outputs =
-            match record_outputs(&self.manifest.root, &output.files, assessed.record.as_ref()) {
-                Ok(o) => o,
-                Err(e) => return fail(result, format!("cannot record the outputs: {e}")),
-            };
+        let unwritten = output.untouched_are_unwritten.then_some(&previous);
+        let outputs = match record_outputs(
+            &self.manifest.root,
+            &output.files,
+            assessed.record.as_ref(),
+            unwritten,
+        ) {
+            Ok(o) => o,
+            Err(e) => return fail(result, format!("cannot record the outputs: {e}")),
+        };
         let record = TargetRecord {
             version: 1,
             fingerprint: *assessed.fingerprint.as_bytes(),

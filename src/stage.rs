@@ -142,6 +142,13 @@ pub struct StageOutput {
     pub warnings: Vec<String>,
     /// Human-readable summary figures (`movies = 285`, `vectors = 280`, …).
     pub stats: BTreeMap<String, String>,
+    /// The stage promises that a file it lists with the hash the previous
+    /// build recorded, and that [`PreviousOutputs`] called intact, was not
+    /// written this run. The executor then keeps the file's recorded stat
+    /// instead of taking it again (30,000 stat calls for the movie JSON).
+    /// A stage that may rewrite identical bytes (a user command) must leave
+    /// this false, or the recorded stat would no longer match the file.
+    pub untouched_are_unwritten: bool,
 }
 
 /// A stage failure: a message a person can act on (it names the file, the

@@ -180,6 +180,7 @@ pub fn record_outputs(
     root: &Path,
     files: &[OutputFile],
     previous: Option<&TargetRecord>,
+    unwritten: Option<&crate::stage::PreviousOutputs>,
 ) -> io::Result<Vec<OutputRecord>> {
     let prev: std::collections::HashMap<&Path, &OutputRecord> = previous
         .map(|r| r.outputs.iter().map(|o| (o.path.as_path(), o)).collect())
@@ -187,9 +188,19 @@ pub fn record_outputs(
     let now = now_ns();
     let mut files: Vec<&OutputFile> = files.iter().collect();
     files.sort_by(|a, b| a.path.cmp(&b.path));
+    // Files the stage left alone keep their record (see
+    // `StageOutput::untouched_are_unwritten`); only the others are stat'ed.
+    let (kept, files): (Vec<&OutputFile>, Vec<&OutputFile>) = files.into_iter().partition(|f| {
+        unwritten.is_some_and(|u| u.is_unchanged(&f.path, &f.hash))
+            && prev.contains_key(f.path.as_path())
+    });
+    let mut records: Vec<OutputRecord> = kept
+        .iter()
+        .filter_map(|f| prev.get(f.path.as_path()).map(|p| (*p).clone()))
+        .collect();
     let paths: Vec<&Path> = files.iter().map(|f| f.path.as_path()).collect();
     let stats = stat_many(root, &paths);
-    let mut records: Vec<OutputRecord> = files
+    let fresh: Vec<OutputRecord> = files
         .into_iter()
         .zip(stats)
         .map(|(f, stat)| {
@@ -215,6 +226,7 @@ pub fn record_outputs(
             })
         })
         .collect::<io::Result<_>>()?;
+    records.extend(fresh);
     records.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(records)
 }

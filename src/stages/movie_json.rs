@@ -385,6 +385,8 @@ pub fn run(ctx: &StageContext, spec: &MovieJsonSpec) -> Result<StageOutput, Stag
         files,
         written,
         warnings,
+        // A document whose bytes equal an intact file's is never rewritten.
+        untouched_are_unwritten: true,
         ..StageOutput::default()
     };
 

@@ -90,7 +90,12 @@ impl Origin {
 
 /// Build the database of one model.
 pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, StageError> {
-    let mut out = StageOutput::default();
+    // A database (or its published copy) whose bytes equal the intact file
+    // in place is never rewritten.
+    let mut out = StageOutput {
+        untouched_are_unwritten: true,
+        ..StageOutput::default()
+    };
     let warn = |out: &mut StageOutput, msg: String| {
         ctx.progress.warn(&msg);
         out.warnings.push(msg);
@@ -176,7 +181,8 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
 
     let hash = crate::fingerprint::hash_file(final_tmp.path())
         .map_err(|e| StageError::io(&spec.db_path, "read back", e))?;
-    if ctx.previous.is_unchanged(&spec.db_path, &hash) {
+    let db_unchanged = ctx.previous.is_unchanged(&spec.db_path, &hash);
+    if db_unchanged {
         drop(final_tmp); // same bytes as the file in place: leave it untouched
     } else {
         final_tmp
@@ -190,9 +196,14 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
     });
     if let Some(publish) = &spec.publish {
         if !ctx.previous.is_unchanged(publish, &hash) {
-            artifact::copy_atomic(&dest, &ctx.abs(publish))
+            artifact::link_or_copy_atomic(&dest, &ctx.abs(publish))
                 .map_err(|e| StageError::io(publish, "publish to", e))?;
             out.written += 1;
+            // Linking changes the database's ctime even when its bytes were
+            // left alone: its stat must be taken again.
+            if db_unchanged {
+                out.untouched_are_unwritten = false;
+            }
         }
         out.files.push(OutputFile {
             path: publish.clone(),
