@@ -76,7 +76,9 @@ def bench_size(n, repeat):
     r["full_s"], r["full_rss_kib"], _ = run([PIPE, "build", "-q"], work, env)
 
     # No-op: the first no-op re-verifies files written within the racy
-    # window of their recorded stat; measure the steady state after it.
+    # window (1 s) of their recorded stat; measure the steady state after
+    # it, once that window has passed (a no-op inside it stays racy).
+    time.sleep(1.5)
     run([PIPE, "build", "-q"], work, env)
     _, _, p = run([PIPE, "build", "-q", "--json"], work, env)
     report = json.loads(p.stdout)
