@@ -6,14 +6,13 @@
 //! (`Option<Value>`: `None` is JavaScript's `undefined`, i.e. the field was
 //! absent, which the reference leaves out of its JSON, while `null` is kept).
 
-use crate::movies::ids;
 use crate::movies::js;
 use crate::stage::StageError;
 use serde::de::{self, DeserializeOwned, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::marker::PhantomData;
 use std::path::Path;
@@ -418,43 +417,10 @@ pub struct Collection {
     pub updated_at: String,
 }
 
-/// The movies of movies.json that the outputs use.
-#[derive(Debug)]
-pub struct Catalog<S = Source, M = Metadata> {
-    /// Kept movies (with at least one clean source), in the order the
-    /// reference enumerates them (see [`js_key_order`]).
-    pub movies: Vec<MovieOf<S, M>>,
-    /// `_schema.lastUpdated`, if present.
-    pub schema_last_updated: Option<String>,
-    /// Movie entries in the file, before filtering.
-    pub entries: usize,
-    /// Sources dropped for their quality marks.
-    pub dropped_sources: usize,
-    /// Movies dropped because no source was left.
-    pub dropped_movies: usize,
-}
-
-impl<S, M> Catalog<S, M> {
-    /// The timestamp for stored times when SOURCE_DATE_EPOCH is not set:
-    /// `_schema.lastUpdated`, else the latest movie `lastUpdated`, else the epoch.
-    pub fn input_timestamp(&self) -> String {
-        if let Some(t) = &self.schema_last_updated {
-            return t.clone();
-        }
-        self.movies
-            .iter()
-            .filter_map(|m| text(&m.last_updated))
-            .max()
-            .map(str::to_string)
-            .unwrap_or_else(|| crate::movies::time::iso_from_epoch(0))
-    }
-}
-
-/// The top level of movies.json or collections.json: entries keyed by id,
-/// plus `_`-prefixed bookkeeping entries.
+/// The top level of collections.json: entries keyed by id (`_`-prefixed
+/// bookkeeping entries are skipped).
 struct TopLevel<T> {
     entries: Vec<(String, T)>,
-    schema_last_updated: Option<String>,
 }
 
 struct TopLevelVisitor<'a, T> {
@@ -473,7 +439,6 @@ impl<'de, T: DeserializeOwned> Visitor<'de> for TopLevelVisitor<'_, T> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut seen: HashSet<String> = HashSet::new();
         let mut entries = Vec::new();
-        let mut schema_last_updated = None;
         while let Some(key) = map.next_key::<String>()? {
             *self.current.borrow_mut() = Some(key.clone());
             if seen.contains(&key) {
@@ -482,25 +447,14 @@ impl<'de, T: DeserializeOwned> Visitor<'de> for TopLevelVisitor<'_, T> {
                 return Err(de::Error::custom(format_args!("duplicate key {key:?}")));
             }
             if key.starts_with('_') {
-                if key == "_schema" {
-                    let v: Value = map.next_value()?;
-                    schema_last_updated = v
-                        .get("lastUpdated")
-                        .and_then(Value::as_str)
-                        .map(str::to_string);
-                } else {
-                    map.next_value::<IgnoredAny>()?;
-                }
+                map.next_value::<IgnoredAny>()?;
             } else {
                 entries.push((key.clone(), map.next_value::<T>()?));
             }
             seen.insert(key);
         }
         *self.current.borrow_mut() = None;
-        Ok(TopLevel {
-            entries,
-            schema_last_updated,
-        })
+        Ok(TopLevel { entries })
     }
 }
 
@@ -529,14 +483,13 @@ pub fn js_key_order<T>(entries: &mut [(String, T)]) {
     }
 }
 
-/// Read and parse a top-level keyed JSON file.
+/// Read and parse collections.json (a top-level keyed JSON file).
 fn parse_top<T: DeserializeOwned>(
     abs: &Path,
     shown: &Path,
     what: &str,
 ) -> Result<TopLevel<T>, StageError> {
-    // A buffered reader instead of reading the whole file: with four
-    // targets parsing at once, four copies of a 40 MB file add up.
+    // A buffered reader: there is no need to hold the whole text.
     let file = std::fs::File::open(abs).map_err(|e| read_error(e, shown, what))?;
     let current = RefCell::new(None);
     let reader = std::io::BufReader::with_capacity(256 * 1024, file);
@@ -595,78 +548,6 @@ pub(crate) fn describe_error(
         )
     };
     StageError::with_source(msg, e)
-}
-
-/// Load movies.json: parse, validate every entry, reject hostile or
-/// duplicate movie ids, drop sources with quality marks and movies left
-/// without a source. `abs` is read; `shown` (project-relative) is used in messages.
-pub fn load_movies(abs: &Path, shown: &Path) -> Result<Catalog, StageError> {
-    load_movies_as(abs, shown)
-}
-
-/// [`load_movies`] keeping only what the database needs.
-pub fn load_movie_rows(
-    abs: &Path,
-    shown: &Path,
-) -> Result<Catalog<SourceRow, MetadataRow>, StageError> {
-    load_movies_as(abs, shown)
-}
-
-/// [`load_movies`] into any record type.
-pub fn load_movies_as<S, M>(abs: &Path, shown: &Path) -> Result<Catalog<S, M>, StageError>
-where
-    S: SourceView + DeserializeOwned,
-    M: MetadataView + DeserializeOwned,
-{
-    let mut top: TopLevel<MovieOf<S, M>> = parse_top(abs, shown, "movie")?;
-    js_key_order(&mut top.entries);
-    let entries = top.entries.len();
-    let mut ids: HashMap<&str, &str> = HashMap::with_capacity(entries);
-    for (key, movie) in &top.entries {
-        if let Some(why) = ids::id_problem(&movie.movie_id) {
-            return Err(StageError::new(format!(
-                "{}: entry {key:?}: {}",
-                shown.display(),
-                ids::hostile_message(&movie.movie_id, why)
-            )));
-        }
-        if let Some(other) = ids.insert(&movie.movie_id, key) {
-            return Err(StageError::new(format!(
-                "{}: entries {other:?} and {key:?} both have movieId {:?}; movie ids must be \
-                 unique. Merge the two entries or give one its correct id",
-                shown.display(),
-                movie.movie_id
-            )));
-        }
-        movie.validate().map_err(|why| {
-            StageError::new(format!(
-                "{}: movie {:?}: {why}. Fix that entry",
-                shown.display(),
-                movie.movie_id
-            ))
-        })?;
-    }
-    drop(ids);
-    let mut dropped_sources = 0;
-    let mut movies = Vec::with_capacity(entries);
-    for (_, mut movie) in top.entries {
-        let before = movie.sources.len();
-        movie.sources.retain(S::is_clean);
-        // Vec growth during parsing leaves up to twice the needed capacity;
-        // at 100k movies that slack is tens of MB.
-        movie.sources.shrink_to_fit();
-        dropped_sources += before - movie.sources.len();
-        if !movie.sources.is_empty() {
-            movies.push(movie);
-        }
-    }
-    Ok(Catalog {
-        dropped_movies: entries - movies.len(),
-        movies,
-        schema_last_updated: top.schema_last_updated,
-        entries,
-        dropped_sources,
-    })
 }
 
 /// The top level of movies.json with each entry left as text.
@@ -777,56 +658,6 @@ pub fn load_collections(abs: &Path, shown: &Path) -> Result<Vec<Collection>, Sta
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn load(text: &str) -> Result<Catalog, StageError> {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("movies.json");
-        std::fs::write(&p, text).unwrap();
-        load_movies(&p, Path::new("data/movies.json"))
-    }
-
-    const SRC: &str = r#"{"type":"youtube","url":"u","id":"i","title":"t","addedAt":"a"}"#;
-
-    #[test]
-    fn filters_sources_and_movies() {
-        let text = format!(
-            r#"{{"_schema":{{"lastUpdated":"2026"}},
-              "a":{{"movieId":"a","title":"A","sources":[{SRC},{{"type":"youtube","qualityMarks":["trailer"]}}]}},
-              "b":{{"movieId":"b","title":"B","sources":[{{"type":"youtube","qualityMarks":["x"]}}]}}}}"#
-        );
-        let c = load(&text).unwrap();
-        assert_eq!(c.movies.len(), 1);
-        assert_eq!(c.movies[0].sources.len(), 1);
-        assert_eq!(c.dropped_movies, 1);
-        assert_eq!(c.dropped_sources, 2);
-        assert_eq!(c.schema_last_updated.as_deref(), Some("2026"));
-    }
-
-    #[test]
-    fn rejects_duplicates_and_hostile_ids() {
-        let dup_key = format!(
-            r#"{{"a":{{"movieId":"a","title":"A","sources":[{SRC}]}},"a":{{"movieId":"a","title":"A","sources":[]}}}}"#
-        );
-        let e = load(&dup_key).unwrap_err().message;
-        assert!(e.contains("duplicate key \"a\""), "{e}");
-        let dup_id = format!(
-            r#"{{"a":{{"movieId":"x","title":"A","sources":[{SRC}]}},"b":{{"movieId":"x","title":"B","sources":[{SRC}]}}}}"#
-        );
-        let e = load(&dup_id).unwrap_err().message;
-        assert!(e.contains("both have movieId \"x\""), "{e}");
-        let hostile = format!(r#"{{"a":{{"movieId":"../../x","title":"A","sources":[{SRC}]}}}}"#);
-        let e = load(&hostile).unwrap_err().message;
-        assert!(e.contains("\"../../x\""), "{e}");
-    }
-
-    #[test]
-    fn malformed_json_names_line_and_column() {
-        let e = load("{\n \"a\": {\"movieId\": \"a\",\n }")
-            .unwrap_err()
-            .message;
-        assert!(e.contains("line 3"), "{e}");
-        assert!(e.contains("data/movies.json"), "{e}");
-    }
 
     #[test]
     fn javascript_key_order() {

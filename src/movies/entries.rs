@@ -67,23 +67,16 @@ impl Summary {
             md.and_then(|md| text(f(md))).map(str::to_string)
         };
         let mut shared = blake3::Hasher::new();
-        for v in [
-            md.and_then(|md| text(&md.Actors)),
-            md.and_then(|md| text(&md.Director)),
-            md.and_then(|md| text(&md.Writer)),
-            md.and_then(|md| text(&md.Genre)),
-            md.and_then(|md| text(&md.Country)),
-        ] {
-            // Absent and present are told apart, and each field is
-            // length-prefixed, so no two field lists hash alike.
-            match v {
-                None => shared.update(&[0]),
-                Some(s) => shared
-                    .update(&[1])
-                    .update(&(s.len() as u64).to_le_bytes())
-                    .update(s.as_bytes()),
-            };
-        }
+        hash_fields(
+            &mut shared,
+            [
+                md.and_then(|md| text(&md.Actors)),
+                md.and_then(|md| text(&md.Director)),
+                md.and_then(|md| text(&md.Writer)),
+                md.and_then(|md| text(&md.Genre)),
+                md.and_then(|md| text(&md.Country)),
+            ],
+        );
         Summary {
             movie_id: m.movie_id.clone(),
             dropped_sources: dropped as u32,
@@ -96,6 +89,20 @@ impl Summary {
             last_updated: text(&m.last_updated).map(str::to_string),
             shared: *shared.finalize().as_bytes(),
         }
+    }
+}
+
+/// Feed optional text fields to `h` so that no two field lists hash alike:
+/// absent and present are told apart, and each text is length-prefixed.
+pub fn hash_fields<'a>(h: &mut blake3::Hasher, fields: impl IntoIterator<Item = Option<&'a str>>) {
+    for v in fields {
+        match v {
+            None => h.update(&[0]),
+            Some(s) => h
+                .update(&[1])
+                .update(&(s.len() as u64).to_le_bytes())
+                .update(s.as_bytes()),
+        };
     }
 }
 
@@ -285,10 +292,9 @@ fn write_memo(path: &Path, entries: Vec<(Digest, Summary)>) {
 /// the entry summaries remembered at `memo` (if given). Returns the file's
 /// blake3 and the loaded entries.
 ///
-/// The checks, errors and filtering are those of
-/// [`crate::movies::catalog::load_movies`]: duplicate keys, hostile or
-/// repeated movie ids, invalid fields, quality-marked sources dropped and
-/// movies left without a source dropped.
+/// Duplicate keys, hostile or repeated movie ids and invalid fields are
+/// errors naming the entry; quality-marked sources are dropped, and so are
+/// movies left without a source.
 pub fn load_file(
     abs: &Path,
     shown: &Path,
@@ -523,6 +529,56 @@ mod tests {
         let p = write(d.path(), &format!("{{{a},\n \"b\": }}"));
         let e = load_file(&p, shown, Some(&memo)).unwrap_err().message;
         assert!(e.contains("line 2"), "{e}");
+    }
+
+    fn load(text: &str) -> Result<MovieEntries, StageError> {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(d.path(), text);
+        load_file(&p, Path::new("data/movies.json"), None).map(|(_, m)| m)
+    }
+
+    #[test]
+    fn filters_sources_and_movies() {
+        let text = format!(
+            r#"{{"_schema":{{"lastUpdated":"2026"}},
+              "a":{{"movieId":"a","title":"A","sources":[{SRC},{{"type":"youtube","qualityMarks":["trailer"]}}]}},
+              "b":{{"movieId":"b","title":"B","sources":[{{"type":"youtube","qualityMarks":["x"]}}]}}}}"#
+        );
+        let c = load(&text).unwrap();
+        assert_eq!(c.movies.len(), 1);
+        assert_eq!(c.movies[0].summary.dropped_sources, 1);
+        assert_eq!(c.dropped_movies, 1);
+        assert_eq!(c.dropped_sources, 2);
+        assert_eq!(c.input_timestamp(), "2026");
+    }
+
+    #[test]
+    fn rejects_duplicates_and_hostile_ids() {
+        let dup_key = format!(
+            r#"{{"a":{{"movieId":"a","title":"A","sources":[{SRC}]}},"a":{{"movieId":"a","title":"A","sources":[]}}}}"#
+        );
+        let e = load(&dup_key).unwrap_err().message;
+        assert!(e.contains("duplicate key \"a\""), "{e}");
+        let dup_id = format!(
+            r#"{{"a":{{"movieId":"x","title":"A","sources":[{SRC}]}},"b":{{"movieId":"x","title":"B","sources":[{SRC}]}}}}"#
+        );
+        let e = load(&dup_id).unwrap_err().message;
+        assert!(e.contains("both have movieId \"x\""), "{e}");
+        let hostile = format!(r#"{{"a":{{"movieId":"../../x","title":"A","sources":[{SRC}]}}}}"#);
+        let e = load(&hostile).unwrap_err().message;
+        assert!(e.contains("\"../../x\""), "{e}");
+        let invalid = format!(r#"{{"a":{{"movieId":"a","title":7,"sources":[{SRC}]}}}}"#);
+        let e = load(&invalid).unwrap_err().message;
+        assert!(e.contains("movie \"a\": title must be"), "{e}");
+    }
+
+    #[test]
+    fn malformed_json_names_line_and_column() {
+        let e = load("{\n \"a\": {\"movieId\": \"a\",\n }")
+            .unwrap_err()
+            .message;
+        assert!(e.contains("line 3"), "{e}");
+        assert!(e.contains("data/movies.json"), "{e}");
     }
 
     #[test]

@@ -109,15 +109,7 @@ fn keys_of(s: &entries::Summary) -> RelatedKeys<'_> {
 /// blake3 over a movie's related-scoring keys (absent and empty differ).
 fn keys_digest(k: &RelatedKeys) -> Digest {
     let mut h = blake3::Hasher::new();
-    for v in [k.genre, k.director, k.actors] {
-        match v {
-            None => h.update(&[0]),
-            Some(s) => h
-                .update(&[1])
-                .update(&(s.len() as u64).to_le_bytes())
-                .update(s.as_bytes()),
-        };
-    }
+    entries::hash_fields(&mut h, [k.genre, k.director, k.actors]);
     match k.year {
         None => h.update(&[0]),
         Some(y) => h.update(&[1]).update(&y.to_le_bytes()),
