@@ -24,6 +24,7 @@
 
 pub mod artifact;
 pub mod compare;
+pub mod embed;
 pub mod executor;
 pub mod fingerprint;
 pub mod graph;

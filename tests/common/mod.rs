@@ -172,12 +172,26 @@ pub fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
+/// The Python of the test tools: `PIPE_PYTHON`, else the virtual environment
+/// `.ci/deps` makes (`.deps/venv`), else `python3` on the PATH.
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("PIPE_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = Path::new(REPO).join(".deps/venv/bin/python3");
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
 /// The path of sqlite-vec's loadable extension from PyPI (`.ci/deps` installs it).
 pub fn vec0_path() -> String {
     if let Ok(p) = std::env::var("PIPE_VEC0") {
         return p;
     }
-    let out = std::process::Command::new("python3")
+    let out = std::process::Command::new(python())
         .args(["-c", "import sqlite_vec; print(sqlite_vec.loadable_path())"])
         .output()
         .expect("python3");
