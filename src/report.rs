@@ -153,9 +153,14 @@ impl Units {
             .fold((0, 0), |(d, t), (cd, ct)| (d + cd, t + ct))
     }
 
-    /// "2/4 targets".
-    pub fn targets_line(&self) -> String {
-        format!("{}/{} targets", self.finished, self.selected)
+    /// "1200/30000 units, 2/4 targets" (only the targets before any
+    /// target reported units).
+    pub fn summary(&self) -> String {
+        let targets = format!("{}/{} targets", self.finished, self.selected);
+        match self.position() {
+            (_, 0) => targets,
+            (done, total) => format!("{done}/{total} units, {targets}"),
+        }
     }
 }
 
@@ -170,12 +175,12 @@ impl Reporter {
     pub fn new(verbosity: Verbosity, explain: bool, color: bool) -> Self {
         let bars = (verbosity > Verbosity::Quiet && std::io::stderr().is_terminal()).then(|| {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-            let overall = multi.add(ProgressBar::new(0));
+            let overall = multi.add(ProgressBar::new(1));
             overall.set_style(
                 ProgressStyle::with_template(if color {
-                    "{prefix:>8.cyan.bold} [{bar:30}] {human_pos}/{human_len} {msg} {elapsed}"
+                    "{prefix:>8.cyan.bold} [{bar:30}] {msg} {elapsed}"
                 } else {
-                    "{prefix:>8} [{bar:30}] {human_pos}/{human_len} {msg} {elapsed}"
+                    "{prefix:>8} [{bar:30}] {msg} {elapsed}"
                 })
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
@@ -214,9 +219,10 @@ impl Reporter {
         let mut units = b.units.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut units);
         let (done, total) = units.position();
-        b.overall.set_length(total);
+        // An empty bar until some target says how much work it has.
+        b.overall.set_length(total.max(1));
         b.overall.set_position(done);
-        b.overall.set_message(units.targets_line());
+        b.overall.set_message(units.summary());
     }
 
     fn reasons(&self, name: &str, reasons: &[Reason]) {
@@ -370,6 +376,7 @@ mod tests {
     fn units_sum_over_targets() {
         let mut u = Units::default();
         u.start(3);
+        assert_eq!(u.summary(), "0/3 targets");
         u.progress("movie-json", 100, 1000);
         u.progress("movies-db@potion", 10, 400);
         assert_eq!(u.position(), (110, 1400));
@@ -377,7 +384,7 @@ mod tests {
         assert_eq!(u.position(), (1010, 1400));
         // A target with no units (up to date) still counts as finished.
         u.finished("movies-db@nomic");
-        assert_eq!(u.targets_line(), "2/3 targets");
+        assert_eq!(u.summary(), "1010/1400 units, 2/3 targets");
         assert_eq!(u.position(), (1010, 1400));
     }
 
