@@ -9,9 +9,15 @@
 //!   handing it on.
 //! * [`providers`]: one module per backend (ollama, openai, rest, command,
 //!   model2vec).
+//! * [`config`]: a model file's `[embed]` table.
+//! * [`text`]: the text a movie is embedded as.
+//! * [`cache`]: the vectors obtained so far, per record, under `.pipe/`.
 
 pub mod batch;
+pub mod cache;
+pub mod config;
 pub mod provider;
 pub mod providers;
+pub mod text;
 
 pub use provider::{Provider, ProviderError, ProviderErrorKind};
