@@ -92,10 +92,10 @@ impl TextTemplate {
 pub struct EmbedConfig {
     /// Which backend.
     pub provider: ProviderKind,
-    /// The provider's own model name (`nomic-embed-text`); not needed by
-    /// model2vec and command.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
+    /// The provider's own model name (`nomic-embed-text`); empty when not
+    /// given (model2vec and command need none).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub model: String,
     /// Base URL of an HTTP provider.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
@@ -160,7 +160,7 @@ impl EmbedConfig {
                 o.insert(k.to_string(), v);
             }
         };
-        put("model", self.model.clone());
+        put("model", Some(self.model.clone()).filter(|m| !m.is_empty()));
         put(
             "prefix",
             Some(self.prefix.clone()).filter(|p| !p.is_empty()),
@@ -186,7 +186,7 @@ impl EmbedConfig {
 
     /// The provider's model name, or `""`.
     pub fn model_name(&self) -> &str {
-        self.model.as_deref().unwrap_or("")
+        &self.model
     }
 }
 
@@ -290,7 +290,11 @@ pub(crate) fn check_embed(
             .help("name the provider's own model, e.g. model = \"nomic-embed-text\""),
         );
     }
-    let model = raw.model.as_ref().map(|m| m.get_ref().clone());
+    let model = raw
+        .model
+        .as_ref()
+        .map(|m| m.get_ref().clone())
+        .unwrap_or_default();
     if let Some(m) = &raw.model {
         if m.get_ref().trim().is_empty() {
             errors.push(

@@ -360,7 +360,7 @@ fn check_model(
         embed
             .as_ref()
             .filter(|e| e.provider == crate::embed::config::ProviderKind::Ollama)
-            .and_then(|e| e.model.clone())
+            .map(|e| e.model.clone())
     });
     let model = Model {
         id,

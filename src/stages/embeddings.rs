@@ -524,8 +524,8 @@ fn write_file(
         config.push(("embedding_model_ollama", o.clone()));
     }
     config.push(("embedding_provider", embed.provider.to_string()));
-    if let Some(m) = &embed.model {
-        config.push(("embedding_provider_model", m.clone()));
+    if !embed.model.is_empty() {
+        config.push(("embedding_provider_model", embed.model.clone()));
     }
     {
         let mut stmt = conn
