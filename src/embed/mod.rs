@@ -4,9 +4,12 @@
 //! speaks its own protocol.
 //!
 //! * [`provider`]: the [`Provider`] trait and [`ProviderError`].
+//! * [`config`]: the model file's `[embed]` table ([`config::EmbedConfig`]).
 //! * [`batch`]: splits texts into batches, keeps requests in flight up to a
 //!   limit, retries what is worth retrying and validates every vector before
 //!   handing it on.
+//! * [`http`]: the one HTTP layer of the HTTP providers (timeouts, errors
+//!   that say whether to retry, secrets kept out of messages).
 //! * [`providers`]: one module per backend (ollama, openai, rest, command,
 //!   model2vec).
 //! * [`config`]: a model file's `[embed]` table.
@@ -16,6 +19,7 @@
 pub mod batch;
 pub mod cache;
 pub mod config;
+pub mod http;
 pub mod provider;
 pub mod providers;
 pub mod text;
