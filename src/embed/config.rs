@@ -185,6 +185,14 @@ impl EmbedConfig {
         );
         put("request", self.request.as_ref().map(|r| r.to_string()));
         put("response", self.response.clone());
+        // A rest API is named by its endpoint (the model may be only in the
+        // request body); for the others the URL is where, not what.
+        put(
+            "url",
+            self.url
+                .clone()
+                .filter(|_| self.provider == ProviderKind::Rest),
+        );
         put(
             "send-dimensions",
             self.send_dimensions.then(|| "true".into()),
