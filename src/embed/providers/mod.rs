@@ -9,7 +9,7 @@ pub mod ollama;
 pub mod openai;
 pub mod rest;
 
-use super::config::EmbedConfig;
+use super::config::{EmbedConfig, ProviderKind};
 use super::provider::{Provider, ProviderError};
 use crate::manifest::Model;
 use std::path::Path;
@@ -23,19 +23,14 @@ pub fn build_provider(
     root: &Path,
 ) -> Result<Box<dyn Provider>, ProviderError> {
     let _ = root; // model2vec's `path` is relative to it
-    match config.provider.as_str() {
-        "ollama" => Ok(Box::new(ollama::ollama(config, model)?)),
-        "openai" => Ok(Box::new(openai::openai(config, model)?)),
-        "rest" => Ok(Box::new(rest::rest(config, model)?)),
-        "model2vec" | "command" => Err(ProviderError::permanent(format!(
+    match config.provider {
+        ProviderKind::Ollama => Ok(Box::new(ollama::ollama(config, model)?)),
+        ProviderKind::OpenAi => Ok(Box::new(openai::openai(config, model)?)),
+        ProviderKind::Rest => Ok(Box::new(rest::rest(config, model)?)),
+        ProviderKind::Model2Vec | ProviderKind::Command => Err(ProviderError::permanent(format!(
             "{}: the {} provider is not built in this branch (embed-stage adds it)",
             model.file.display(),
             config.provider
-        ))),
-        other => Err(ProviderError::permanent(format!(
-            "{}: [embed] provider = \"{other}\" is not one of ollama, openai, rest, command, \
-             model2vec",
-            model.file.display()
         ))),
     }
 }

@@ -532,10 +532,9 @@ pub fn rest(config: &EmbedConfig, model: &Model) -> Result<RestProvider, Provide
         headers.extend(bearer(config, model)?);
     }
     let (batch, parallel, timeout) = limits(config, DEFAULT_BATCH, usize::MAX);
-    let name = if config.model.is_empty() {
-        model.id.clone()
-    } else {
-        config.model.clone()
+    let name = match config.model_name() {
+        "" => model.id.clone(),
+        name => name.to_string(),
     };
     RestProvider::new(RestSpec {
         kind: "rest",
