@@ -423,11 +423,7 @@ impl Provider for RestProvider {
                 start.truncate(cut);
                 start.push('…');
             }
-            ProviderError::permanent(format!(
-                "{}: unexpected answer from {}: {e}: {start}",
-                self.label,
-                self.http.shown_url()
-            ))
+            ProviderError::permanent(format!("unexpected answer: {e}: {start}"))
         })
     }
 }
