@@ -807,6 +807,7 @@ impl<'a> Executor<'a> {
             TargetSpec::MovieJson(spec) => stages::movie_json::run(&ctx, spec),
             TargetSpec::MoviesDb(spec) => stages::movies_db::run(&ctx, spec),
             TargetSpec::Command(spec) => stages::command::run(&ctx, spec),
+            TargetSpec::Embeddings(spec) => stages::embeddings::run(&ctx, spec),
         };
         result.warnings = sink.warnings.into_inner().unwrap_or_default();
         let output = match output {

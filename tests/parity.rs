@@ -39,6 +39,8 @@ fn potion() -> Model {
         default: true,
         file: "models.d/potion.toml".into(),
         quantization: None,
+        ollama_model: None,
+        embed: None,
     }
 }
 
@@ -602,6 +604,8 @@ fn bench() {
         default: id == "nomic",
         file: PathBuf::new(),
         quantization: None,
+        ollama_model: None,
+        embed: None,
     });
     let only = std::env::var("PIPE_BENCH_ONLY").unwrap_or_default();
     let wanted = |name: &str| only.is_empty() || only == name;

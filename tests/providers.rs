@@ -29,6 +29,8 @@ fn model(dimensions: u32) -> Model {
         description: String::new(),
         default: true,
         quantization: None,
+        ollama_model: None,
+        embed: None,
         file: PathBuf::from("models.d/test.toml"),
     }
 }
@@ -41,7 +43,7 @@ fn config(provider: &str, url: &str) -> EmbedConfig {
             "rest" => ProviderKind::Rest,
             other => panic!("{other}"),
         },
-        model: Some("test-embed".to_string()),
+        model: "test-embed".to_string(),
         url: Some(url.to_string()),
         batch: Some(4),
         parallel: Some(1),

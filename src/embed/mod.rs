@@ -4,7 +4,6 @@
 //! speaks its own protocol.
 //!
 //! * [`provider`]: the [`Provider`] trait and [`ProviderError`].
-//! * [`config`]: the model file's `[embed]` table ([`config::EmbedConfig`]).
 //! * [`batch`]: splits texts into batches, keeps requests in flight up to a
 //!   limit, retries what is worth retrying and validates every vector before
 //!   handing it on.
@@ -12,11 +11,16 @@
 //!   that say whether to retry, secrets kept out of messages).
 //! * [`providers`]: one module per backend (ollama, openai, rest, command,
 //!   model2vec).
+//! * [`config`]: a model file's `[embed]` table.
+//! * [`text`]: the text a movie is embedded as.
+//! * [`cache`]: the vectors obtained so far, per record, under `.pipe/`.
 
 pub mod batch;
+pub mod cache;
 pub mod config;
 pub mod http;
 pub mod provider;
 pub mod providers;
+pub mod text;
 
 pub use provider::{Provider, ProviderError, ProviderErrorKind};
