@@ -7,7 +7,7 @@ use common::embed_server::{vector, EmbedServer, Fault};
 use pipe::embed::batch::{
     embed_all, BatchError, BatchErrorKind, BatchPlan, BatchStats, RetryPolicy,
 };
-use pipe::embed::config::EmbedConfig;
+use pipe::embed::config::{EmbedConfig, ProviderKind};
 use pipe::embed::providers::build_provider;
 use pipe::embed::Provider;
 use pipe::manifest::{Metric, Model};
@@ -37,13 +37,30 @@ fn model(dimensions: u32) -> Model {
 
 fn config(provider: &str, url: &str) -> EmbedConfig {
     EmbedConfig {
-        provider: provider.parse().expect("a provider kind"),
+        provider: match provider {
+            "ollama" => ProviderKind::Ollama,
+            "openai" => ProviderKind::OpenAi,
+            "rest" => ProviderKind::Rest,
+            other => panic!("{other}"),
+        },
         model: "test-embed".to_string(),
         url: Some(url.to_string()),
         batch: Some(4),
         parallel: Some(1),
         timeout: Some(5),
-        ..EmbedConfig::default()
+        api_key_env: None,
+        allow_insecure_key: false,
+        send_dimensions: false,
+        encoding_format: None,
+        prefix: String::new(),
+        template: None,
+        path: None,
+        command: Vec::new(),
+        request: None,
+        response: None,
+        headers: BTreeMap::new(),
+        normalize: None,
+        max_length: None,
     }
 }
 

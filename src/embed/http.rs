@@ -5,8 +5,9 @@
 //! * 429, 408, 5xx, timeouts, refused or reset connections are transient
 //!   (with the server's `Retry-After`, in seconds or as an HTTP date); any
 //!   other status is permanent.
-//! * Messages name the provider and model, the URL without userinfo or query
-//!   (where keys hide), the status and the start of the body, and never a
+//! * Messages say the status and the start of the body (or how the
+//!   connection failed); the batch layer puts the provider, model and URL
+//!   (without userinfo or query, where keys hide) in front. They never hold a
 //!   secret: every secret this client holds is scrubbed from them, even when
 //!   a server echoes it back.
 //! * Secrets (API keys, headers filled from the environment, URL userinfo)
@@ -195,13 +196,14 @@ impl HttpClient {
 
     /// POST `body` as JSON and return the parsed JSON answer of a 2xx
     /// response; anything else is a [`ProviderError`] saying whether to retry.
+    /// Its message says what happened (status and body start, or the
+    /// connection's failure) without the provider and URL, which the batch
+    /// layer puts in front of every message (`Provider::describe`).
     pub fn post_json(&self, body: &serde_json::Value) -> Result<serde_json::Value, ProviderError> {
         let bytes = self.post(body)?;
         serde_json::from_slice(&bytes).map_err(|e| {
             ProviderError::permanent(self.scrub(&format!(
-                "{}: the answer from {} is not JSON ({e}): {}",
-                self.label,
-                self.shown_url,
+                "the answer is not JSON ({e}): {}",
                 body_start(&bytes)
             )))
         })
@@ -209,9 +211,8 @@ impl HttpClient {
 
     /// POST `body` as JSON and return the raw bytes of a 2xx answer.
     pub fn post(&self, body: &serde_json::Value) -> Result<Vec<u8>, ProviderError> {
-        let payload = serde_json::to_vec(body).map_err(|e| {
-            ProviderError::permanent(format!("{}: cannot encode the request: {e}", self.label))
-        })?;
+        let payload = serde_json::to_vec(body)
+            .map_err(|e| ProviderError::permanent(format!("cannot encode the request: {e}")))?;
         let mut request = self
             .agent
             .post(&self.url)
@@ -240,13 +241,11 @@ impl HttpClient {
         }
         let code = status.as_u16();
         let message = self.scrub(&format!(
-            "{}: HTTP {code}{} from {}: {}",
-            self.label,
+            "HTTP {code}{}: {}",
             status
                 .canonical_reason()
                 .map(|r| format!(" {r}"))
                 .unwrap_or_default(),
-            self.shown_url,
             body_start(&bytes)
         ));
         Err(if code == 429 || code == 408 || status.is_server_error() {
@@ -290,7 +289,7 @@ impl HttpClient {
             }
             other => (false, other.to_string()),
         };
-        let message = self.scrub(&format!("{}: {} at {}", self.label, what, self.shown_url));
+        let message = self.scrub(&what);
         if transient {
             ProviderError::transient(message, None)
         } else {

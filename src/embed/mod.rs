@@ -4,7 +4,6 @@
 //! speaks its own protocol.
 //!
 //! * [`provider`]: the [`Provider`] trait and [`ProviderError`].
-//! * [`config`]: the model file's `[embed]` table ([`config::EmbedConfig`]).
 //! * [`batch`]: splits texts into batches, keeps requests in flight up to a
 //!   limit, retries what is worth retrying and validates every vector before
 //!   handing it on.

@@ -19,7 +19,7 @@ pub const DEFAULT_BATCH: usize = 64;
 
 /// The `ollama` provider from a model file's `[embed]` table.
 pub fn ollama(config: &EmbedConfig, model: &Model) -> Result<RestProvider, ProviderError> {
-    if config.model.trim().is_empty() {
+    if config.model_name().trim().is_empty() {
         return Err(ProviderError::permanent(format!(
             "{}: [embed] provider = \"ollama\" needs `model`, Ollama's name of the model \
              (e.g. model = \"nomic-embed-text\"; `ollama list` shows them)",
@@ -35,12 +35,12 @@ pub fn ollama(config: &EmbedConfig, model: &Model) -> Result<RestProvider, Provi
     };
     let url = format!("{}/api/embed", base.trim_end_matches('/'));
     let (batch, parallel, timeout) = limits(config, DEFAULT_BATCH, usize::MAX);
-    let request = RequestShape::new(json!({"model": config.model, "input": "{{texts}}"}))
+    let request = RequestShape::new(json!({"model": config.model_name(), "input": "{{texts}}"}))
         .map_err(ProviderError::permanent)?;
     let response = ResponseShape::new("embeddings", None).map_err(ProviderError::permanent)?;
     RestProvider::new(RestSpec {
         kind: "ollama",
-        model: config.model.clone(),
+        model: config.model_name().to_string(),
         url,
         request,
         response,

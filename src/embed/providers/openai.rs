@@ -23,7 +23,7 @@ pub const DEFAULT_BATCH: usize = 256;
 /// The `openai` provider from a model file's `[embed]` table.
 pub fn openai(config: &EmbedConfig, model: &Model) -> Result<RestProvider, ProviderError> {
     let file = model.file.display();
-    if config.model.trim().is_empty() {
+    if config.model_name().trim().is_empty() {
         return Err(ProviderError::permanent(format!(
             "{file}: [embed] provider = \"openai\" needs `model`, the server's name of the \
              model (e.g. model = \"text-embedding-3-small\")"
@@ -36,7 +36,7 @@ pub fn openai(config: &EmbedConfig, model: &Model) -> Result<RestProvider, Provi
         )));
     }
     let mut body = json!({
-        "model": config.model,
+        "model": config.model_name(),
         "input": "{{texts}}",
         "encoding_format": format,
     });
@@ -49,7 +49,7 @@ pub fn openai(config: &EmbedConfig, model: &Model) -> Result<RestProvider, Provi
     let (batch, parallel, timeout) = limits(config, DEFAULT_BATCH, MAX_BATCH);
     RestProvider::new(RestSpec {
         kind: "openai",
-        model: config.model.clone(),
+        model: config.model_name().to_string(),
         url: endpoint(config.url.as_deref().unwrap_or(DEFAULT_URL)),
         request,
         response,

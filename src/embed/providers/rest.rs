@@ -423,11 +423,7 @@ impl Provider for RestProvider {
                 start.truncate(cut);
                 start.push('…');
             }
-            ProviderError::permanent(format!(
-                "{}: unexpected answer from {}: {e}: {start}",
-                self.label,
-                self.http.shown_url()
-            ))
+            ProviderError::permanent(format!("unexpected answer: {e}: {start}"))
         })
     }
 }
@@ -532,10 +528,9 @@ pub fn rest(config: &EmbedConfig, model: &Model) -> Result<RestProvider, Provide
         headers.extend(bearer(config, model)?);
     }
     let (batch, parallel, timeout) = limits(config, DEFAULT_BATCH, usize::MAX);
-    let name = if config.model.is_empty() {
-        model.id.clone()
-    } else {
-        config.model.clone()
+    let name = match config.model_name() {
+        "" => model.id.clone(),
+        name => name.to_string(),
     };
     RestProvider::new(RestSpec {
         kind: "rest",
