@@ -12,10 +12,11 @@ use std::path::PathBuf;
 use toml::Spanned;
 
 /// The kinds of embedding backend a model file can name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
     /// Ollama's `POST /api/embed`.
+    #[default]
     Ollama,
     /// Any OpenAI-compatible `POST /v1/embeddings`.
     OpenAi,
@@ -47,6 +48,16 @@ impl ProviderKind {
             "command" => ProviderKind::Command,
             "model2vec" => ProviderKind::Model2Vec,
             _ => return None,
+        })
+    }
+}
+
+impl std::str::FromStr for ProviderKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ProviderKind::parse(s).ok_or_else(|| {
+            format!("unknown provider `{s}`: use one of ollama, openai, rest, command, model2vec")
         })
     }
 }
@@ -88,7 +99,7 @@ impl TextTemplate {
 }
 
 /// The `[embed]` table of a model file, validated.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct EmbedConfig {
     /// Which backend.
     pub provider: ProviderKind,
@@ -174,6 +185,14 @@ impl EmbedConfig {
         );
         put("request", self.request.as_ref().map(|r| r.to_string()));
         put("response", self.response.clone());
+        // A rest API is named by its endpoint (the model may be only in the
+        // request body); for the others the URL is where, not what.
+        put(
+            "url",
+            self.url
+                .clone()
+                .filter(|_| self.provider == ProviderKind::Rest),
+        );
         put(
             "send-dimensions",
             self.send_dimensions.then(|| "true".into()),

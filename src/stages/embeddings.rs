@@ -312,11 +312,7 @@ pub fn run(ctx: &StageContext, spec: &EmbeddingsSpec) -> Result<StageOutput, Sta
     drop(entries);
     let total = planned.records.len();
     let to_send = planned.missing.len();
-    let mut stats = crate::embed::batch::BatchStats {
-        texts: 0,
-        requests: 0,
-        retries: 0,
-    };
+    let mut stats = crate::embed::batch::BatchStats::default();
     if to_send > 0 {
         if ctx.is_cancelled() {
             return Err(StageError::cancelled());
@@ -332,11 +328,7 @@ pub fn run(ctx: &StageContext, spec: &EmbeddingsSpec) -> Result<StageOutput, Sta
             batch: embed.batch.unwrap_or(provider.max_batch()).max(1),
             parallel: embed.parallel.unwrap_or(provider.max_parallel()).max(1),
             dimensions: dims,
-            retry: RetryPolicy {
-                attempts: 5,
-                base_delay: Duration::from_millis(500),
-                max_delay: Duration::from_secs(30),
-            },
+            retry: RetryPolicy::default(),
         };
         let texts: Vec<&str> = planned.missing.iter().map(|(_, t)| t.as_str()).collect();
         let done = AtomicUsize::new(0);
