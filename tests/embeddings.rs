@@ -445,3 +445,51 @@ fn model2vec_vectors_match_the_reference_implementation() {
         );
     }
 }
+
+/// The admin page's model choice runs the model's embeddings, then its
+/// database, with the embedding progress (texts/s, ETA) in the event stream.
+#[test]
+fn the_admin_page_runs_embeddings_then_the_database() {
+    let p = project(&[("bow", bow_model("bow", 16, ""))]);
+    let s = common::server::Server::start(p.dir.path(), &[]);
+    let models = s.get("/api/models").json();
+    assert_eq!(models["models"][0]["provider"], "command", "{models}");
+    let status = s.get("/api/status").json();
+    assert!(
+        status.to_string().contains("embeddings@bow"),
+        "the page lists the embeddings target: {status}"
+    );
+    let mut events = s.events();
+    let r = s.post(
+        "/api/build",
+        r#"{"embeddingModel": "bow", "skipJsonGeneration": true}"#,
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let seq = events.until_done();
+    let done = seq.last().expect("completed");
+    assert_eq!(done["status"], "completed", "{seq:#?}");
+    let results: Vec<(String, String)> = done["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap().to_string(),
+                r["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        results,
+        [
+            ("embeddings@bow".to_string(), "built".to_string()),
+            ("movies-db@bow".to_string(), "built".to_string())
+        ]
+    );
+    assert!(
+        seq.iter().any(|e| e["target"] == "embeddings@bow"
+            && e["message"].as_str().unwrap_or("").contains("texts/s")),
+        "no embedding progress in {seq:#?}"
+    );
+    assert!(p.path("public/data/bow/movies.db").is_file());
+}

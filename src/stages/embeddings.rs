@@ -179,7 +179,7 @@ fn plan(
         .iter()
         .chain(entries.dropped.iter())
         .collect();
-    let computed: Vec<Result<(Record, String), StageError>> = all
+    let computed: Vec<Result<(Record, Option<String>), StageError>> = all
         .par_iter()
         .map(|e| {
             let movie: serde_json::Value =
@@ -201,10 +201,18 @@ fn plan(
                     .clone()
                     .unwrap_or_else(|| fallback_time.clone()),
             };
+            let key = cache::key(&options, &text);
+            // Only texts to send are kept: at 100k movies all texts would
+            // be ~70 MB for an edit that sends one.
+            let text = if cache.contains(&key) {
+                None
+            } else {
+                Some(text)
+            };
             Ok((
                 Record {
                     id: e.summary.movie_id.clone(),
-                    key: cache::key(&options, &text),
+                    key,
                     created_at,
                 },
                 text,
@@ -220,8 +228,10 @@ fn plan(
     }
     pairs.sort_by(|a, b| a.0.id.cmp(&b.0.id));
     for (r, text) in pairs {
-        if !cache.contains(&r.key) && queued.insert(r.key) {
-            missing.push((r.key, text));
+        if let Some(text) = text {
+            if queued.insert(r.key) {
+                missing.push((r.key, text));
+            }
         }
         records.push(r);
     }
