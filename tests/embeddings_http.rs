@@ -418,3 +418,41 @@ fn a_failing_provider_fails_the_build_clearly_and_keeps_what_it_got() {
     assert_eq!(s.alpha.texts(), n - 150, "only what was not obtained");
     assert_eq!(stored(p, "alpha").len(), n);
 }
+
+#[test]
+fn a_rest_model_file_describes_another_api_end_to_end() {
+    let s = setup(50);
+    let p = &s.project;
+    let n = movie_count(p);
+    let rest = EmbedServer::start(DIMS);
+    rest.require_key(KEY);
+    p.write(
+        "models.d/beta.toml",
+        &format!(
+            "id = \"beta\"\nname = \"Beta\"\ndimensions = {DIMS}\nembeddings = \"data/embeddings-beta-movies.db\"\n\n\
+             [embed]\nprovider = \"rest\"\nmodel = \"embed-v4.0\"\nurl = \"{}/v2/embed\"\nbatch = 96\n\
+             request = {{ model = \"embed-v4.0\", texts = \"{{{{texts}}}}\", input_type = \"search_document\", embedding_types = [\"float\"] }}\n\
+             response = \"embeddings.float\"\n\
+             headers = {{ Authorization = \"Bearer {{{{env.{KEY_VAR}}}}}\", X-Client = \"pipe-tests\" }}\n",
+            rest.url
+        ),
+    );
+    build(p);
+    assert_eq!(rest.texts(), n);
+    assert_eq!(rest.requests(), n.div_ceil(96));
+    let body = &rest.bodies()[0];
+    assert_eq!(body["model"], "embed-v4.0");
+    assert_eq!(body["input_type"], "search_document");
+    assert_eq!(body["embedding_types"], serde_json::json!(["float"]));
+    assert_eq!(body["texts"].as_array().map(Vec::len), Some(96));
+    assert_eq!(stored(p, "beta").len(), n);
+    assert_vectors_from(p, "beta", &rest.seen());
+    for (name, bytes) in common::tree(p.dir.path()) {
+        let secret = KEY.as_bytes();
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret),
+            "the key is in {}",
+            name.display()
+        );
+    }
+}

@@ -390,6 +390,8 @@ fn bad_answers_are_refused_and_nothing_of_them_is_handed_on() {
         (&ollama, Fault::Nan, BatchErrorKind::Provider, "is not JSON"),
         (&base64, Fault::Nan, BatchErrorKind::Invalid, "a vector with NaN at position 0 for text 7"),
         (&base64, Fault::FewerVectors, BatchErrorKind::Invalid, "returned 3 vectors for 4 texts"),
+        (&base64, Fault::WrongDimensions, BatchErrorKind::Provider,
+         "returned a vector of 9 dimensions for text 0 of the batch but the model file says `dimensions = 8`; set `dimensions = 9` in the model file if that is the model's size, or `send-dimensions = true`"),
     ];
     for (config, fault, kind, message) in cases {
         server.reset_counts();

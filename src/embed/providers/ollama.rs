@@ -51,6 +51,7 @@ pub fn ollama(config: &EmbedConfig, model: &Model) -> Result<RestProvider, Provi
         parallel,
         timeout,
         allow_insecure_key: config.allow_insecure_key,
+        dimensions_hint: None,
     })
 }
 

@@ -58,7 +58,26 @@ pub fn openai(config: &EmbedConfig, model: &Model) -> Result<RestProvider, Provi
         parallel,
         timeout,
         allow_insecure_key: config.allow_insecure_key,
+        dimensions_hint: Some((
+            model.dimensions as usize,
+            dimensions_hint(config.send_dimensions),
+        )),
     })
+}
+
+/// What to set when the server's vectors are not the model file's length
+/// (`{got}` is replaced by what it returned).
+fn dimensions_hint(sent: bool) -> String {
+    if sent {
+        "the server ignored `dimensions` (send-dimensions = true): set `dimensions = {got}` \
+         in the model file, or use a model that can shorten its vectors"
+            .to_string()
+    } else {
+        "set `dimensions = {got}` in the model file if that is the model's size, or \
+         `send-dimensions = true` in [embed] to ask a model that can shorten its vectors \
+         (text-embedding-3-*, other matryoshka models) for fewer"
+            .to_string()
+    }
 }
 
 /// The embeddings endpoint of a base URL: a URL that already ends in

@@ -344,6 +344,7 @@ pub struct RestProvider {
     response: ResponseShape,
     max_batch: usize,
     max_parallel: usize,
+    dimensions_hint: Option<(usize, String)>,
 }
 
 /// Everything a [`RestProvider`] is made of.
@@ -368,6 +369,10 @@ pub struct RestSpec {
     pub timeout: Duration,
     /// `allow-insecure-key`.
     pub allow_insecure_key: bool,
+    /// A protocol-specific hint for vectors of the wrong length: the model
+    /// file's dimensions and what to set (openai: `send-dimensions`). The
+    /// batch layer checks lengths for every provider; this only says more.
+    pub dimensions_hint: Option<(usize, String)>,
 }
 
 impl RestProvider {
@@ -394,6 +399,7 @@ impl RestProvider {
             response: spec.response,
             max_batch,
             max_parallel: spec.parallel.max(1),
+            dimensions_hint: spec.dimensions_hint,
         })
     }
 }
@@ -413,7 +419,7 @@ impl Provider for RestProvider {
 
     fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, ProviderError> {
         let answer = self.http.post_json(&self.request.render(texts))?;
-        self.response.extract(&answer).map_err(|e| {
+        let vectors = self.response.extract(&answer).map_err(|e| {
             let mut start = answer.to_string();
             if start.len() > 200 {
                 let mut cut = 200;
@@ -424,7 +430,22 @@ impl Provider for RestProvider {
                 start.push('…');
             }
             ProviderError::permanent(format!("unexpected answer: {e}: {start}"))
-        })
+        })?;
+        if let Some((expected, hint)) = &self.dimensions_hint {
+            if let Some((i, v)) = vectors
+                .iter()
+                .enumerate()
+                .find(|(_, v)| v.len() != *expected)
+            {
+                return Err(ProviderError::permanent(format!(
+                    "the provider returned a vector of {} dimensions for text {i} of the batch \
+                     but the model file says `dimensions = {expected}`; {}",
+                    v.len(),
+                    hint.replace("{got}", &v.len().to_string())
+                )));
+            }
+        }
+        Ok(vectors)
     }
 }
 
@@ -543,6 +564,7 @@ pub fn rest(config: &EmbedConfig, model: &Model) -> Result<RestProvider, Provide
         parallel,
         timeout,
         allow_insecure_key: config.allow_insecure_key,
+        dimensions_hint: None,
     })
 }
 
