@@ -77,6 +77,20 @@ pub enum Reason {
         /// The dependency's name.
         target: String,
     },
+    /// What an embeddings target would send its provider (status, explain
+    /// and dry runs): records new, changed and removed since its last build.
+    Records {
+        /// Records now.
+        records: usize,
+        /// New records.
+        new: usize,
+        /// Records whose text or options changed.
+        changed: usize,
+        /// Records removed.
+        removed: usize,
+        /// Texts not in the vector cache: what a build sends.
+        to_send: usize,
+    },
 }
 
 impl std::fmt::Display for Reason {
@@ -105,6 +119,16 @@ impl std::fmt::Display for Reason {
             Reason::OutputMissing { path } => write!(f, "output {} was deleted", path.display()),
             Reason::OutputModified { path } => write!(f, "output {} was modified", path.display()),
             Reason::Dependency { target } => write!(f, "dependency {target} is out of date"),
+            Reason::Records {
+                records,
+                new,
+                changed,
+                removed,
+                to_send,
+            } => write!(
+                f,
+                "{records} records: {new} new, {changed} changed, {removed} removed; {to_send} texts to embed"
+            ),
         }
     }
 }
@@ -451,6 +475,24 @@ impl<'a> Executor<'a> {
         })
     }
 
+    /// For an embeddings target: how many records a build would embed
+    /// (reads movies.json and the vector cache; sends nothing). `None` for
+    /// other targets, or when that cannot be known now (the error shows
+    /// when the target is built).
+    fn pending_records(&self, t: &crate::graph::Target) -> Option<Reason> {
+        let TargetSpec::Embeddings(spec) = &t.spec else {
+            return None;
+        };
+        let c = stages::embeddings::pending(&self.manifest.root, spec).ok()?;
+        Some(Reason::Records {
+            records: c.records,
+            new: c.new,
+            changed: c.changed,
+            removed: c.removed,
+            to_send: c.to_send,
+        })
+    }
+
     /// Whether each target is up to date, and why not; builds nothing.
     /// `targets` must be in dependency order (as [`Graph::select`] returns
     /// them): a target whose dependency is stale is stale too.
@@ -470,6 +512,7 @@ impl<'a> Executor<'a> {
             }
             if !reasons.is_empty() || !a.missing.is_empty() {
                 stale.insert(i);
+                reasons.extend(self.pending_records(t));
             }
             out.push(Staleness {
                 name: t.name.clone(),
@@ -774,6 +817,12 @@ impl<'a> Executor<'a> {
                     .into_iter()
                     .map(|target| Reason::Dependency { target }),
             );
+            if !result.reasons.is_empty() {
+                if let Some(r) = self.pending_records(target) {
+                    result.stats.insert("pending".into(), r.to_string());
+                    result.reasons.push(r);
+                }
+            }
             result.outcome = if result.reasons.is_empty() {
                 Outcome::UpToDate
             } else {
@@ -839,6 +888,7 @@ impl<'a> Executor<'a> {
             TargetSpec::MovieJson(spec) => stages::movie_json::run(&ctx, spec),
             TargetSpec::MoviesDb(spec) => stages::movies_db::run(&ctx, spec),
             TargetSpec::Command(spec) => stages::command::run(&ctx, spec),
+            TargetSpec::Embeddings(spec) => stages::embeddings::run(&ctx, spec),
         };
         result.warnings = sink.warnings.into_inner().unwrap_or_default();
         let output = match output {

@@ -7,6 +7,7 @@
 use crate::manifest::pipeline::{substitute, KindDecl, Template};
 use crate::manifest::{paths::project_path, Manifest, ManifestError, ManifestErrors, Model};
 use crate::stages::command::CommandSpec;
+use crate::stages::embeddings::EmbeddingsSpec;
 use crate::stages::movie_json::MovieJsonSpec;
 use crate::stages::movies_db::MoviesDbSpec;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -19,6 +20,7 @@ pub fn stage_version(kind: &str) -> u32 {
     match kind {
         "movie-json" => 1,
         "movies-db" => 3,
+        "embeddings" => 1,
         _ => 1,
     }
 }
@@ -64,6 +66,8 @@ pub enum TargetSpec {
     MoviesDb(MoviesDbSpec),
     /// A user's command.
     Command(CommandSpec),
+    /// One model's embeddings file, made by its provider.
+    Embeddings(EmbeddingsSpec),
 }
 
 impl TargetSpec {
@@ -73,6 +77,7 @@ impl TargetSpec {
             TargetSpec::MovieJson(_) => "movie-json",
             TargetSpec::MoviesDb(_) => "movies-db",
             TargetSpec::Command(_) => "command",
+            TargetSpec::Embeddings(_) => "embeddings",
         }
     }
 }
@@ -148,6 +153,25 @@ impl Target {
                     c.insert(format!("env.{k}"), v.clone());
                 }
             }
+            TargetSpec::Embeddings(s) => {
+                c.insert("movies".into(), p(&s.movies));
+                c.insert("path".into(), p(&s.model.embeddings));
+                if let Ok((sqlite, _)) = crate::sqlite::versions() {
+                    c.insert("sqlite".into(), sqlite.clone());
+                }
+                c.insert(
+                    "env.SOURCE_DATE_EPOCH".into(),
+                    std::env::var("SOURCE_DATE_EPOCH").unwrap_or_default(),
+                );
+                // Every option that changes vectors (never a secret: an API
+                // key is read from the environment at run time, and only
+                // its variable's name is in the model file).
+                if let Some(e) = &s.model.embed {
+                    for (k, v) in e.vector_options() {
+                        c.insert(format!("embed.{k}"), v);
+                    }
+                }
+            }
         }
         if let Some(m) = &self.model {
             c.insert("model.id".into(), m.id.clone());
@@ -163,6 +187,11 @@ impl Target {
                 c.insert("model.quantization".into(), q.kind.to_string());
                 c.insert("model.rescore".into(), q.rescore.to_string());
                 c.insert("model.oversample".into(), q.oversample.to_string());
+            }
+            // Written to `config` as `embedding_model_ollama`; absent for
+            // models without one, whose fingerprints stay what they were.
+            if let Some(o) = &m.ollama_model {
+                c.insert("model.ollama-model".into(), o.clone());
             }
         }
         c
@@ -220,6 +249,12 @@ impl Graph {
                 vec![None]
             };
             for model in models {
+                // One embeddings target per model that says how to embed.
+                if matches!(decl.kind, KindDecl::Embeddings { .. })
+                    && model.is_none_or(|m| m.embed.is_none())
+                {
+                    continue;
+                }
                 match expand(manifest, decl, model) {
                     Ok(t) => targets.push(t),
                     Err((span, message, help)) => {
@@ -651,6 +686,23 @@ fn expand(
                 publish,
             };
             (TargetSpec::MoviesDb(spec), inputs, outputs)
+        }
+        KindDecl::Embeddings { movies } => {
+            let model = model.cloned().ok_or_else(|| {
+                (
+                    decl.span.clone(),
+                    "an embeddings target needs a model".to_string(),
+                    "add a model file with an [embed] table to models.d".to_string(),
+                )
+            })?;
+            let spec = EmbeddingsSpec {
+                movies: input_path(movies),
+                model,
+            };
+            let mut inputs = vec![spec.movies.clone()];
+            inputs.extend(spec.extra_inputs(&manifest.root));
+            let outputs = vec![Output::File(spec.model.embeddings.clone())];
+            (TargetSpec::Embeddings(spec), inputs, outputs)
         }
         KindDecl::Command {
             command,

@@ -257,7 +257,10 @@ pub fn describe(result: &TargetResult) -> String {
             s.push(')');
             s
         }
-        Outcome::WouldBuild => format!("would build {}", result.name),
+        Outcome::WouldBuild => match result.stats.get("pending") {
+            Some(p) => format!("would build {} ({p})", result.name),
+            None => format!("would build {}", result.name),
+        },
         Outcome::Failed { error } => format!("error: {} failed: {error}", result.name),
         Outcome::Skipped { because } => {
             format!(

@@ -33,6 +33,8 @@ fn model(id: &str, metric: Metric) -> Model {
         default: id == "potion",
         file: format!("models.d/{id}.toml").into(),
         quantization: None,
+        ollama_model: None,
+        embed: None,
     }
 }
 

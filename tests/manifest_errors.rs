@@ -137,7 +137,7 @@ const CASES: &[Case] = &[
     Case {
         name: "unknown target kind",
         files: &[("pipeline.toml", "[targets.x]\nkind = \"movie-jsn\"\n"), ("models.d/potion.toml", MODEL)],
-        expect: &["pipeline.toml:2:8", "unknown target kind `movie-jsn`", "movie-json, movies-db, command"],
+        expect: &["pipeline.toml:2:8", "unknown target kind `movie-jsn`", "movie-json, movies-db, embeddings, command"],
     },
     Case {
         name: "option of another kind",
@@ -168,6 +168,66 @@ const CASES: &[Case] = &[
         name: "no pipeline.toml",
         files: &[],
         expect: &["could not find pipeline.toml", "--manifest"],
+    },
+    Case {
+        name: "unknown embedding provider",
+        files: &[("pipeline.toml", OK_PIPELINE), ("models.d/potion.toml", "id = \"potion\"\nname = \"Potion\"\ndimensions = 64\n\n[embed]\nprovider = \"olama\"\n")],
+        expect: &["models.d/potion.toml:6:12", "unknown embedding provider `olama`", "ollama, openai, rest, command, model2vec"],
+    },
+    Case {
+        name: "unknown key in [embed]",
+        files: &[("pipeline.toml", OK_PIPELINE), ("models.d/potion.toml", "id = \"potion\"\nname = \"Potion\"\ndimensions = 64\n\n[embed]\nprovider = \"ollama\"\nmodle = \"x\"\n")],
+        expect: &["models.d/potion.toml:7:1", "unknown field `modle`"],
+    },
+    Case {
+        name: "ollama without model",
+        files: &[("pipeline.toml", OK_PIPELINE), ("models.d/potion.toml", "id = \"potion\"\nname = \"Potion\"\ndimensions = 64\n\n[embed]\nprovider = \"ollama\"\n")],
+        expect: &["models.d/potion.toml:6:12", "a ollama provider needs `model`", "nomic-embed-text"],
+    },
+    Case {
+        name: "model2vec without path",
+        files: &[("pipeline.toml", OK_PIPELINE), ("models.d/potion.toml", "id = \"potion\"\nname = \"Potion\"\ndimensions = 64\n\n[embed]\nprovider = \"model2vec\"\n")],
+        expect: &["models.d/potion.toml:6:12", "a model2vec provider needs `path`", "never downloads"],
+    },
+    Case {
+        name: "command without command",
+        files: &[("pipeline.toml", OK_PIPELINE), ("models.d/potion.toml", "id = \"potion\"\nname = \"Potion\"\ndimensions = 64\n\n[embed]\nprovider = \"command\"\n")],
+        expect: &["models.d/potion.toml:6:12", "a command provider needs `command`"],
+    },
+    Case {
+        name: "batch zero",
+        files: &[("pipeline.toml", OK_PIPELINE), ("models.d/potion.toml", "id = \"potion\"\nname = \"Potion\"\ndimensions = 64\n\n[embed]\nprovider = \"ollama\"\nmodel = \"m\"\nbatch = 0\n")],
+        expect: &["models.d/potion.toml:8:9", "batch must be between 1 and 100000, not 0"],
+    },
+    Case {
+        name: "path for a provider that takes none",
+        files: &[("pipeline.toml", OK_PIPELINE), ("models.d/potion.toml", "id = \"potion\"\nname = \"Potion\"\ndimensions = 64\n\n[embed]\nprovider = \"ollama\"\nmodel = \"m\"\npath = \"models/x\"\n")],
+        expect: &["models.d/potion.toml:8:8", "`path` is not an option of the ollama provider"],
+    },
+    Case {
+        name: "template syntax error",
+        files: &[("pipeline.toml", OK_PIPELINE), ("models.d/potion.toml", "id = \"potion\"\nname = \"Potion\"\ndimensions = 64\n\n[embed]\nprovider = \"ollama\"\nmodel = \"m\"\ntemplate = \"\"\"\n# {{ title }}\n{% if year %}({{ year }}{% endfor %}\n\"\"\"\n")],
+        expect: &["models.d/potion.toml:10:", "invalid text template", "minijinja"],
+    },
+    Case {
+        name: "template with an unknown filter",
+        files: &[("pipeline.toml", OK_PIPELINE), ("models.d/potion.toml", "id = \"potion\"\nname = \"Potion\"\ndimensions = 64\n\n[embed]\nprovider = \"ollama\"\nmodel = \"m\"\ntemplate = \"{{ title | shout }}\"\n")],
+        expect: &["models.d/potion.toml:8:", "unknown filter"],
+    },
+    Case {
+        name: "embeddings target with per-model = false",
+        files: &[("pipeline.toml", "[inputs]\nmovies = \"m.json\"\n[targets.e]\nkind = \"embeddings\"\nper-model = false\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:5:13", "a embeddings target is always per-model"],
+    },
+    Case {
+        name: "embeddings target with a path",
+        files: &[("pipeline.toml", "[inputs]\nmovies = \"m.json\"\n[targets.e]\nkind = \"embeddings\"\npath = \"x.db\"\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:5:8", "`path` is not an option of a embeddings target", "takes: movies"],
+    },
+    Case {
+        name: "empty ollama-model",
+        files: &[("pipeline.toml", OK_PIPELINE), ("models.d/potion.toml", "id = \"potion\"\nname = \"Potion\"\ndimensions = 64\nollama-model = \"\"\n")],
+        expect: &["models.d/potion.toml:4:16", "`ollama-model` is empty"],
     },
 ];
 

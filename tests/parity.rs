@@ -39,6 +39,8 @@ fn potion() -> Model {
         default: true,
         file: "models.d/potion.toml".into(),
         quantization: None,
+        ollama_model: None,
+        embed: None,
     }
 }
 
@@ -602,6 +604,8 @@ fn bench() {
         default: id == "nomic",
         file: PathBuf::new(),
         quantization: None,
+        ollama_model: None,
+        embed: None,
     });
     let only = std::env::var("PIPE_BENCH_ONLY").unwrap_or_default();
     let wanted = |name: &str| only.is_empty() || only == name;
@@ -644,4 +648,48 @@ fn bench() {
         }
     });
     eprintln!("total: {:?}", start.elapsed());
+}
+
+/// `config.embedding_model_ollama`, for every shipped model, as the
+/// reference writes it (select/movies-deluxe 4a6a980,
+/// `config/embedding-models.ts`: `ollamaModel`, written only when set): the
+/// front end embeds search queries through Ollama with it.
+#[test]
+fn embedding_model_ollama_is_written_as_the_reference_writes_it() {
+    let manifest = pipe::manifest::Manifest::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("pipeline.toml"),
+    )
+    .unwrap();
+    let reference: BTreeMap<&str, Option<&str>> = [
+        ("nomic", Some("nomic-embed-text")),
+        ("bge-micro", Some("bge-m3")),
+        ("potion", None),
+    ]
+    .into();
+    let ids: Vec<&str> = manifest.models.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, reference.keys().copied().collect::<Vec<_>>());
+    for model in &manifest.models {
+        let want = reference[model.id.as_str()];
+        assert_eq!(model.ollama_model.as_deref(), want, "{}", model.id);
+        // The fixture's inputs with this model's config (its vectors are
+        // potion's: only config is looked at).
+        let dir = project();
+        let m = Model {
+            dimensions: 64,
+            embeddings: "data/embeddings-potion-movies.db".into(),
+            quantization: None,
+            ..model.clone()
+        };
+        Run::new().db(dir.path(), m).unwrap();
+        let got =
+            pipe::sqlite::open_read_only(&dir.path().join("public/data/potion/movies.db")).unwrap();
+        let value: Option<String> = got
+            .query_row(
+                "SELECT value FROM config WHERE key = 'embedding_model_ollama'",
+                [],
+                |r| r.get(0),
+            )
+            .ok();
+        assert_eq!(value.as_deref(), want, "{}", model.id);
+    }
 }

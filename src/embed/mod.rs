@@ -7,11 +7,20 @@
 //! * [`batch`]: splits texts into batches, keeps requests in flight up to a
 //!   limit, retries what is worth retrying and validates every vector before
 //!   handing it on.
+//! * [`http`]: the one HTTP layer of the HTTP providers (timeouts, errors
+//!   that say whether to retry, secrets kept out of messages).
 //! * [`providers`]: one module per backend (ollama, openai, rest, command,
 //!   model2vec).
+//! * [`config`]: a model file's `[embed]` table.
+//! * [`text`]: the text a movie is embedded as.
+//! * [`cache`]: the vectors obtained so far, per record, under `.pipe/`.
 
 pub mod batch;
+pub mod cache;
+pub mod config;
+pub mod http;
 pub mod provider;
 pub mod providers;
+pub mod text;
 
 pub use provider::{Provider, ProviderError, ProviderErrorKind};

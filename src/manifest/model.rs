@@ -101,6 +101,17 @@ pub struct Model {
     /// Quantization of the vector table; `None` stores float32 vectors.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quantization: Option<Quantized>,
+    /// The name under which Ollama knows this model (`nomic-embed-text`):
+    /// the front end embeds search queries through Ollama with it, read
+    /// from the database's `config` (`embedding_model_ollama`). The model
+    /// file's `ollama-model`, else its `[embed]` model when the provider is
+    /// ollama; `None` writes no such row, as the reference does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ollama_model: Option<String>,
+    /// How pipe makes the embeddings file (`[embed]`); `None`: the file is
+    /// an input made elsewhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embed: Option<crate::embed::config::EmbedConfig>,
     /// The models.d file this model was declared in, relative to the root.
     #[serde(skip)]
     pub file: PathBuf,
@@ -136,6 +147,10 @@ struct RawModel {
     rescore: Option<Spanned<bool>>,
     #[serde(default)]
     oversample: Option<Spanned<i64>>,
+    #[serde(default, rename = "ollama-model")]
+    ollama_model: Option<Spanned<String>>,
+    #[serde(default)]
+    embed: Option<Spanned<crate::embed::config::RawEmbed>>,
 }
 
 /// The models of a project, with the source of each file for diagnostics.
@@ -325,9 +340,28 @@ fn check_model(
             }
         },
     };
+    let embed = raw.embed.map(|e| {
+        let span = e.span();
+        crate::embed::config::check_embed(e.into_inner(), span, src, rel, errors)
+    });
+    if let Some(o) = &raw.ollama_model {
+        if o.get_ref().trim().is_empty() {
+            errors.push(
+                ManifestError::at(src, o.span(), "`ollama-model` is empty")
+                    .help("name the model as Ollama knows it (e.g. \"nomic-embed-text\"), or remove the key"),
+            );
+        }
+    }
     if errors.len() > before {
         return None;
     }
+    let embed = embed.flatten();
+    let ollama_model = raw.ollama_model.map(|o| o.into_inner()).or_else(|| {
+        embed
+            .as_ref()
+            .filter(|e| e.provider == crate::embed::config::ProviderKind::Ollama)
+            .map(|e| e.model.clone())
+    });
     let model = Model {
         id,
         name: raw.name.get_ref().clone(),
@@ -338,6 +372,8 @@ fn check_model(
         default: raw.default.as_ref().is_some_and(|d| *d.get_ref()),
         file: rel.to_path_buf(),
         quantization,
+        ollama_model,
+        embed,
     };
     let default_span = raw.default.as_ref().map(|d| d.span());
     Some((model, src.clone(), raw.id.span(), default_span))

@@ -114,6 +114,11 @@ pub enum KindDecl {
         /// Where the default model's database is also published.
         publish_default: Option<PathBuf>,
     },
+    /// One embeddings file per model that has an `[embed]` table.
+    Embeddings {
+        /// Input name of movies.json.
+        movies: String,
+    },
     /// A user's shell command with declared inputs and outputs.
     Command {
         /// The command line, run with `sh -c` in the project root.
@@ -159,6 +164,7 @@ pub struct Pipeline {
 const MOVIE_KEYS: &[&str] = &["movies", "collections", "path"];
 const DB_KEYS: &[&str] = &["movies", "collections", "path", "publish-default"];
 const COMMAND_KEYS: &[&str] = &["command", "inputs", "deps", "outs", "env"];
+const EMBEDDINGS_KEYS: &[&str] = &["movies"];
 
 /// The placeholders a template may use, by where it is used.
 pub const MODEL_PLACEHOLDERS: &[&str] = &["model", "dimensions", "metric"];
@@ -267,10 +273,11 @@ fn check_target(
         "movie-json" => MOVIE_KEYS,
         "movies-db" => DB_KEYS,
         "command" => COMMAND_KEYS,
+        "embeddings" => EMBEDDINGS_KEYS,
         other => {
             errors.push(
                 ManifestError::at(src, kind_span, format!("unknown target kind `{other}`"))
-                    .help("use one of: movie-json, movies-db, command"),
+                    .help("use one of: movie-json, movies-db, embeddings, command"),
             );
             return None;
         }
@@ -337,16 +344,20 @@ fn check_target(
             name
         };
 
-    let per_model_default = kind == "movies-db";
+    let always_per_model = kind == "movies-db" || kind == "embeddings";
     let per_model = raw
         .per_model
         .as_ref()
-        .map_or(per_model_default, |p| *p.get_ref());
-    if kind == "movies-db" && !per_model {
+        .map_or(always_per_model, |p| *p.get_ref());
+    if always_per_model && !per_model {
         if let Some(p) = &raw.per_model {
             errors.push(
-                ManifestError::at(src, p.span(), "a movies-db target is always per-model")
-                    .help("remove `per-model = false`: the database holds one model's vectors"),
+                ManifestError::at(src, p.span(), format!("a {kind} target is always per-model"))
+                    .help(if kind == "embeddings" {
+                        "remove `per-model = false`: there is one embeddings target per model that has an [embed] table"
+                    } else {
+                        "remove `per-model = false`: the database holds one model's vectors"
+                    }),
             );
         }
     }
@@ -419,6 +430,9 @@ fn check_target(
                 publish_default,
             }
         }
+        "embeddings" => KindDecl::Embeddings {
+            movies: input_ref(&raw.movies, "movies", errors),
+        },
         _ => {
             let Some(command) = raw.command.as_ref() else {
                 errors.push(

@@ -125,6 +125,9 @@ pub struct MovieEntries {
     /// Kept movies (with at least one clean source), in the order the
     /// reference enumerates them (see [`js_key_order`]).
     pub movies: Vec<Entry>,
+    /// Movies dropped because no source was left, in the same order (the
+    /// embeddings stage embeds them too, as the original's generators did).
+    pub dropped: Vec<Entry>,
     /// `_schema.lastUpdated`, if present.
     pub schema_last_updated: Option<String>,
     /// Movie entries in the file, before filtering.
@@ -141,6 +144,12 @@ impl MovieEntries {
     /// The JSON text of kept movie `i` (as in the file, all sources included).
     pub fn text_of(&self, i: usize) -> &[u8] {
         &self.text[self.movies[i].span.clone()]
+    }
+
+    /// The JSON text of an entry of [`MovieEntries::movies`] or
+    /// [`MovieEntries::dropped`].
+    pub fn entry_text(&self, e: &Entry) -> &[u8] {
+        &self.text[e.span.clone()]
     }
 
     /// Parse kept movie `i` as `T`, with the file named in the error.
@@ -417,6 +426,7 @@ pub fn load_file(
     let mut parsed_now = 0;
     let mut dropped_sources = 0;
     let mut movies = Vec::with_capacity(total);
+    let mut dropped = Vec::new();
     let mut memo_entries = Vec::with_capacity(total);
     for (_, (span, c)) in entries {
         // Every entry was checked above; an error cannot remain here.
@@ -428,12 +438,15 @@ pub fn load_file(
         if memo.is_some() {
             memo_entries.push((digest, summary.clone()));
         }
-        if summary.kept {
-            movies.push(Entry {
-                span,
-                digest,
-                summary,
-            });
+        let entry = Entry {
+            span,
+            digest,
+            summary,
+        };
+        if entry.summary.kept {
+            movies.push(entry);
+        } else {
+            dropped.push(entry);
         }
     }
     if let Some(path) = memo {
@@ -450,6 +463,7 @@ pub fn load_file(
             entries: total,
             dropped_sources,
             movies,
+            dropped,
             schema_last_updated,
             parsed: parsed_now,
         },

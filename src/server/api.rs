@@ -229,6 +229,10 @@ struct ModelInfo {
     vectors: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     embeddings_error: Option<String>,
+    /// The `[embed]` provider that makes the embeddings file
+    /// (`embeddings@<id>`), if any: a build of this model runs it first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider: Option<String>,
 }
 
 async fn models(State(app): State<Arc<App>>) -> Response {
@@ -260,6 +264,7 @@ async fn models(State(app): State<Arc<App>>) -> Response {
                     embeddings_present: present,
                     vectors,
                     embeddings_error,
+                    provider: m.embed.as_ref().map(|e| e.provider.to_string()),
                 }
             })
             .collect();

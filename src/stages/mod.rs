@@ -3,7 +3,9 @@
 //! * [`movie_json`]: one JSON file per movie.
 //! * [`movies_db`]: one SQLite database (with a sqlite-vec table) per model.
 //! * [`command`]: a user's shell command with declared inputs and outputs.
+//! * [`embeddings`]: one model's embeddings file, made by its provider.
 
 pub mod command;
+pub mod embeddings;
 pub mod movie_json;
 pub mod movies_db;

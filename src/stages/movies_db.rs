@@ -368,6 +368,13 @@ fn write_config(
         ("embedding_model_id", model.id.clone()),
         ("embedding_model_name", model.name.clone()),
         ("embedding_model_dimensions", model.dimensions.to_string()),
+    ];
+    // As the reference writes it: only for a model Ollama knows (the front
+    // end embeds search queries through Ollama with this name).
+    if let Some(o) = &model.ollama_model {
+        config.push(("embedding_model_ollama", o.clone()));
+    }
+    config.extend([
         ("embedding_model_metric", model.metric.to_string()),
         ("embeddings_blake3", vectors.emb_hash.clone()),
         ("movies_with_vector", vectors.with.to_string()),
@@ -375,7 +382,7 @@ fn write_config(
         ("vectors_for_unknown_movies", vectors.unknown.to_string()),
         ("pipe_version", env!("CARGO_PKG_VERSION").to_string()),
         ("built_at", catalog.built_at.clone()),
-    ];
+    ]);
     // Rows for quantized models only: a float model's config (and bytes)
     // are what they were before quantization existed. `pipe search` reads
     // them to write its query (an absent `embedding_quantization` is float).

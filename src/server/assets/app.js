@@ -79,7 +79,12 @@ function describeModel() {
   const json = !$('skip-json').checked;
   const hint = $('model-hint');
   if (m) {
-    hint.replaceChildren(`${m.description || m.name}. Builds `, el('code', {}, `movies-db@${m.id}`),
+    // A model with a provider: its embeddings first (new and changed
+    // records only), then its database.
+    const embed = m.provider
+      ? [el('code', {}, `embeddings@${m.id}`), ` (${m.provider}), then `]
+      : [];
+    hint.replaceChildren(`${m.description || m.name}. Builds `, ...embed, el('code', {}, `movies-db@${m.id}`),
       json ? ' and ' : '', json ? el('code', {}, 'movie-json') : '', '.');
   } else {
     hint.replaceChildren(`Builds every model's database${json ? ' and the JSON files' : ''}.`);

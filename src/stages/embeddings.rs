@@ -1,0 +1,546 @@
+//! The `embeddings` stage: one model's embeddings file, made by the
+//! provider its model file names (`[embed]`), re-embedding only what changed.
+//!
+//! Every movie of movies.json is a record (as in the original's
+//! generators: movies whose sources are all quality-marked too). Its text
+//! ([`crate::embed::text`]) and the model's vector-changing options make its
+//! key ([`crate::embed::cache::key`]); only keys not in the model's vector
+//! cache are sent to the provider, and the vectors are stored in the cache
+//! as each batch arrives, so an interrupted build resumes with the rest.
+//! The output is the original's format: `embeddings(movie_id TEXT PRIMARY
+//! KEY, embedding BLOB NOT NULL, created_at TEXT NOT NULL)` with
+//! `idx_embeddings_created_at`, and `config` naming the model; rows in
+//! movie-id order, `created_at` from SOURCE_DATE_EPOCH or the movie's
+//! `lastUpdated` (else the file's timestamp), written to a temporary file
+//! renamed into place: the same inputs give the same bytes.
+
+use crate::artifact;
+use crate::embed::batch::{embed_all, BatchPlan, RetryPolicy};
+use crate::embed::cache::{self, Key, RecordKeys, VectorCache};
+use crate::embed::config::{EmbedConfig, ProviderKind};
+use crate::embed::text::TextMaker;
+use crate::manifest::Model;
+use crate::movies::entries::MovieEntries;
+use crate::stage::{OutputFile, StageContext, StageError, StageOutput};
+use rayon::prelude::*;
+use rusqlite::params;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// What an `embeddings@<model>` target declares.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EmbeddingsSpec {
+    /// movies.json, relative to the project root.
+    pub movies: PathBuf,
+    /// The model; its `embed` is set and its `embeddings` is the output.
+    pub model: Model,
+}
+
+impl EmbeddingsSpec {
+    /// The model's `[embed]` table.
+    pub fn embed(&self) -> Result<&EmbedConfig, StageError> {
+        self.model.embed.as_ref().ok_or_else(|| {
+            StageError::new(format!(
+                "model {} has no [embed] table in {}",
+                self.model.id,
+                self.model.file.display()
+            ))
+        })
+    }
+
+    /// The files besides movies.json that decide the vectors: a model2vec
+    /// model's files, and the files a command's arguments name (its script).
+    pub fn extra_inputs(&self, root: &Path) -> Vec<PathBuf> {
+        let Some(embed) = &self.model.embed else {
+            return Vec::new();
+        };
+        match embed.provider {
+            ProviderKind::Model2Vec => embed
+                .path
+                .iter()
+                .flat_map(|dir| {
+                    crate::embed::providers::model2vec::MODEL_FILES
+                        .iter()
+                        .map(move |f| dir.join(f))
+                })
+                .collect(),
+            ProviderKind::Command => embed
+                .command
+                .iter()
+                .skip(1)
+                .filter_map(|a| crate::manifest::paths::project_path(a).ok())
+                .filter(|p| root.join(p).is_file())
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Where a model's vector cache and record keys live.
+fn cache_paths(root: &Path, model: &Model) -> (PathBuf, PathBuf) {
+    let dir = cache::dir(root);
+    (
+        dir.join(format!("{}.vectors", model.id)),
+        dir.join(format!("{}.records", model.id)),
+    )
+}
+
+/// The options a record's key is made of: the provider's vector-changing
+/// options, the dimensions, and the content of the files that decide the
+/// vectors (a model2vec model, a command's script).
+fn key_options(
+    spec: &EmbeddingsSpec,
+    embed: &EmbedConfig,
+    extra: &[(PathBuf, Option<blake3::Hash>)],
+) -> BTreeMap<String, String> {
+    let mut o = embed.vector_options();
+    o.insert("dimensions".into(), spec.model.dimensions.to_string());
+    for (path, hash) in extra {
+        o.insert(
+            format!("file:{}", path.display()),
+            hash.map(|h| h.to_hex().to_string()).unwrap_or_default(),
+        );
+    }
+    o
+}
+
+/// One record of the output.
+struct Record {
+    id: String,
+    key: Key,
+    created_at: String,
+}
+
+/// Every record's key and, for keys not cached, its text.
+struct Planned {
+    /// Sorted by id.
+    records: Vec<Record>,
+    /// Unique keys to embed, with their texts, in record order.
+    missing: Vec<(Key, String)>,
+    counts: Counts,
+}
+
+/// How many records are new, changed, unchanged and removed since the last
+/// successful build, and how many texts a build sends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    /// Records now.
+    pub records: usize,
+    /// Records whose id the last build did not have.
+    pub new: usize,
+    /// Records whose text or options changed.
+    pub changed: usize,
+    /// Records of the last build that are gone.
+    pub removed: usize,
+    /// Texts whose vectors are not cached: what the build sends.
+    pub to_send: usize,
+}
+
+impl std::fmt::Display for Counts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} records: {} new, {} changed, {} removed; {} texts to embed",
+            self.records, self.new, self.changed, self.removed, self.to_send
+        )
+    }
+}
+
+/// Compute every record's text and key and compare with the cache and the
+/// last build. `hash` gives the content hash of a project-relative file.
+fn plan(
+    root: &Path,
+    spec: &EmbeddingsSpec,
+    entries: &MovieEntries,
+    settings_epoch: Option<i64>,
+    cache: &VectorCache,
+    hash: &dyn Fn(&Path) -> Option<blake3::Hash>,
+) -> Result<Planned, StageError> {
+    let embed = spec.embed()?;
+    let extra: Vec<(PathBuf, Option<blake3::Hash>)> = spec
+        .extra_inputs(root)
+        .into_iter()
+        .map(|p| {
+            let h = hash(&p);
+            (p, h)
+        })
+        .collect();
+    let options = key_options(spec, embed, &extra);
+    let maker = TextMaker::new(embed.template.as_ref(), &embed.prefix).map_err(StageError::new)?;
+    let fallback_time = match settings_epoch {
+        Some(e) => crate::movies::time::iso_from_epoch(e),
+        None => entries.input_timestamp(),
+    };
+    let all: Vec<&crate::movies::entries::Entry> = entries
+        .movies
+        .iter()
+        .chain(entries.dropped.iter())
+        .collect();
+    let computed: Vec<Result<(Record, Option<String>), StageError>> = all
+        .par_iter()
+        .map(|e| {
+            let movie: serde_json::Value =
+                serde_json::from_slice(entries.entry_text(e)).map_err(|err| {
+                    StageError::new(format!(
+                        "{}: movie {:?}: {err}",
+                        spec.movies.display(),
+                        e.summary.movie_id
+                    ))
+                })?;
+            let text = maker.text(&movie).map_err(|err| {
+                StageError::new(format!("{err} (movie {:?})", e.summary.movie_id))
+            })?;
+            let created_at = match settings_epoch {
+                Some(_) => fallback_time.clone(),
+                None => e
+                    .summary
+                    .last_updated
+                    .clone()
+                    .unwrap_or_else(|| fallback_time.clone()),
+            };
+            let key = cache::key(&options, &text);
+            // Only texts to send are kept: at 100k movies all texts would
+            // be ~70 MB for an edit that sends one.
+            let text = if cache.contains(&key) {
+                None
+            } else {
+                Some(text)
+            };
+            Ok((
+                Record {
+                    id: e.summary.movie_id.clone(),
+                    key,
+                    created_at,
+                },
+                text,
+            ))
+        })
+        .collect();
+    let mut records = Vec::with_capacity(computed.len());
+    let mut missing = Vec::new();
+    let mut queued = HashSet::new();
+    let mut pairs = Vec::with_capacity(computed.len());
+    for c in computed {
+        pairs.push(c?);
+    }
+    pairs.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    for (r, text) in pairs {
+        if let Some(text) = text {
+            if queued.insert(r.key) {
+                missing.push((r.key, text));
+            }
+        }
+        records.push(r);
+    }
+    let (_, records_path) = cache_paths(root, &spec.model);
+    let previous: HashMap<String, Key> = RecordKeys::load(&records_path)
+        .records
+        .into_iter()
+        .collect();
+    let mut counts = Counts {
+        records: records.len(),
+        to_send: missing.len(),
+        ..Counts::default()
+    };
+    let mut present = HashSet::with_capacity(records.len());
+    for r in &records {
+        present.insert(r.id.as_str());
+        match previous.get(&r.id) {
+            None => counts.new += 1,
+            Some(k) if *k != r.key => counts.changed += 1,
+            Some(_) => {}
+        }
+    }
+    counts.removed = previous
+        .keys()
+        .filter(|id| !present.contains(id.as_str()))
+        .count();
+    Ok(Planned {
+        records,
+        missing,
+        counts,
+    })
+}
+
+/// What a build of `spec` would do now: for `pipe explain`, `pipe status`
+/// and `pipe build -n`. Reads movies.json and the cache; sends nothing.
+pub fn pending(root: &Path, spec: &EmbeddingsSpec) -> Result<Counts, StageError> {
+    let (_, entries) =
+        crate::movies::entries::load_file(&root.join(&spec.movies), &spec.movies, None)?;
+    let (vectors_path, _) = cache_paths(root, &spec.model);
+    let cache = if vectors_path.is_file() {
+        VectorCache::open(&vectors_path, spec.model.dimensions as usize)
+            .map_err(|e| StageError::io(&vectors_path, "read", e))?
+    } else {
+        // Never create the cache just to look.
+        let tmp = tempfile::tempdir()
+            .map_err(|e| StageError::io(root, "use a temporary directory in", e))?;
+        VectorCache::open(&tmp.path().join("empty"), spec.model.dimensions as usize)
+            .map_err(|e| StageError::io(&vectors_path, "read", e))?
+    };
+    let epoch = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.parse().ok());
+    let hash = |p: &Path| crate::fingerprint::hash_file(&root.join(p)).ok();
+    Ok(plan(root, spec, &entries, epoch, &cache, &hash)?.counts)
+}
+
+/// How often progress is reported while embedding.
+const PROGRESS_EVERY: Duration = Duration::from_millis(200);
+
+/// Build the embeddings file of one model.
+pub fn run(ctx: &StageContext, spec: &EmbeddingsSpec) -> Result<StageOutput, StageError> {
+    let embed = spec.embed()?;
+    let model = &spec.model;
+    let dims = model.dimensions as usize;
+    let entries = crate::movies::entries::load(ctx, &spec.movies)?;
+    let (vectors_path, records_path) = cache_paths(ctx.root, model);
+    let cache = VectorCache::open(&vectors_path, dims)
+        .map_err(|e| StageError::io(&vectors_path, "open the vector cache", e))?;
+    let mut out = StageOutput::default();
+    if cache.damaged > 0 {
+        let msg = format!(
+            "{} damaged entries in the vector cache {} were discarded; their texts are embedded again",
+            cache.damaged,
+            vectors_path.display()
+        );
+        ctx.progress.warn(&msg);
+        out.warnings.push(msg);
+    }
+    let hash = |p: &Path| ctx.input_hash(p).ok().flatten();
+    let planned = plan(
+        ctx.root,
+        spec,
+        &entries,
+        ctx.settings.source_date_epoch,
+        &cache,
+        &hash,
+    )?;
+    drop(entries);
+    let total = planned.records.len();
+    let to_send = planned.missing.len();
+    let mut stats = crate::embed::batch::BatchStats::default();
+    if to_send > 0 {
+        if ctx.is_cancelled() {
+            return Err(StageError::cancelled());
+        }
+        ctx.progress.progress(
+            (total - to_send) as u64,
+            total as u64,
+            &format!("starting the provider for {to_send} texts"),
+        );
+        let provider = crate::embed::providers::build_provider(embed, model, ctx.root)
+            .map_err(|e| StageError::new(format!("{}: {e}", ctx.target)))?;
+        let plan = BatchPlan {
+            batch: embed.batch.unwrap_or(provider.max_batch()).max(1),
+            parallel: embed.parallel.unwrap_or(provider.max_parallel()).max(1),
+            dimensions: dims,
+            retry: RetryPolicy::default(),
+        };
+        let texts: Vec<&str> = planned.missing.iter().map(|(_, t)| t.as_str()).collect();
+        let done = AtomicUsize::new(0);
+        let started = Instant::now();
+        let last_report = Mutex::new(Instant::now() - PROGRESS_EVERY);
+        let already = total - to_send;
+        let on_batch = |first: usize, vectors: Vec<Vec<f32>>| -> Result<(), String> {
+            let pairs: Vec<(Key, &[f32])> = vectors
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (planned.missing[first + i].0, v.as_slice()))
+                .collect();
+            cache
+                .append(&pairs)
+                .map_err(|e| format!("cannot store vectors in {}: {e}", vectors_path.display()))?;
+            let n = done.fetch_add(vectors.len(), Ordering::Relaxed) + vectors.len();
+            let mut last = match last_report.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            if last.elapsed() >= PROGRESS_EVERY || n == to_send {
+                *last = Instant::now();
+                let secs = started.elapsed().as_secs_f64().max(1e-3);
+                let rate = n as f64 / secs;
+                let eta = if rate > 0.0 {
+                    (to_send - n) as f64 / rate
+                } else {
+                    0.0
+                };
+                ctx.progress.progress(
+                    (already + n) as u64,
+                    total as u64,
+                    &format!("embedded {n}/{to_send} texts, {rate:.0} texts/s, ETA {eta:.0} s"),
+                );
+            }
+            Ok(())
+        };
+        stats = match embed_all(provider.as_ref(), &texts, &plan, ctx.cancelled, &on_batch) {
+            Ok(s) => s,
+            Err(e) => {
+                let kept = done.load(Ordering::Relaxed);
+                if ctx.is_cancelled() {
+                    return Err(StageError::new(format!(
+                        "cancelled after embedding {kept} of {to_send} texts; they are kept in \
+                         the cache and the next build sends only the other {}",
+                        to_send - kept
+                    )));
+                }
+                return Err(StageError::new(format!(
+                    "{}: {e}\n{kept} of {to_send} texts were embedded and are kept in the cache: \
+                     the next build sends only the other {}",
+                    ctx.target,
+                    to_send - kept
+                )));
+            }
+        };
+    }
+    if ctx.is_cancelled() {
+        return Err(StageError::cancelled());
+    }
+
+    // The file, from the cache, in id order.
+    let dest_rel = &model.embeddings;
+    let dest = ctx.abs(dest_rel);
+    let tmp = artifact::temp_path_beside(&dest)
+        .map_err(|e| StageError::io(dest_rel, "create a temporary file beside", e))?;
+    write_file(ctx, spec, embed, &planned.records, &cache, tmp.path())?;
+    let hash = crate::fingerprint::hash_file(tmp.path())
+        .map_err(|e| StageError::io(dest_rel, "read back", e))?;
+    if ctx.previous.is_unchanged(dest_rel, &hash) {
+        drop(tmp);
+        out.untouched_are_unwritten = true;
+    } else {
+        tmp.persist(&dest)
+            .map_err(|e| StageError::io(dest_rel, "rename into place", e))?;
+        out.written = 1;
+    }
+    out.files.push(OutputFile {
+        path: dest_rel.clone(),
+        hash,
+    });
+
+    // Only what the output uses stays cached; the record keys are what the
+    // next explain compares with. Both best effort: losing them costs
+    // embedding again, never a wrong vector.
+    let keys: Vec<Key> = planned.records.iter().map(|r| r.key).collect();
+    if let Err(e) = cache.compact(&keys) {
+        let msg = format!(
+            "cannot compact the vector cache {}: {e}",
+            vectors_path.display()
+        );
+        ctx.progress.warn(&msg);
+        out.warnings.push(msg);
+    }
+    let saved = RecordKeys {
+        records: planned
+            .records
+            .iter()
+            .map(|r| (r.id.clone(), r.key))
+            .collect(),
+    };
+    if let Err(e) = saved.save(&records_path) {
+        let msg = format!("cannot save {}: {e}", records_path.display());
+        ctx.progress.warn(&msg);
+        out.warnings.push(msg);
+    }
+
+    let c = planned.counts;
+    let s = &mut out.stats;
+    s.insert("records".into(), c.records.to_string());
+    s.insert("new".into(), c.new.to_string());
+    s.insert("changed".into(), c.changed.to_string());
+    s.insert("removed".into(), c.removed.to_string());
+    s.insert("texts_sent".into(), stats.texts.to_string());
+    s.insert("requests".into(), stats.requests.to_string());
+    s.insert("retries".into(), stats.retries.to_string());
+    s.insert(
+        "reused".into(),
+        (c.records - to_send.min(c.records)).to_string(),
+    );
+    s.insert("provider".into(), embed.provider.to_string());
+    Ok(out)
+}
+
+/// Write the embeddings database to `path` (a temporary file).
+fn write_file(
+    ctx: &StageContext,
+    spec: &EmbeddingsSpec,
+    embed: &EmbedConfig,
+    records: &[Record],
+    cache: &VectorCache,
+    path: &Path,
+) -> Result<(), StageError> {
+    let model = &spec.model;
+    let shown = &model.embeddings;
+    let e = |what: &'static str| {
+        move |err: rusqlite::Error| {
+            StageError::with_source(format!("{}: cannot {what}: {err}", shown.display()), err)
+        }
+    };
+    let conn = crate::sqlite::open(path).map_err(e("create"))?;
+    conn.execute_batch(
+        "PRAGMA page_size = 4096; PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;",
+    )
+    .map_err(e("configure"))?;
+    conn.execute_batch(
+        "BEGIN;
+         CREATE TABLE embeddings (movie_id TEXT PRIMARY KEY, embedding BLOB NOT NULL, created_at TEXT NOT NULL);
+         CREATE TABLE config (key TEXT PRIMARY KEY, value TEXT);",
+    )
+    .map_err(e("create the tables"))?;
+    {
+        let mut insert = conn
+            .prepare("INSERT INTO embeddings (movie_id, embedding, created_at) VALUES (?1, ?2, ?3)")
+            .map_err(e("prepare"))?;
+        let mut blob = Vec::with_capacity(model.dimensions as usize * 4);
+        for (i, r) in records.iter().enumerate() {
+            if i % 1000 == 0 && ctx.is_cancelled() {
+                return Err(StageError::cancelled());
+            }
+            let v = cache
+                .get(&r.key)
+                .map_err(|err| StageError::io(shown, "read the vector cache for", err))?
+                .ok_or_else(|| {
+                    StageError::new(format!(
+                        "the cached vector of movie {:?} was damaged while this build ran; run the build again",
+                        r.id
+                    ))
+                })?;
+            blob.clear();
+            for x in &v {
+                blob.extend_from_slice(&x.to_le_bytes());
+            }
+            insert
+                .execute(params![r.id, blob, r.created_at])
+                .map_err(e("insert a vector"))?;
+        }
+    }
+    let mut config: Vec<(&str, String)> = vec![
+        ("embedding_model_id", model.id.clone()),
+        ("embedding_model_name", model.name.clone()),
+        ("embedding_model_dimensions", model.dimensions.to_string()),
+    ];
+    if let Some(o) = &model.ollama_model {
+        config.push(("embedding_model_ollama", o.clone()));
+    }
+    config.push(("embedding_provider", embed.provider.to_string()));
+    if !embed.model.is_empty() {
+        config.push(("embedding_provider_model", embed.model.clone()));
+    }
+    {
+        let mut stmt = conn
+            .prepare("INSERT INTO config (key, value) VALUES (?1, ?2)")
+            .map_err(e("prepare"))?;
+        for (k, v) in &config {
+            stmt.execute(params![k, v]).map_err(e("insert config"))?;
+        }
+    }
+    conn.execute_batch("CREATE INDEX idx_embeddings_created_at ON embeddings(created_at); COMMIT;")
+        .map_err(e("index"))?;
+    conn.close().map_err(|(_, err)| {
+        StageError::with_source(format!("{}: cannot close: {err}", shown.display()), err)
+    })?;
+    Ok(())
+}

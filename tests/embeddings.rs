@@ -1,0 +1,495 @@
+//! The `embeddings` stage end to end, through the real binary: the command
+//! provider with the repository's own scripts/embed-bow.py (which logs every
+//! text it is sent), and the model2vec provider with a real model
+//! (tokenlearn-static-model, unpacked by `.ci/deps`), checked against the
+//! `model2vec` Python package.
+
+mod common;
+use common::{embeddings, python, stock_sqlite, Project, Run, REPO};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+const PIPELINE: &str = r#"
+[inputs]
+movies = "data/movies.json"
+collections = "data/collections.json"
+
+[targets.embeddings]
+kind = "embeddings"
+
+[targets.movies-db]
+kind = "movies-db"
+path = "public/data/{model}/movies.db"
+"#;
+
+fn bow_model(id: &str, dims: u32, extra: &str) -> String {
+    format!(
+        "id = \"{id}\"\nname = \"Bag of words {id}\"\ndimensions = {dims}\nembeddings = \"data/embeddings-{id}-movies.db\"\n\n[embed]\nprovider = \"command\"\ncommand = [\"{py}\", \"scripts/embed-bow.py\", \"--dimensions\", \"{dims}\"]\nbatch = 20\n{extra}",
+        py = python().display()
+    )
+}
+
+/// The sample data with one command-provider model (and none other).
+fn project(models: &[(&str, String)]) -> Project {
+    let p = Project::new();
+    p.write("pipeline.toml", PIPELINE);
+    for f in ["movies.json", "collections.json"] {
+        std::fs::create_dir_all(p.path("data")).unwrap();
+        std::fs::copy(Path::new(REPO).join("data").join(f), p.path("data").join(f)).unwrap();
+    }
+    std::fs::create_dir_all(p.path("scripts")).unwrap();
+    std::fs::copy(
+        Path::new(REPO).join("scripts/embed-bow.py"),
+        p.path("scripts/embed-bow.py"),
+    )
+    .unwrap();
+    for (id, text) in models {
+        p.write(&format!("models.d/{id}.toml"), text);
+    }
+    p
+}
+
+/// `pipe ARGS` with the script's log (and other EMBED_BOW_* settings) set.
+fn pipe_env(p: &Project, args: &[&str], env: &[(&str, String)]) -> Run {
+    let mut cmd = assert_cmd::Command::cargo_bin("pipe").unwrap();
+    cmd.current_dir(p.dir.path())
+        .env_remove("SOURCE_DATE_EPOCH")
+        .env("EMBED_BOW_LOG", p.path("sent.log"))
+        .args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn build(p: &Project) -> Run {
+    let run = pipe_env(p, &["build", "--json"], &[]);
+    assert_eq!(run.code, 0, "build failed\n{}\n{}", run.stdout, run.stderr);
+    run
+}
+
+/// The stats of one target in a `--json` build report (None: not built).
+fn stats(run: &Run, name: &str) -> Option<Value> {
+    run.report()["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name && r["status"] == "built")
+        .map(|r| r["stats"].clone())
+}
+
+fn stat(run: &Run, name: &str, key: &str) -> usize {
+    let s = stats(run, name).unwrap_or_else(|| panic!("{name} was not built: {}", run.stdout));
+    s[key].as_str().unwrap().parse().unwrap()
+}
+
+/// Lines the script has logged: one per text it was sent.
+fn sent(p: &Project) -> usize {
+    std::fs::read_to_string(p.path("sent.log"))
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
+
+fn edit_movies(p: &Project, f: impl FnOnce(&mut serde_json::Map<String, Value>)) {
+    let path = p.path("data/movies.json");
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    f(v.as_object_mut().unwrap());
+    std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+}
+
+fn movie_ids(p: &Project) -> Vec<String> {
+    let v: Value = serde_json::from_str(&p.read("data/movies.json")).unwrap();
+    v.as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| !k.starts_with('_'))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn command_provider_embeds_only_what_changed() {
+    let p = project(&[("bow", bow_model("bow", 64, ""))]);
+    let ids = movie_ids(&p);
+    let n = ids.len();
+
+    // First build: every movie of movies.json (the dropped ones too).
+    let first = build(&p);
+    assert_eq!(stat(&first, "embeddings@bow", "texts_sent"), n);
+    assert_eq!(sent(&p), n);
+    let rows = embeddings(&p.path("data/embeddings-bow-movies.db"));
+    assert_eq!(rows.len(), n);
+    assert!(rows.iter().all(|(_, v)| v.len() == 64));
+    let schema = stock_sqlite(
+        &p.path("data/embeddings-bow-movies.db"),
+        "SELECT sql FROM sqlite_master ORDER BY name; SELECT key || '=' || value FROM config ORDER BY key;",
+    );
+    for want in [
+        "CREATE TABLE embeddings (movie_id TEXT PRIMARY KEY, embedding BLOB NOT NULL, created_at TEXT NOT NULL)",
+        "CREATE INDEX idx_embeddings_created_at ON embeddings(created_at)",
+        "embedding_model_id=bow",
+        "embedding_model_name=Bag of words bow",
+        "embedding_model_dimensions=64",
+        "embedding_provider=command",
+    ] {
+        assert!(schema.contains(want), "{want} missing from\n{schema}");
+    }
+
+    // Nothing changed: nothing sent, nothing rebuilt.
+    let again = build(&p);
+    assert!(stats(&again, "embeddings@bow").is_none());
+    assert_eq!(sent(&p), n);
+
+    // One plot edited: exactly one text; explain says so first.
+    let edited = ids[3].clone();
+    edit_movies(&p, |m| {
+        let movie = m.get_mut(&edited).unwrap();
+        movie["metadata"] = serde_json::json!({"Plot": "A lighthouse keeper befriends a whale."});
+    });
+    let explain = pipe_env(&p, &["explain", "embeddings@bow"], &[]);
+    assert!(
+        explain
+            .stdout
+            .contains("0 new, 1 changed, 0 removed; 1 texts to embed"),
+        "{}\n{}",
+        explain.stdout,
+        explain.stderr
+    );
+    let dry = pipe_env(&p, &["build", "-n"], &[]);
+    assert!(
+        format!("{}{}", dry.stdout, dry.stderr).contains("1 texts to embed"),
+        "{}{}",
+        dry.stdout,
+        dry.stderr
+    );
+    let status = pipe_env(&p, &["status"], &[]);
+    assert!(
+        status.stdout.contains("1 texts to embed"),
+        "{}",
+        status.stdout
+    );
+    let run = build(&p);
+    assert_eq!(stat(&run, "embeddings@bow", "texts_sent"), 1);
+    assert_eq!(stat(&run, "embeddings@bow", "changed"), 1);
+    assert_eq!(stat(&run, "embeddings@bow", "reused"), n - 1);
+    assert_eq!(sent(&p), n + 1);
+
+    // A movie added: one text.
+    edit_movies(&p, |m| {
+        let mut copy = m[&ids[0]].clone();
+        copy["movieId"] = "tt9999999".into();
+        copy["title"] = "A Completely New Film".into();
+        m.insert("tt9999999".into(), copy);
+    });
+    let run = build(&p);
+    assert_eq!(stat(&run, "embeddings@bow", "texts_sent"), 1);
+    assert_eq!(stat(&run, "embeddings@bow", "new"), 1);
+    assert_eq!(sent(&p), n + 2);
+
+    // A movie removed: nothing sent, its vector gone.
+    let removed = ids[5].clone();
+    edit_movies(&p, |m| {
+        m.remove(&removed);
+    });
+    let run = build(&p);
+    assert_eq!(stat(&run, "embeddings@bow", "texts_sent"), 0);
+    assert_eq!(stat(&run, "embeddings@bow", "removed"), 1);
+    assert_eq!(sent(&p), n + 2);
+    let rows = embeddings(&p.path("data/embeddings-bow-movies.db"));
+    assert_eq!(rows.len(), n);
+    assert!(!rows.iter().any(|(id, _)| *id == removed));
+    assert!(rows.iter().any(|(id, _)| id == "tt9999999"));
+
+    // The database built from the generated embeddings opens in the stock
+    // sqlite3 shell with sqlite-vec, and a movie is its own nearest neighbour.
+    let db = p.path("public/data/bow/movies.db");
+    let probe = &ids[0];
+    let out = stock_sqlite(
+        &db,
+        &format!(
+            "SELECT movieId FROM vec_movies WHERE embedding MATCH \
+             (SELECT embedding FROM vec_movies WHERE movieId = '{probe}') AND k = 3 ORDER BY distance;"
+        ),
+    );
+    assert_eq!(out.lines().next(), Some(probe.as_str()), "{out}");
+}
+
+#[test]
+fn builds_are_reproducible() {
+    let a = project(&[("bow", bow_model("bow", 16, ""))]);
+    let b = project(&[("bow", bow_model("bow", 16, ""))]);
+    build(&a);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    build(&b);
+    let read = |p: &Project| std::fs::read(p.path("data/embeddings-bow-movies.db")).unwrap();
+    assert_eq!(read(&a), read(&b));
+    // Rebuilt from the cache alone (output deleted): the same bytes again.
+    let before = read(&a);
+    std::fs::remove_file(a.path("data/embeddings-bow-movies.db")).unwrap();
+    let run = build(&a);
+    assert_eq!(stat(&run, "embeddings@bow", "texts_sent"), 0);
+    assert_eq!(read(&a), before);
+}
+
+#[test]
+fn an_option_change_reembeds_that_model_only() {
+    let p = project(&[
+        ("bow", bow_model("bow", 32, "")),
+        ("other", bow_model("other", 16, "")),
+    ]);
+    let n = movie_ids(&p).len();
+    build(&p);
+    p.write(
+        "models.d/other.toml",
+        &bow_model("other", 16, "prefix = \"search_document: \"\n"),
+    );
+    let run = build(&p);
+    assert_eq!(stat(&run, "embeddings@other", "texts_sent"), n);
+    assert!(stats(&run, "embeddings@bow").is_none(), "{}", run.stdout);
+    let log = p.read("sent.log");
+    assert!(log.contains("'search_document: # "), "the prefix is sent");
+}
+
+#[test]
+fn a_failing_provider_keeps_what_it_returned() {
+    let p = project(&[("bow", bow_model("bow", 16, ""))]);
+    let n = movie_ids(&p).len();
+    let run = pipe_env(
+        &p,
+        &["build", "embeddings@bow"],
+        &[("EMBED_BOW_EXIT_AFTER", "200".into())],
+    );
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains("200 of") && run.stderr.contains("kept in the cache"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("exiting after 200 texts"),
+        "{}",
+        run.stderr
+    );
+    assert!(!p.path("data/embeddings-bow-movies.db").exists());
+    let before = sent(&p);
+    let run = build(&p);
+    assert_eq!(stat(&run, "embeddings@bow", "texts_sent"), n - 200);
+    assert_eq!(sent(&p) - before, n - 200);
+}
+
+#[test]
+fn a_killed_build_resumes_with_the_rest() {
+    let p = project(&[("bow", bow_model("bow", 16, ""))]);
+    let n = movie_ids(&p).len();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("pipe"))
+        .current_dir(p.dir.path())
+        .args(["build", "embeddings@bow"])
+        .env("EMBED_BOW_LOG", p.path("sent.log"))
+        .env("EMBED_BOW_STALL_AFTER", "200")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while sent(&p) < 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the script never got 200 texts"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The 10th batch of 20 is answered; let pipe store it, then kill -9.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!p.path("data/embeddings-bow-movies.db").exists());
+    let run = build(&p);
+    assert_eq!(stat(&run, "embeddings@bow", "texts_sent"), n - 200);
+    assert_eq!(sent(&p), n);
+    assert_eq!(
+        embeddings(&p.path("data/embeddings-bow-movies.db")).len(),
+        n
+    );
+}
+
+#[test]
+fn a_damaged_cache_entry_is_embedded_again() {
+    let p = project(&[("bow", bow_model("bow", 16, ""))]);
+    let n = movie_ids(&p).len();
+    build(&p);
+    let good = std::fs::read(p.path("data/embeddings-bow-movies.db")).unwrap();
+    let cache = p.path(".pipe/cache/embeddings/bow.vectors");
+    let mut bytes = std::fs::read(&cache).unwrap();
+    let entry = 32 + 16 * 4 + 16;
+    bytes[16 + 7 * entry + 40] ^= 0x55;
+    std::fs::write(&cache, &bytes).unwrap();
+    std::fs::remove_file(p.path("data/embeddings-bow-movies.db")).unwrap();
+    let run = build(&p);
+    assert_eq!(stat(&run, "embeddings@bow", "texts_sent"), 1);
+    assert_eq!(stat(&run, "embeddings@bow", "reused"), n - 1);
+    assert!(run.stdout.contains("damaged"), "{}", run.stdout);
+    // Embedded again, the vector is the one it was: same bytes as before.
+    assert_eq!(
+        std::fs::read(p.path("data/embeddings-bow-movies.db")).unwrap(),
+        good
+    );
+}
+
+/// The model `.ci/deps` unpacks (PIPE_MODEL2VEC_MODEL overrides).
+fn model2vec_dir() -> PathBuf {
+    let dir = std::env::var_os("PIPE_MODEL2VEC_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(REPO).join(".deps/models/tokenlearn-static-model"));
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "the model2vec test model is missing at {}: run .ci/deps (it downloads tokenlearn-static-model 0.1.1 from PyPI)",
+        dir.display()
+    );
+    dir
+}
+
+const TITLES: &[(&str, &str)] = &[
+    ("tt0000001", "a cat sleeps on the warm sofa"),
+    ("tt0000002", "the kitten naps on a soft couch"),
+    ("tt0000003", "stock markets crash as banks fail"),
+    (
+        "tt0000004",
+        "financial crisis hits the banks and the economy",
+    ),
+    ("tt0000005", "astronauts travel to space in a rocket"),
+    ("tt0000006", "a space rocket carries astronauts to the moon"),
+    ("tt0000007", "a detective investigates a murder"),
+    ("tt0000008", "police detective solves the murder case"),
+];
+
+#[test]
+fn model2vec_vectors_match_the_reference_implementation() {
+    let dir = model2vec_dir();
+    let p = Project::new();
+    p.write("pipeline.toml", PIPELINE);
+    p.write("data/collections.json", "{}");
+    let mut movies = serde_json::Map::new();
+    for (id, title) in TITLES {
+        movies.insert(
+            id.to_string(),
+            serde_json::json!({"movieId": id, "title": title, "year": 2000, "sources": [{"type": "archive", "id": id}]}),
+        );
+    }
+    p.write(
+        "data/movies.json",
+        &serde_json::to_string_pretty(&Value::Object(movies)).unwrap(),
+    );
+    common::copy_tree(&dir, &p.path("models/static"));
+    p.write(
+        "models.d/static.toml",
+        "id = \"static\"\nname = \"Static\"\ndimensions = 64\nembeddings = \"data/embeddings-static-movies.db\"\n\n[embed]\nprovider = \"model2vec\"\npath = \"models/static\"\ntemplate = \"{{ title }}\"\n",
+    );
+    let run = p.build(&[]);
+    assert_eq!(stat(&run, "embeddings@static", "texts_sent"), TITLES.len());
+    let got = embeddings(&p.path("data/embeddings-static-movies.db"));
+
+    // The same texts through the model2vec Python package.
+    let script = "import json, sys\nfrom model2vec import StaticModel\nm = StaticModel.from_pretrained(sys.argv[1])\ntexts = json.loads(sys.stdin.read())\nprint(json.dumps(m.encode(texts).tolist()))\n";
+    let texts: Vec<&str> = TITLES.iter().map(|(_, t)| *t).collect();
+    let mut child = std::process::Command::new(python())
+        .args(["-c", script])
+        .arg(p.path("models/static"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python with model2vec: run .ci/deps");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::to_string(&texts).unwrap().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "model2vec (Python) failed: run .ci/deps"
+    );
+    let want: Vec<Vec<f32>> = serde_json::from_slice(&out.stdout).unwrap();
+    for ((id, v), w) in got.iter().zip(&want) {
+        assert_eq!(v.len(), 64);
+        let diff = v
+            .iter()
+            .zip(w)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(diff < 1e-4, "{id}: differs from model2vec by {diff}");
+    }
+
+    // Related texts are each other's nearest neighbours (cosine).
+    let cos = |a: &[f32], b: &[f32]| {
+        let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        let n = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        dot / (n(a) * n(b))
+    };
+    for (i, (id, v)) in got.iter().enumerate() {
+        let nearest = (0..got.len())
+            .filter(|&j| j != i)
+            .max_by(|&a, &b| cos(v, &got[a].1).total_cmp(&cos(v, &got[b].1)))
+            .unwrap();
+        assert_eq!(
+            nearest,
+            i ^ 1,
+            "{id}'s nearest neighbour is {}",
+            got[nearest].0
+        );
+    }
+}
+
+/// The admin page's model choice runs the model's embeddings, then its
+/// database, with the embedding progress (texts/s, ETA) in the event stream.
+#[test]
+fn the_admin_page_runs_embeddings_then_the_database() {
+    let p = project(&[("bow", bow_model("bow", 16, ""))]);
+    let s = common::server::Server::start(p.dir.path(), &[]);
+    let models = s.get("/api/models").json();
+    assert_eq!(models["models"][0]["provider"], "command", "{models}");
+    let status = s.get("/api/status").json();
+    assert!(
+        status.to_string().contains("embeddings@bow"),
+        "the page lists the embeddings target: {status}"
+    );
+    let mut events = s.events();
+    let r = s.post(
+        "/api/build",
+        r#"{"embeddingModel": "bow", "skipJsonGeneration": true}"#,
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let seq = events.until_done();
+    let done = seq.last().expect("completed");
+    assert_eq!(done["status"], "completed", "{seq:#?}");
+    let results: Vec<(String, String)> = done["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap().to_string(),
+                r["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        results,
+        [
+            ("embeddings@bow".to_string(), "built".to_string()),
+            ("movies-db@bow".to_string(), "built".to_string())
+        ]
+    );
+    assert!(
+        seq.iter().any(|e| e["target"] == "embeddings@bow"
+            && e["message"].as_str().unwrap_or("").contains("texts/s")),
+        "no embedding progress in {seq:#?}"
+    );
+    assert!(p.path("public/data/bow/movies.db").is_file());
+}
