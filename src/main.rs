@@ -111,6 +111,9 @@ fn load(cli: &Cli, verbosity: Verbosity) -> Result<(Manifest, Graph), Failure> {
         for note in &manifest.notes {
             eprintln!("note: {note}");
         }
+        for warning in &manifest.warnings {
+            eprintln!("warning: {warning}");
+        }
     }
     let graph = Graph::build(&manifest)?;
     Ok((manifest, graph))
@@ -157,6 +160,13 @@ fn build_selection(
     args: &cli::BuildArgs,
 ) -> Result<Vec<String>, Failure> {
     let names: Vec<String> = args.targets.iter().chain(&args.target).cloned().collect();
+    if args.skip_json {
+        if let Some(json) = graph.movie_json_named(&names) {
+            return Err(Failure::Usage(format!(
+                "--skip-json leaves out the JSON files, but {json} (a movie-json target) is named too; drop --skip-json or the target"
+            )));
+        }
+    }
     if (args.model.is_none() && !args.skip_json) || !names.is_empty() {
         if let Some(id) = &args.model {
             // Still refuse an unknown model, as the original did.
@@ -195,6 +205,7 @@ fn build(
         dry_run: args.dry_run,
         locked: args.locked,
         strict: args.strict,
+        publish_model: args.model.clone(),
     };
     let reporter = Reporter::new(verbosity, args.explain || args.dry_run);
     let report = executor.build(&opts, &reporter).map_err(|e| match e {
@@ -203,6 +214,13 @@ fn build(
     });
     reporter.finish();
     let report = report?;
+    report::print_warnings(report.warnings(), verbosity);
+    if let (Some((target, path)), true) = (&report.published, verbosity > Verbosity::Quiet) {
+        eprintln!(
+            "published {target}'s database at {} (as the original's -m did; a plain `pipe build` publishes the default model's again)",
+            path.display()
+        );
+    }
     if args.json {
         print_json(&report)?;
     }
@@ -585,6 +603,10 @@ fn watch(
                 if pruned { " (outputs deleted)" } else { " (outputs left in place; --prune deletes them)" }
             ),
             WatchMessage::Invalid(diagnostic) => format!("{diagnostic}\nwatch: the manifest is invalid; the last good outputs are in place. Fix it and save to rebuild"),
+            WatchMessage::Warnings(warnings) => {
+                report::print_warnings(warnings.iter().map(|(t, w)| (t.as_str(), w)).collect(), verbosity);
+                return;
+            }
             WatchMessage::Error(e) => format!("watch: error: {e}"),
             WatchMessage::Stopped => "watch: stopped".to_string(),
         };

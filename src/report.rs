@@ -89,6 +89,18 @@ impl Reporter {
     }
 }
 
+/// The warnings of a build, each kind once with the targets that share it
+/// and the fix (with `-v`, every target's full text), on stderr.
+pub fn print_warnings(warnings: Vec<(&str, &pipe::warning::Warning)>, verbosity: Verbosity) {
+    if verbosity == Verbosity::Quiet || warnings.is_empty() {
+        return;
+    }
+    let groups = pipe::warning::group(warnings);
+    let text = pipe::warning::render(&groups, verbosity == Verbosity::Verbose);
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+}
+
 /// One line describing a finished target.
 pub fn describe(result: &TargetResult) -> String {
     let secs = result.millis as f64 / 1000.0;
@@ -168,11 +180,8 @@ impl Observer for Reporter {
                     }
                 }
             }
-            BuildEvent::Warning { name, message } => {
-                if self.verbosity > Verbosity::Quiet {
-                    self.line(&format!("warning: {name}: {message}"));
-                }
-            }
+            // Shown once per build, grouped, when it ends (print_warnings).
+            BuildEvent::Warning { .. } => {}
             BuildEvent::TargetFinished {
                 result,
                 done,
