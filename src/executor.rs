@@ -923,7 +923,7 @@ impl<'a> Executor<'a> {
                         let flag = if opts.locked { "--locked" } else { "--strict" };
                         result.outcome = Outcome::Failed {
                             error: format!(
-                                "{flag}: the outputs in place were built with a warning that                                  loses data: {}. Fix: {}; then run `pipe build`",
+                                "{flag}: the outputs in place were built with a warning that loses data: {}. Fix: {}; then run `pipe build`",
                                 w.detail, w.fix
                             ),
                         };

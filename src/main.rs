@@ -603,9 +603,13 @@ fn watch(
                 if pruned { " (outputs deleted)" } else { " (outputs left in place; --prune deletes them)" }
             ),
             WatchMessage::Invalid(diagnostic) => format!("{diagnostic}\nwatch: the manifest is invalid; the last good outputs are in place. Fix it and save to rebuild"),
+            // In the log, after the rebuild's line (as a build shows them).
             WatchMessage::Warnings(warnings) => {
-                report::print_warnings(warnings.iter().map(|(t, w)| (t.as_str(), w)).collect(), verbosity);
-                return;
+                let text = report::warnings_text(warnings.iter().map(|(t, w)| (t.as_str(), w)).collect(), verbosity);
+                if text.is_empty() {
+                    return;
+                }
+                text.trim_end().to_string()
             }
             WatchMessage::Error(e) => format!("watch: error: {e}"),
             WatchMessage::Stopped => "watch: stopped".to_string(),

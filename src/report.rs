@@ -90,13 +90,21 @@ impl Reporter {
 }
 
 /// The warnings of a build, each kind once with the targets that share it
-/// and the fix (with `-v`, every target's full text), on stderr.
-pub fn print_warnings(warnings: Vec<(&str, &pipe::warning::Warning)>, verbosity: Verbosity) {
+/// and the fix (with `-v`, every target's full text); empty when quiet.
+pub fn warnings_text(
+    warnings: Vec<(&str, &pipe::warning::Warning)>,
+    verbosity: Verbosity,
+) -> String {
     if verbosity == Verbosity::Quiet || warnings.is_empty() {
-        return;
+        return String::new();
     }
     let groups = pipe::warning::group(warnings);
-    let text = pipe::warning::render(&groups, verbosity == Verbosity::Verbose);
+    pipe::warning::render(&groups, verbosity == Verbosity::Verbose)
+}
+
+/// [`warnings_text`] on stderr.
+pub fn print_warnings(warnings: Vec<(&str, &pipe::warning::Warning)>, verbosity: Verbosity) {
+    let text = warnings_text(warnings, verbosity);
     let mut err = std::io::stderr().lock();
     let _ = err.write_all(text.as_bytes());
 }

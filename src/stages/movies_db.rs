@@ -115,13 +115,8 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
             spec.db_path.display(),
         );
         let fix = format!(
-            "produce the embeddings file with the model's embedding generator, or fix              `embeddings` in its model file ({}){}",
+            "produce the embeddings file with the model's embedding generator, or fix `embeddings` in its model file ({})",
             model.file.display(),
-            if ctx.settings.strict {
-                ""
-            } else {
-                "; --strict makes this an error"
-            }
         );
         if ctx.settings.strict {
             return Err(StageError::new(format!("{detail}. Fix: {fix}")));
