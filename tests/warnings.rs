@@ -206,3 +206,31 @@ fn watch_prints_the_warnings_a_build_prints() {
         .any(|l| l.starts_with("warning: embeddings file not found")
             && l.contains("minilm (data/embeddings-minilm-movies.db)")));
 }
+
+#[test]
+fn collection_entries_naming_unknown_movies_are_a_warning() {
+    let p = sample_project();
+    let text = p.read("data/collections.json");
+    p.write(
+        "data/collections.json",
+        &text.replacen(
+            "\"movieIds\": [",
+            "\"movieIds\": [\n      \"tt9999998\",",
+            1,
+        ),
+    );
+    let run = p.pipe(&["build", "-v", "--target", "movie-json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "warning: collections name movies that are not in data/movies.json; they are left out of those collections: data/collections.json (1)"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("tt9999998 in adventure-classics"),
+        "{}",
+        run.stderr
+    );
+}

@@ -164,6 +164,11 @@ pub fn run(ctx: &StageContext, spec: &MovieJsonSpec) -> Result<StageOutput, Stag
         return Err(StageError::cancelled());
     }
     let movies = &catalog.movies;
+    let mut warnings = Vec::new();
+    if let Some(w) = unknown_collection_movies(&catalog, &collections, spec) {
+        ctx.progress.warn(&w);
+        warnings.push(w);
+    }
     let previous_state = RenderState::read(ctx);
     // Every document lists its collections: other collections, every
     // document is rendered again (the related lists may still be reused).
@@ -376,6 +381,7 @@ pub fn run(ctx: &StageContext, spec: &MovieJsonSpec) -> Result<StageOutput, Stag
     let mut out = StageOutput {
         files,
         written,
+        warnings,
         // A document whose bytes equal an intact file's is never rewritten.
         untouched_are_unwritten: true,
         ..StageOutput::default()
@@ -417,6 +423,62 @@ pub fn run(ctx: &StageContext, spec: &MovieJsonSpec) -> Result<StageOutput, Stag
         .insert("entries_parsed".into(), catalog.parsed.to_string());
     out.stats.insert("deleted".into(), out.deleted.to_string());
     Ok(out)
+}
+
+/// Collection entries that name movies movies.json does not have at all
+/// (not even dropped ones): they are left out of the collection's movies.
+fn unknown_collection_movies(
+    catalog: &MovieEntries,
+    collections: &[Collection],
+    spec: &MovieJsonSpec,
+) -> Option<crate::stage::Warning> {
+    let known: HashSet<&str> = catalog
+        .movies
+        .iter()
+        .map(|m| m.summary.movie_id.as_str())
+        .chain(catalog.dropped_ids.iter().map(String::as_str))
+        .collect();
+    let unknown: Vec<(&str, &str)> = collections
+        .iter()
+        .flat_map(|c| {
+            c.movie_ids
+                .iter()
+                .filter(|id| !known.contains(id.as_str()))
+                .map(move |id| (c.id.as_str(), id.as_str()))
+        })
+        .collect();
+    if unknown.is_empty() {
+        return None;
+    }
+    let shown: Vec<String> = unknown
+        .iter()
+        .take(5)
+        .map(|(c, id)| format!("{id} in {c}"))
+        .collect();
+    let more = if unknown.len() > 5 {
+        format!(", … ({} more)", unknown.len() - 5)
+    } else {
+        String::new()
+    };
+    Some(crate::stage::Warning::new(
+        "collection-unknown-movies",
+        format!(
+            "collections name movies that are not in {}; they are left out of those collections",
+            spec.movies.display()
+        ),
+        format!("{} ({})", spec.collections.display(), unknown.len()),
+        format!(
+            "{} has {} entries naming movies that are not in {}: {}{more}",
+            spec.collections.display(),
+            unknown.len(),
+            spec.movies.display(),
+            shown.join(", ")
+        ),
+        format!(
+            "remove these ids from their collections in {} (or restore the movies)",
+            spec.collections.display()
+        ),
+    ))
 }
 
 /// A relative path without `..`, root or prefix components: safe to join
