@@ -400,7 +400,53 @@ fn models(cli: &Cli, args: &cli::ModelsArgs, verbosity: Verbosity) -> Result<u8,
             }
         );
     }
+    print_detected(&manifest, verbosity);
     Ok(exit::OK)
+}
+
+/// `pipe models`: embeddings files no model file declares (with the model
+/// file to add), and embeddings files whose config disagrees with theirs.
+fn print_detected(manifest: &Manifest, verbosity: Verbosity) {
+    use pipe::manifest::detect;
+    let found = detect::undeclared(manifest);
+    if !found.is_empty() {
+        println!("\nembeddings files that no model file declares:");
+        for f in &found {
+            let dims = f
+                .dimensions
+                .map_or("? dims".to_string(), |d| format!("{d} dims"));
+            println!("  {}  {dims}, {} vectors", f.path.display(), f.vectors);
+            println!(
+                "    add {}/{}.toml:",
+                manifest.pipeline.settings.models.display(),
+                f.suggested_id()
+            );
+            for line in f.model_file_lines().lines() {
+                println!("      {line}");
+            }
+        }
+    }
+    if verbosity == Verbosity::Quiet {
+        return;
+    }
+    for m in &manifest.models {
+        let abs = manifest.root.join(&m.embeddings);
+        if !abs.is_file() {
+            continue;
+        }
+        let sharing: Vec<&str> = manifest
+            .models
+            .iter()
+            .filter(|o| o.embeddings == m.embeddings)
+            .map(|o| o.id.as_str())
+            .collect();
+        if let Some(msg) = detect::read(&abs, &m.embeddings)
+            .ok()
+            .and_then(|f| detect::config_mismatch(m, &f, &sharing))
+        {
+            eprintln!("warning: {msg}");
+        }
+    }
 }
 
 fn clean(cli: &Cli, args: &cli::CleanArgs, verbosity: Verbosity) -> Result<u8, Failure> {

@@ -4,6 +4,7 @@
 //! Every problem is reported with the file, line and column and what to do,
 //! and all problems are reported at once.
 
+pub mod detect;
 pub mod diagnostic;
 pub mod model;
 pub mod paths;

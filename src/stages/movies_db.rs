@@ -134,6 +134,12 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
         );
     }
 
+    if emb_hash.is_some() {
+        if let Some(w) = embeddings_config_mismatch(ctx, model) {
+            warn(&mut out, w);
+        }
+    }
+
     let dest = ctx.abs(&spec.db_path);
     // A cache entry that cannot be assembled from (damaged on disk) is
     // discarded and the parts built again, once.
@@ -239,6 +245,37 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
     s.insert("catalog_part".into(), origins.0.as_str().into());
     s.insert("vector_part".into(), origins.1.as_str().into());
     Ok(out)
+}
+
+/// The embeddings file's own `config` names another model or other
+/// dimensions than the model file: probably the wrong file.
+fn embeddings_config_mismatch(ctx: &StageContext, model: &Model) -> Option<Warning> {
+    use crate::manifest::detect;
+    let conn = sqlite::open_read_only(&ctx.abs(&model.embeddings)).ok()?;
+    let (config_model, config_dimensions) = detect::config_of(&conn);
+    let file = detect::EmbeddingsFile {
+        path: model.embeddings.clone(),
+        vectors: 0,
+        dimensions: None,
+        config_model,
+        config_dimensions,
+    };
+    // A quantized variant reads its float original's file (whose config
+    // names the original): only its dimensions must agree.
+    let sharing: Vec<&str> = file
+        .config_model
+        .as_deref()
+        .filter(|_| model.quantization.is_some())
+        .into_iter()
+        .collect();
+    let detail = detect::config_mismatch(model, &file, &sharing)?;
+    Some(Warning::new(
+        "embeddings-config-mismatch",
+        "an embeddings file's config names another model or other dimensions than its model file",
+        format!("{} ({})", model.id, model.embeddings.display()),
+        detail,
+        "point the model file's `embeddings` at the right file, or regenerate the embeddings",
+    ))
 }
 
 /// A damaged cache entry was rebuilt: nothing lost, but worth knowing.
