@@ -373,6 +373,31 @@ impl StateDir {
         crate::artifact::write_atomic(&self.published_path(), &bytes)
     }
 
+    fn dir_stamps_path(&self) -> PathBuf {
+        self.dir.join("dirs.json")
+    }
+
+    /// The modification times of the output directories as the last build
+    /// left them (directory → (seconds, nanoseconds)).
+    pub fn load_dir_stamps(&self) -> BTreeMap<PathBuf, (i64, i64)> {
+        std::fs::read(self.dir_stamps_path())
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Vec<(PathBuf, (i64, i64))>>(&b).ok())
+            .map(|v| v.into_iter().collect())
+            .unwrap_or_default()
+    }
+
+    /// Remember the output directories' modification times.
+    pub fn save_dir_stamps(&self, stamps: &BTreeMap<PathBuf, (i64, i64)>) -> io::Result<()> {
+        if self.load_dir_stamps() == *stamps {
+            return Ok(());
+        }
+        let list: Vec<(&PathBuf, &(i64, i64))> = stamps.iter().collect();
+        let bytes = serde_json::to_vec(&list).map_err(io::Error::other)?;
+        std::fs::create_dir_all(&self.dir)?;
+        crate::artifact::write_atomic(&self.dir_stamps_path(), &bytes)
+    }
+
     /// Path of the input hash cache.
     pub fn hash_cache_path(&self) -> PathBuf {
         self.dir.join("hashes.bin")

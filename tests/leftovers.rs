@@ -57,7 +57,16 @@ fn the_next_build_and_clean_remove_pipes_temporaries_and_nothing_else() {
     let p = sample_project();
     p.build(&[]);
     plant(&p);
-    // A build that works sweeps them.
+    // The next build sweeps them, even one with nothing to rebuild (the
+    // output directories changed since the last build).
+    let noop = p.build(&[]);
+    assert!(noop.built().is_empty());
+    assert_eq!(temporaries(&p), [PathBuf::from("data/.pipe-tmp-mine")]);
+    for f in DECOYS {
+        assert_eq!(p.read(f), "left over", "{f}");
+    }
+    // So does a build that rebuilds.
+    plant(&p);
     let collections = p.read("data/collections.json");
     p.write("data/collections.json", &format!("{collections}\n"));
     let run = p.build(&[]);
