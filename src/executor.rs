@@ -369,10 +369,12 @@ impl<'a> Executor<'a> {
         }
     }
 
-    /// Every directory the targets write files in (absolute).
+    /// Every directory a build writes files in (absolute): the targets'
+    /// and the project root (pipe.lock).
     fn output_dirs(&self) -> std::collections::BTreeSet<PathBuf> {
         let root = &self.manifest.root;
-        let mut dirs = std::collections::BTreeSet::new();
+        // The project root: pipe.lock is written there.
+        let mut dirs = std::collections::BTreeSet::from([root.clone()]);
         for t in &self.graph.targets {
             for o in &t.outputs {
                 let dir = match o {
@@ -403,13 +405,17 @@ impl<'a> Executor<'a> {
     /// build leaves) from every directory the targets write and from
     /// `.pipe/`; nothing else. The caller holds the project lock.
     pub fn remove_temporaries(&self, dry_run: bool) -> std::io::Result<Vec<PathBuf>> {
+        self.remove_temporaries_in(&self.output_dirs(), dry_run)
+    }
+
+    fn remove_temporaries_in(
+        &self,
+        dirs: &std::collections::BTreeSet<PathBuf>,
+        dry_run: bool,
+    ) -> std::io::Result<Vec<PathBuf>> {
         let root = &self.manifest.root;
-        let dirs = self.output_dirs();
-        let removed = crate::artifact::remove_temporaries(
-            &dirs,
-            &[self.state.path().to_path_buf()],
-            dry_run,
-        )?;
+        let removed =
+            crate::artifact::remove_temporaries(dirs, &[self.state.path().to_path_buf()], dry_run)?;
         Ok(removed
             .into_iter()
             .map(|p| p.strip_prefix(root).map(Path::to_path_buf).unwrap_or(p))
@@ -585,10 +591,21 @@ impl<'a> Executor<'a> {
         // changed): remove pipe's temporaries before building anything.
         // Comparing the directories' times costs a few stats, where reading
         // 30,000 names of public/movies on every no-op would double it.
-        let unfinished = !opts.dry_run
-            && (self.state.unfinished_build() || self.state.load_dir_stamps() != self.dir_stamps());
-        if unfinished {
-            self.remove_temporaries(false).map_err(BuildError::Io)?;
+        let mut unfinished = false;
+        if !opts.dry_run {
+            let killed = self.state.unfinished_build();
+            let before = self.state.load_dir_stamps();
+            let now = self.dir_stamps();
+            let changed: std::collections::BTreeSet<PathBuf> = now
+                .iter()
+                .filter(|(d, stamp)| killed || before.get(*d) != Some(stamp))
+                .map(|(d, _)| d.clone())
+                .collect();
+            unfinished = killed || before != now;
+            if killed || !changed.is_empty() {
+                self.remove_temporaries_in(&changed, false)
+                    .map_err(BuildError::Io)?;
+            }
         }
 
         observer.event(&BuildEvent::Started { total: order.len() });
@@ -776,14 +793,6 @@ impl<'a> Executor<'a> {
         if worked && !opts.dry_run {
             self.remove_temporaries(false).map_err(BuildError::Io)?;
         }
-        if unfinished || worked {
-            self.state
-                .save_dir_stamps(&self.dir_stamps())
-                .map_err(BuildError::Io)?;
-        }
-        if unfinished || self.building.load(Ordering::SeqCst) {
-            self.state.finish_build().map_err(BuildError::Io)?;
-        }
 
         // pipe.lock: every target of the graph that has a record.
         let mut lock_mismatch = Vec::new();
@@ -834,6 +843,17 @@ impl<'a> Executor<'a> {
             Some(model) if !opts.dry_run => self.publish(model, &done).map_err(BuildError::Io)?,
             _ => None,
         };
+        // Last, once pipe.lock (beside pipeline.toml) and the published
+        // copy are written too: the directories as this build leaves them,
+        // and that it finished.
+        if unfinished || worked || lock_written || published.is_some() {
+            self.state
+                .save_dir_stamps(&self.dir_stamps())
+                .map_err(BuildError::Io)?;
+        }
+        if unfinished || self.building.load(Ordering::SeqCst) {
+            self.state.finish_build().map_err(BuildError::Io)?;
+        }
         let inputs_hashed = self.cache.lock().map(|c| c.files_hashed()).unwrap_or(0);
         Ok(BuildReport {
             results,
