@@ -101,6 +101,16 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Write `bytes` to a new temporary file beside `dest`, closed, to be
+/// renamed onto `dest` later ([`tempfile::TempPath::persist`]) or removed
+/// when dropped. Lets a stage write many files first and rename them all at
+/// the end, so that a failure or kill before that changes none of them.
+pub fn write_temp_beside(dest: &Path, bytes: &[u8]) -> io::Result<tempfile::TempPath> {
+    let mut file = temp_beside(dest)?;
+    file.write_all(bytes)?;
+    Ok(file.into_temp_path())
+}
+
 /// Make `dest` a second name of the file `src`, atomically (a hard link
 /// made under a temporary name, then renamed into place), or a copy where
 /// the file system cannot link (another device, no hard links).
@@ -115,6 +125,68 @@ pub fn link_or_copy_atomic(src: &Path, dest: &Path) -> io::Result<()> {
         fs::copy(src, tmp.path())?;
     }
     tmp.persist(dest)
+}
+
+/// Remove pipe's own leftover temporaries (files named [`TEMP_PREFIX`]…,
+/// which a killed build leaves) directly inside each of `dirs`, and, for
+/// each of `trees`, anywhere below it. Nothing else is touched: not a file
+/// of another name, not a directory. Only call it while holding the
+/// project lock, so that no build of this project is writing them.
+/// Returns the paths removed (or, with `dry_run`, that would be).
+pub fn remove_temporaries(
+    dirs: &std::collections::BTreeSet<PathBuf>,
+    trees: &[PathBuf],
+    dry_run: bool,
+) -> io::Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    let sweep =
+        |dir: &Path, recurse: bool, removed: &mut Vec<PathBuf>| -> io::Result<Vec<PathBuf>> {
+            let mut subdirs = Vec::new();
+            let entries = match fs::read_dir(dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(subdirs),
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                let entry = entry?;
+                let kind = entry.file_type()?;
+                if kind.is_dir() {
+                    if recurse {
+                        subdirs.push(entry.path());
+                    }
+                    continue;
+                }
+                if !entry
+                    .file_name()
+                    .as_encoded_bytes()
+                    .starts_with(TEMP_PREFIX.as_bytes())
+                {
+                    continue;
+                }
+                let path = entry.path();
+                if !dry_run {
+                    match fs::remove_file(&path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+                removed.push(path);
+            }
+            Ok(subdirs)
+        };
+    for dir in dirs {
+        sweep(dir, false, &mut removed)?;
+    }
+    for tree in trees {
+        let mut pending = vec![tree.clone()];
+        while let Some(dir) = pending.pop() {
+            pending.extend(sweep(&dir, true, &mut removed)?);
+        }
+    }
+    removed.sort();
+    removed.dedup();
+    Ok(removed)
 }
 
 fn parent_dir(path: &Path) -> &Path {
@@ -157,6 +229,44 @@ mod tests {
         assert_eq!(fs::read(&dest).unwrap(), b"two");
         let names: Vec<_> = fs::read_dir(dest.parent().unwrap()).unwrap().collect();
         assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn remove_temporaries_removes_only_pipes_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let state = dir.path().join(".pipe/cache/x");
+        fs::create_dir_all(&out).unwrap();
+        fs::create_dir_all(&state).unwrap();
+        for f in [
+            "out/.pipe-tmp-a.json.X1",
+            "out/a.json",
+            "out/pipe-tmp-b",
+            "out/x.pipe-tmp-c",
+            ".pipe/cache/x/.pipe-tmp-p.db.Y",
+            ".pipe/hashes.bin",
+        ] {
+            fs::write(dir.path().join(f), b"x").unwrap();
+        }
+        fs::create_dir_all(out.join(".pipe-tmp-dir")).unwrap();
+        let dirs = std::collections::BTreeSet::from([out.clone(), dir.path().join("missing")]);
+        let trees = [dir.path().join(".pipe")];
+        let would = remove_temporaries(&dirs, &trees, true).unwrap();
+        assert_eq!(would.len(), 2);
+        assert!(out.join(".pipe-tmp-a.json.X1").exists());
+        let removed = remove_temporaries(&dirs, &trees, false).unwrap();
+        assert_eq!(removed, would);
+        assert!(!out.join(".pipe-tmp-a.json.X1").exists());
+        assert!(!state.join(".pipe-tmp-p.db.Y").exists());
+        for kept in [
+            "out/a.json",
+            "out/pipe-tmp-b",
+            "out/x.pipe-tmp-c",
+            ".pipe/hashes.bin",
+            "out/.pipe-tmp-dir",
+        ] {
+            assert!(dir.path().join(kept).exists(), "{kept}");
+        }
     }
 
     #[test]

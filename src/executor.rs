@@ -10,7 +10,7 @@ use crate::fingerprint::{fingerprint, HashCache, InputHashes};
 use crate::graph::{Graph, Target, TargetSpec};
 use crate::lockfile::{self, LockFile};
 use crate::manifest::Manifest;
-use crate::stage::{BuildSettings, ProgressSink, StageContext, StageError, StageOutput};
+use crate::stage::{BuildSettings, ProgressSink, StageContext, StageError, StageOutput, Warning};
 use crate::stages;
 use crate::state::{record_outputs, OutputCheck, StateDir, TargetRecord};
 use serde::Serialize;
@@ -36,6 +36,14 @@ pub struct BuildOptions {
     pub locked: bool,
     /// Warnings that lose data are errors.
     pub strict: bool,
+    /// The original's `-m MODEL`: once its `movies-db` target is built (or
+    /// up to date), that model's database is also published at the path
+    /// the default model's is (`publish-default`), as the original's
+    /// `-m potion` left potion's at `public/data/movies.db`. The published
+    /// file stays an output of the default model's target (and pipe.lock
+    /// records the default's), so the next build of that target publishes
+    /// the default's again.
+    pub publish_model: Option<String>,
 }
 
 /// Why a target must be rebuilt.
@@ -71,6 +79,14 @@ pub enum Reason {
     OutputModified {
         /// The file.
         path: PathBuf,
+    },
+    /// The output holds another model's database, published there by
+    /// `pipe build -m MODEL`: this target publishes its own again.
+    PublishedOther {
+        /// The published file.
+        path: PathBuf,
+        /// The model whose database it holds.
+        model: String,
     },
     /// A dependency would be rebuilt (dry runs only).
     Dependency {
@@ -118,6 +134,12 @@ impl std::fmt::Display for Reason {
             ),
             Reason::OutputMissing { path } => write!(f, "output {} was deleted", path.display()),
             Reason::OutputModified { path } => write!(f, "output {} was modified", path.display()),
+            Reason::PublishedOther { path, model } => write!(
+                f,
+                "output {} holds model {model}'s database (`pipe build -m {model}` published it); \
+                 this target publishes its own model's again",
+                path.display()
+            ),
             Reason::Dependency { target } => write!(f, "dependency {target} is out of date"),
             Reason::Records {
                 records,
@@ -174,8 +196,12 @@ pub struct TargetResult {
     pub outcome: Outcome,
     /// Why it was (or would be) rebuilt.
     pub reasons: Vec<Reason>,
-    /// Warnings the stage reported.
+    /// Warnings the stage reported (their full text).
     pub warnings: Vec<String>,
+    /// The same warnings, structured: what front ends group and show once
+    /// per build ([`crate::warning::group`]).
+    #[serde(skip)]
+    pub details: Vec<Warning>,
     /// Wall time in milliseconds.
     pub millis: u64,
     /// What the stage reports about its work (movies, vectors, files
@@ -197,6 +223,7 @@ impl TargetResult {
             outcome,
             reasons: vec![],
             warnings: vec![],
+            details: vec![],
             millis: 0,
             stats: BTreeMap::new(),
             lock_mismatch: false,
@@ -214,6 +241,9 @@ pub struct BuildReport {
     pub lock_mismatch: Vec<String>,
     /// Whether pipe.lock was rewritten.
     pub lock_written: bool,
+    /// `-m MODEL` published that model's database here (the path of the
+    /// default's, `publish-default`): (target, path).
+    pub published: Option<(String, PathBuf)>,
     /// Input files that had to be read (not answered from the stat cache).
     pub inputs_hashed: usize,
     /// Wall time in milliseconds.
@@ -230,6 +260,17 @@ impl BuildReport {
                     Outcome::UpToDate | Outcome::Built { .. } | Outcome::WouldBuild
                 )
             })
+    }
+
+    /// The warnings of the targets this build ran (built or failed), with
+    /// their target names, for [`crate::warning::group`]. Up-to-date
+    /// targets keep theirs in their records (`--strict` fails on them).
+    pub fn warnings(&self) -> Vec<(&str, &Warning)> {
+        self.results
+            .iter()
+            .filter(|r| matches!(r.outcome, Outcome::Built { .. } | Outcome::Failed { .. }))
+            .flat_map(|r| r.details.iter().map(move |w| (r.name.as_str(), w)))
+            .collect()
     }
 
     /// How many targets were built.
@@ -301,7 +342,7 @@ impl Observer for Silent {
 struct TargetSink<'a> {
     name: &'a str,
     observer: &'a dyn Observer,
-    warnings: Mutex<Vec<String>>,
+    warnings: Mutex<Vec<Warning>>,
 }
 
 impl ProgressSink for TargetSink<'_> {
@@ -313,13 +354,13 @@ impl ProgressSink for TargetSink<'_> {
             message: message.to_string(),
         });
     }
-    fn warn(&self, message: &str) {
+    fn warn(&self, warning: &Warning) {
         if let Ok(mut w) = self.warnings.lock() {
-            w.push(message.to_string());
+            w.push(warning.clone());
         }
         self.observer.event(&BuildEvent::Warning {
             name: self.name.to_string(),
-            message: message.to_string(),
+            message: warning.detail.clone(),
         });
     }
 }
@@ -364,6 +405,9 @@ pub struct Executor<'a> {
     state: StateDir,
     cache: Mutex<HashCache>,
     cancelled: Arc<AtomicBool>,
+    /// Set when the first stage of this build starts (and `.pipe/` says a
+    /// build is writing).
+    building: AtomicBool,
 }
 
 struct Assessed {
@@ -387,7 +431,61 @@ impl<'a> Executor<'a> {
             state,
             cache,
             cancelled,
+            building: AtomicBool::new(false),
         }
+    }
+
+    /// Every directory a build writes files in (absolute): the targets'
+    /// and the project root (pipe.lock).
+    fn output_dirs(&self) -> std::collections::BTreeSet<PathBuf> {
+        let root = &self.manifest.root;
+        // The project root: pipe.lock is written there.
+        let mut dirs = std::collections::BTreeSet::from([root.clone()]);
+        for t in &self.graph.targets {
+            for o in &t.outputs {
+                let dir = match o {
+                    crate::graph::Output::File(p) => p.parent().unwrap_or(Path::new("")),
+                    crate::graph::Output::Dir { dir, .. } => dir.as_path(),
+                };
+                dirs.insert(root.join(dir));
+            }
+        }
+        dirs
+    }
+
+    /// The modification times of the output directories now (a directory's
+    /// changes when a file is created or removed in it), for
+    /// [`StateDir::save_dir_stamps`].
+    fn dir_stamps(&self) -> BTreeMap<PathBuf, (i64, i64)> {
+        use std::os::unix::fs::MetadataExt;
+        self.output_dirs()
+            .into_iter()
+            .filter_map(|d| {
+                let m = std::fs::metadata(&d).ok()?;
+                Some((d, (m.mtime(), m.mtime_nsec())))
+            })
+            .collect()
+    }
+
+    /// Remove pipe's leftover temporaries (`.pipe-tmp-*`, what a killed
+    /// build leaves) from every directory the targets write and from
+    /// `.pipe/`; nothing else. The caller holds the project lock.
+    pub fn remove_temporaries(&self, dry_run: bool) -> std::io::Result<Vec<PathBuf>> {
+        self.remove_temporaries_in(&self.output_dirs(), dry_run)
+    }
+
+    fn remove_temporaries_in(
+        &self,
+        dirs: &std::collections::BTreeSet<PathBuf>,
+        dry_run: bool,
+    ) -> std::io::Result<Vec<PathBuf>> {
+        let root = &self.manifest.root;
+        let removed =
+            crate::artifact::remove_temporaries(dirs, &[self.state.path().to_path_buf()], dry_run)?;
+        Ok(removed
+            .into_iter()
+            .map(|p| p.strip_prefix(root).map(Path::to_path_buf).unwrap_or(p))
+            .collect())
     }
 
     /// The state directory.
@@ -451,14 +549,23 @@ impl<'a> Executor<'a> {
                     }
                 }
                 checks = rec.check_outputs(&self.manifest.root);
+                let published = if checks.is_empty() {
+                    BTreeMap::new()
+                } else {
+                    self.state.published()
+                };
                 for c in &checks {
                     match c {
                         OutputCheck::Missing(p) => {
                             reasons.push(Reason::OutputMissing { path: p.clone() })
                         }
-                        OutputCheck::Modified(p) => {
-                            reasons.push(Reason::OutputModified { path: p.clone() })
-                        }
+                        OutputCheck::Modified(p) => match published.get(p) {
+                            Some(model) => reasons.push(Reason::PublishedOther {
+                                path: p.clone(),
+                                model: model.clone(),
+                            }),
+                            None => reasons.push(Reason::OutputModified { path: p.clone() }),
+                        },
                         OutputCheck::Intact => {}
                     }
                 }
@@ -562,6 +669,29 @@ impl<'a> Executor<'a> {
             },
             j => j,
         };
+
+        // A build that was killed while it wrote left temporaries (and a
+        // mark that it did not finish), and someone may have left files in
+        // an output directory since the last build (its modification time
+        // changed): remove pipe's temporaries before building anything.
+        // Comparing the directories' times costs a few stats, where reading
+        // 30,000 names of public/movies on every no-op would double it.
+        let mut unfinished = false;
+        if !opts.dry_run {
+            let killed = self.state.unfinished_build();
+            let before = self.state.load_dir_stamps();
+            let now = self.dir_stamps();
+            let changed: std::collections::BTreeSet<PathBuf> = now
+                .iter()
+                .filter(|(d, stamp)| killed || before.get(*d) != Some(stamp))
+                .map(|(d, _)| d.clone())
+                .collect();
+            unfinished = killed || before != now;
+            if killed || !changed.is_empty() {
+                self.remove_temporaries_in(&changed, false)
+                    .map_err(BuildError::Io)?;
+            }
+        }
 
         observer.event(&BuildEvent::Started { total: order.len() });
         let total = order.len();
@@ -718,6 +848,15 @@ impl<'a> Executor<'a> {
         if let Some(e) = spawn_error.into_inner().ok().flatten() {
             return Err(BuildError::Io(e));
         }
+        // Every stage has ended (its temporaries renamed or removed): a build
+        // that did work also sweeps what earlier ones left, and says it
+        // finished.
+        let worked = results
+            .iter()
+            .any(|r| matches!(r.outcome, Outcome::Built { .. } | Outcome::Failed { .. }));
+        if worked && !opts.dry_run {
+            self.remove_temporaries(false).map_err(BuildError::Io)?;
+        }
 
         // Graph order, whatever the order of completion: reports and
         // --json output are stable.
@@ -779,14 +918,75 @@ impl<'a> Executor<'a> {
                 }
             }
         }
+        let published = match &opts.publish_model {
+            Some(model) if !opts.dry_run => self.publish(model, &done).map_err(BuildError::Io)?,
+            _ => None,
+        };
+        // Last, once pipe.lock (beside pipeline.toml) and the published
+        // copy are written too: the directories as this build leaves them,
+        // and that it finished.
+        if unfinished || worked || lock_written || published.is_some() {
+            self.state
+                .save_dir_stamps(&self.dir_stamps())
+                .map_err(BuildError::Io)?;
+        }
+        if unfinished || self.building.load(Ordering::SeqCst) {
+            self.state.finish_build().map_err(BuildError::Io)?;
+        }
         let inputs_hashed = self.cache.lock().map(|c| c.files_hashed()).unwrap_or(0);
         Ok(BuildReport {
             results,
             lock_mismatch,
             lock_written,
+            published,
             inputs_hashed,
             millis: start.elapsed().as_millis() as u64,
         })
+    }
+
+    /// `-m MODEL`: publish `model`'s database at the default's published
+    /// path, if its target succeeded and the model is not the default.
+    /// Remembered in `.pipe/` so that the default's target says why it
+    /// rebuilds ([`Reason::PublishedOther`]).
+    fn publish(
+        &self,
+        model: &str,
+        done: &BTreeMap<usize, Outcome>,
+    ) -> std::io::Result<Option<(String, PathBuf)>> {
+        let root = &self.manifest.root;
+        for (&t, outcome) in done {
+            let target = &self.graph.targets[t];
+            let TargetSpec::MoviesDb(spec) = &target.spec else {
+                continue;
+            };
+            if spec.model.id != model
+                || spec.publish.is_some()
+                || !matches!(outcome, Outcome::UpToDate | Outcome::Built { .. })
+            {
+                continue;
+            }
+            // The default model's target of the same movies-db declaration.
+            let Some(dest) = self.graph.targets.iter().find_map(|o| match &o.spec {
+                TargetSpec::MoviesDb(d) if o.base == target.base => d.publish.clone(),
+                _ => None,
+            }) else {
+                continue;
+            };
+            let src = root.join(&spec.db_path);
+            let same_file = |a: &Path, b: &Path| {
+                use std::os::unix::fs::MetadataExt;
+                match (std::fs::metadata(a), std::fs::metadata(b)) {
+                    (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+                    _ => false,
+                }
+            };
+            if !same_file(&src, &root.join(&dest)) {
+                crate::artifact::link_or_copy_atomic(&src, &root.join(&dest))?;
+            }
+            self.state.save_published(&dest, Some(model))?;
+            return Ok(Some((target.name.clone(), dest)));
+        }
+        Ok(None)
     }
 
     fn run_target(
@@ -836,6 +1036,24 @@ impl<'a> Executor<'a> {
                 let _ = self.state.save(&target.name, rec);
             }
             result.millis = start.elapsed().as_millis() as u64;
+            if let Some(rec) = &assessed.record {
+                // What the outputs in place were built with: --strict fails
+                // on a data-losing warning whether or not it rebuilds.
+                result.details = rec.warnings.clone();
+                result.warnings = rec.warnings.iter().map(|w| w.detail.clone()).collect();
+                if settings.strict {
+                    if let Some(w) = rec.warnings.iter().find(|w| w.strict) {
+                        let flag = if opts.locked { "--locked" } else { "--strict" };
+                        result.outcome = Outcome::Failed {
+                            error: format!(
+                                "{flag}: the outputs in place were built with a warning that loses data: {}. Fix: {}; then run `pipe build`",
+                                w.detail, w.fix
+                            ),
+                        };
+                        return (result, None);
+                    }
+                }
+            }
             return (result, assessed.record);
         }
         if !assessed.missing.is_empty() {
@@ -859,6 +1077,14 @@ impl<'a> Executor<'a> {
                     result.lock_mismatch = true;
                     return fail(result, format!("--locked: the inputs or configuration differ from pipe.lock ({}); run `pipe build` and commit pipe.lock", why.join("; ")));
                 }
+            }
+        }
+        if !self.building.swap(true, Ordering::SeqCst) {
+            if let Err(e) = self.state.start_build() {
+                return fail(
+                    result,
+                    format!("cannot write the build state in .pipe/: {e}"),
+                );
             }
         }
         observer.event(&BuildEvent::TargetStarted {
@@ -890,7 +1116,8 @@ impl<'a> Executor<'a> {
             TargetSpec::Command(spec) => stages::command::run(&ctx, spec),
             TargetSpec::Embeddings(spec) => stages::embeddings::run(&ctx, spec),
         };
-        result.warnings = sink.warnings.into_inner().unwrap_or_default();
+        result.details = sink.warnings.into_inner().unwrap_or_default();
+        result.warnings = result.details.iter().map(|w| w.detail.clone()).collect();
         let output = match output {
             Ok(o) => o,
             Err(_) if self.cancelled.load(Ordering::SeqCst) => {
@@ -920,7 +1147,7 @@ impl<'a> Executor<'a> {
             Err(e) => return fail(result, format!("cannot record the outputs: {e}")),
         };
         let record = TargetRecord {
-            version: 1,
+            version: crate::state::RECORD_VERSION,
             fingerprint: *assessed.fingerprint.as_bytes(),
             config: assessed.config,
             inputs: assessed
@@ -935,7 +1162,7 @@ impl<'a> Executor<'a> {
                 .collect(),
             outputs,
             millis: start.elapsed().as_millis() as u64,
-            warnings: result.warnings.clone(),
+            warnings: result.details.clone(),
             refreshed: false,
         };
         if let Err(e) = self.state.save(&target.name, &record) {
@@ -943,6 +1170,14 @@ impl<'a> Executor<'a> {
                 result,
                 format!("cannot save the build state in .pipe/: {e}"),
             );
+        }
+        if let TargetSpec::MoviesDb(crate::stages::movies_db::MoviesDbSpec {
+            publish: Some(p),
+            ..
+        }) = &target.spec
+        {
+            // Its own model's database is the published one again.
+            let _ = self.state.save_published(p, None);
         }
         result.outcome = Outcome::Built {
             written: output.written,
@@ -965,7 +1200,13 @@ impl<'a> Executor<'a> {
                 .map(|&i| self.graph.targets[i].name.clone())
                 .collect()
         };
-        self.remove_outputs(&names, dry_run)
+        // Temporaries first, so that emptied output directories go too.
+        let mut removed = self.remove_temporaries(dry_run)?;
+        removed.extend(self.remove_outputs(&names, dry_run)?);
+        if !dry_run {
+            let _ = self.state.finish_build();
+        }
+        Ok(removed)
     }
 
     /// Remove the outputs of targets that no longer exist in the graph (a

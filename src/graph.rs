@@ -300,14 +300,28 @@ impl Graph {
             return Err(ManifestErrors { errors });
         }
 
-        // Edges: who writes what I read.
+        // Edges: who writes what I read. A target whose output is one of its
+        // own inputs is its own error, not a "cycle" of one target.
         let all_deps: Vec<Vec<usize>> = targets
             .iter()
-            .map(|t| {
+            .enumerate()
+            .map(|(i, t)| {
                 let mut deps = BTreeSet::new();
                 for input in &t.inputs {
                     for (o, j) in &owner {
-                        if o.covers(input) {
+                        if !o.covers(input) {
+                            continue;
+                        }
+                        if *j == i {
+                            let what = match o {
+                                Output::File(_) => format!("its output {}", o.display()),
+                                Output::Dir { dir, .. } => format!("in its output directory {}", dir.display()),
+                            };
+                            errors.push(
+                                ManifestError::at(src, t.span.clone(), format!("`{}` reads {}, which is {what}: an output is declared over one of its inputs", t.name, input.display()))
+                                    .help("a target cannot overwrite what it reads: give the output another path, or read another input"),
+                            );
+                        } else {
                             deps.insert(*j);
                         }
                     }
@@ -316,6 +330,9 @@ impl Graph {
             })
             .collect();
         drop(owner);
+        if !errors.is_empty() {
+            return Err(ManifestErrors { errors });
+        }
         for (t, deps) in targets.iter_mut().zip(all_deps) {
             t.deps = deps;
         }
@@ -416,6 +433,16 @@ impl Graph {
             return Err(OriginalSelectionError::Empty);
         }
         Ok(names)
+    }
+
+    /// The first of `names` that selects a movie-json target (for a
+    /// selection that also says to leave the JSON files out).
+    pub fn movie_json_named<'n>(&self, names: &'n [String]) -> Option<&'n str> {
+        names.iter().map(String::as_str).find(|n| {
+            self.targets
+                .iter()
+                .any(|t| (t.name == *n || t.base == *n) && t.spec.kind() == "movie-json")
+        })
     }
 
     /// Every name a user can give: full names and bare per-model names.

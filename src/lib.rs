@@ -40,4 +40,5 @@ pub mod stage;
 pub mod stages;
 pub mod state;
 pub mod suggest;
+pub mod warning;
 pub mod watch;

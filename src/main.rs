@@ -277,6 +277,9 @@ fn load(cli: &Cli, verbosity: Verbosity) -> Result<(Manifest, Graph), Failure> {
         for note in &manifest.notes {
             errln!("note: {note}");
         }
+        for warning in &manifest.warnings {
+            eprintln!("warning: {warning}");
+        }
     }
     let graph = Graph::build(&manifest)?;
     Ok((manifest, graph))
@@ -352,6 +355,13 @@ fn build_selection(
     args: &cli::BuildArgs,
 ) -> Result<Vec<String>, Failure> {
     let names: Vec<String> = args.targets.iter().chain(&args.target).cloned().collect();
+    if args.skip_json {
+        if let Some(json) = graph.movie_json_named(&names) {
+            return Err(Failure::Usage(format!(
+                "--skip-json leaves out the JSON files, but {json} (a movie-json target) is named too; drop --skip-json or the target"
+            )));
+        }
+    }
     if (args.model.is_none() && !args.skip_json) || !names.is_empty() {
         if let Some(id) = &args.model {
             // Still refuse an unknown model, as the original did.
@@ -391,6 +401,7 @@ fn build(
         dry_run: args.dry_run,
         locked: args.locked,
         strict: args.strict,
+        publish_model: args.model.clone(),
     };
     let reporter = Reporter::new(verbosity, args.explain || args.dry_run, color);
     let report = executor.build(&opts, &reporter).map_err(|e| match e {
@@ -400,6 +411,13 @@ fn build(
     });
     reporter.finish();
     let report = report?;
+    report::print_warnings(report.warnings(), verbosity);
+    if let (Some((target, path)), true) = (&report.published, verbosity > Verbosity::Quiet) {
+        eprintln!(
+            "published {target}'s database at {} (as the original's -m did; a plain `pipe build` publishes the default model's again)",
+            path.display()
+        );
+    }
     if args.json {
         // The build is done: a closed stdout must not hide its exit code.
         match print_json(&report) {
@@ -594,7 +612,53 @@ fn models(cli: &Cli, args: &cli::ModelsArgs, verbosity: Verbosity) -> Result<u8,
             }
         )?;
     }
+    print_detected(&manifest, verbosity);
     Ok(exit::OK)
+}
+
+/// `pipe models`: embeddings files no model file declares (with the model
+/// file to add), and embeddings files whose config disagrees with theirs.
+fn print_detected(manifest: &Manifest, verbosity: Verbosity) {
+    use pipe::manifest::detect;
+    let found = detect::undeclared(manifest);
+    if !found.is_empty() {
+        println!("\nembeddings files that no model file declares:");
+        for f in &found {
+            let dims = f
+                .dimensions
+                .map_or("? dims".to_string(), |d| format!("{d} dims"));
+            println!("  {}  {dims}, {} vectors", f.path.display(), f.vectors);
+            println!(
+                "    add {}/{}.toml:",
+                manifest.pipeline.settings.models.display(),
+                f.suggested_id()
+            );
+            for line in f.model_file_lines().lines() {
+                println!("      {line}");
+            }
+        }
+    }
+    if verbosity == Verbosity::Quiet {
+        return;
+    }
+    for m in &manifest.models {
+        let abs = manifest.root.join(&m.embeddings);
+        if !abs.is_file() {
+            continue;
+        }
+        let sharing: Vec<&str> = manifest
+            .models
+            .iter()
+            .filter(|o| o.embeddings == m.embeddings)
+            .map(|o| o.id.as_str())
+            .collect();
+        if let Some(msg) = detect::read(&abs, &m.embeddings)
+            .ok()
+            .and_then(|f| detect::config_mismatch(m, &f, &sharing))
+        {
+            eprintln!("warning: {msg}");
+        }
+    }
 }
 
 fn clean(cli: &Cli, args: &cli::CleanArgs, verbosity: Verbosity) -> Result<u8, Failure> {
@@ -807,6 +871,14 @@ fn watch(
                 if pruned { " (outputs deleted)" } else { " (outputs left in place; --prune deletes them)" }
             ),
             WatchMessage::Invalid(diagnostic) => format!("{diagnostic}\nwatch: the manifest is invalid; the last good outputs are in place. Fix it and save to rebuild"),
+            // In the log, after the rebuild's line (as a build shows them).
+            WatchMessage::Warnings(warnings) => {
+                let text = report::warnings_text(warnings.iter().map(|(t, w)| (t.as_str(), w)).collect(), verbosity);
+                if text.is_empty() {
+                    return;
+                }
+                text.trim_end().to_string()
+            }
             WatchMessage::Error(e) => format!("watch: error: {e}"),
             WatchMessage::Stopped => "watch: stopped".to_string(),
         };

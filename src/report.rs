@@ -244,6 +244,26 @@ impl Reporter {
     }
 }
 
+/// The warnings of a build, each kind once with the targets that share it
+/// and the fix (with `-v`, every target's full text); empty when quiet.
+pub fn warnings_text(
+    warnings: Vec<(&str, &pipe::warning::Warning)>,
+    verbosity: Verbosity,
+) -> String {
+    if verbosity == Verbosity::Quiet || warnings.is_empty() {
+        return String::new();
+    }
+    let groups = pipe::warning::group(warnings);
+    pipe::warning::render(&groups, verbosity == Verbosity::Verbose)
+}
+
+/// [`warnings_text`] on stderr.
+pub fn print_warnings(warnings: Vec<(&str, &pipe::warning::Warning)>, verbosity: Verbosity) {
+    let text = warnings_text(warnings, verbosity);
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+}
+
 /// One line describing a finished target.
 pub fn describe(result: &TargetResult) -> String {
     let secs = result.millis as f64 / 1000.0;
@@ -334,11 +354,8 @@ impl Observer for Reporter {
                     }
                 }
             }
-            BuildEvent::Warning { name, message } => {
-                if self.verbosity > Verbosity::Quiet {
-                    self.line(&format!("warning: {name}: {message}"));
-                }
-            }
+            // Shown once per build, grouped, when it ends (print_warnings).
+            BuildEvent::Warning { .. } => {}
             BuildEvent::TargetFinished {
                 result,
                 done,

@@ -14,6 +14,8 @@ use std::sync::Arc;
 /// A blake3 digest, shown as lowercase hex.
 pub type Hash = blake3::Hash;
 
+pub use crate::warning::Warning;
+
 /// What the previous successful build of a target wrote, as the executor
 /// recorded it (project-relative path → record).
 #[derive(Clone, Debug, Default)]
@@ -49,7 +51,7 @@ pub trait ProgressSink: Send + Sync {
     fn progress(&self, current: u64, total: u64, message: &str);
     /// A warning the user should see (missing embeddings, vectors for unknown
     /// movies, …). Also recorded in the stage's output.
-    fn warn(&self, message: &str);
+    fn warn(&self, warning: &Warning);
 }
 
 /// A progress sink that discards everything (for tests and library use).
@@ -57,7 +59,7 @@ pub struct NoProgress;
 
 impl ProgressSink for NoProgress {
     fn progress(&self, _current: u64, _total: u64, _message: &str) {}
-    fn warn(&self, _message: &str) {}
+    fn warn(&self, _warning: &Warning) {}
 }
 
 /// Settings of the whole build that stages may need.
@@ -139,7 +141,7 @@ pub struct StageOutput {
     /// How many previously owned files were deleted this run.
     pub deleted: usize,
     /// Warnings emitted during the run (also sent to the progress sink).
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
     /// Human-readable summary figures (`movies = 285`, `vectors = 280`, …).
     pub stats: BTreeMap<String, String>,
     /// The stage promises that a file it lists with the hash the previous

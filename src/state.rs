@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 
 /// Name of the state directory at the project root.
 pub const STATE_DIR: &str = ".pipe";
-const RECORD_VERSION: u32 = 1;
+/// Format version of [`TargetRecord`]: a record of another version is
+/// ignored (the target is rebuilt). 2: warnings are structured.
+pub const RECORD_VERSION: u32 = 2;
 
 /// One output file as recorded after a successful build.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -44,8 +46,9 @@ pub struct TargetRecord {
     pub outputs: Vec<OutputRecord>,
     /// How long the build took, in milliseconds.
     pub millis: u64,
-    /// Warnings the stage reported.
-    pub warnings: Vec<String>,
+    /// Warnings the stage reported (kept so that `--strict` fails on them
+    /// also when the target is not rebuilt).
+    pub warnings: Vec<crate::warning::Warning>,
     /// Set in memory when racy output entries were re-verified.
     #[serde(skip)]
     pub refreshed: bool,
@@ -306,6 +309,93 @@ impl StateDir {
             .collect();
         names.sort();
         names
+    }
+
+    fn building_path(&self) -> PathBuf {
+        self.dir.join("building")
+    }
+
+    /// Say that a build is writing outputs (until [`finish_build`](Self::finish_build)):
+    /// if the process is killed, the next build finds the mark and removes
+    /// the temporaries it left.
+    pub fn start_build(&self) -> io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        std::fs::write(
+            self.building_path(),
+            format!("pipe (pid {})\n", std::process::id()),
+        )
+    }
+
+    /// The build that wrote outputs has ended.
+    pub fn finish_build(&self) -> io::Result<()> {
+        match std::fs::remove_file(self.building_path()) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether a build started writing and never ended (it was killed).
+    pub fn unfinished_build(&self) -> bool {
+        self.building_path().exists()
+    }
+
+    fn published_path(&self) -> PathBuf {
+        self.dir.join("published.json")
+    }
+
+    /// Published files that hold another model's database than their
+    /// target's (`pipe build -m MODEL`): path → model id.
+    pub fn published(&self) -> BTreeMap<PathBuf, String> {
+        std::fs::read(self.published_path())
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Remember that `path` holds `model`'s database (`None`: its own
+    /// target's again).
+    pub fn save_published(&self, path: &Path, model: Option<&str>) -> io::Result<()> {
+        let mut map = self.published();
+        let changed = match model {
+            Some(m) => map.insert(path.to_path_buf(), m.to_string()).as_deref() != Some(m),
+            None => map.remove(path).is_some(),
+        };
+        if !changed {
+            return Ok(());
+        }
+        if map.is_empty() {
+            return match std::fs::remove_file(self.published_path()) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            };
+        }
+        let bytes = serde_json::to_vec_pretty(&map).map_err(io::Error::other)?;
+        crate::artifact::write_atomic(&self.published_path(), &bytes)
+    }
+
+    fn dir_stamps_path(&self) -> PathBuf {
+        self.dir.join("dirs.json")
+    }
+
+    /// The modification times of the output directories as the last build
+    /// left them (directory → (seconds, nanoseconds)).
+    pub fn load_dir_stamps(&self) -> BTreeMap<PathBuf, (i64, i64)> {
+        std::fs::read(self.dir_stamps_path())
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Vec<(PathBuf, (i64, i64))>>(&b).ok())
+            .map(|v| v.into_iter().collect())
+            .unwrap_or_default()
+    }
+
+    /// Remember the output directories' modification times.
+    pub fn save_dir_stamps(&self, stamps: &BTreeMap<PathBuf, (i64, i64)>) -> io::Result<()> {
+        if self.load_dir_stamps() == *stamps {
+            return Ok(());
+        }
+        let list: Vec<(&PathBuf, &(i64, i64))> = stamps.iter().collect();
+        let bytes = serde_json::to_vec(&list).map_err(io::Error::other)?;
+        std::fs::create_dir_all(&self.dir)?;
+        crate::artifact::write_atomic(&self.dir_stamps_path(), &bytes)
     }
 
     /// Path of the input hash cache.

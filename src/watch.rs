@@ -67,6 +67,9 @@ pub enum WatchMessage {
     },
     /// pipeline.toml or a model file is invalid; the last good outputs stay.
     Invalid(String),
+    /// The warnings of a rebuild's targets (target, warning), as a build
+    /// shows them: each kind once, grouped.
+    Warnings(Vec<(String, crate::warning::Warning)>),
     /// Something went wrong that is not a target failure.
     Error(String),
     /// Watching stopped (Ctrl-C).
@@ -315,6 +318,14 @@ pub fn watch(
                             failed,
                             millis: start.elapsed().as_millis(),
                         });
+                        let warnings: Vec<(String, crate::warning::Warning)> = r
+                            .warnings()
+                            .into_iter()
+                            .map(|(t, w)| (t.to_string(), w.clone()))
+                            .collect();
+                        if !warnings.is_empty() {
+                            report(WatchMessage::Warnings(warnings));
+                        }
                     }
                     Err(e) => report(WatchMessage::Error(e)),
                 }

@@ -229,7 +229,142 @@ const CASES: &[Case] = &[
         files: &[("pipeline.toml", OK_PIPELINE), ("models.d/potion.toml", "id = \"potion\"\nname = \"Potion\"\ndimensions = 64\nollama-model = \"\"\n")],
         expect: &["models.d/potion.toml:4:16", "`ollama-model` is empty"],
     },
+    Case {
+        name: "an output declared over the target's own input",
+        files: &[("pipeline.toml", "[inputs]\nmovies = \"data/m.json\"\ncollections = \"c.json\"\n[targets.j]\nkind = \"movie-json\"\npath = \"data/{movieId}.json\"\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:5:8", "`j` reads data/m.json, which is in its output directory data: an output is declared over one of its inputs", "give the output another path"],
+    },
+    Case {
+        name: "a command writing the file it reads",
+        files: &[("pipeline.toml", "[targets.c]\nkind = \"command\"\ncommand = \"sort a.txt > {out}\"\ndeps = [\"a.txt\"]\nouts = [\"a.txt\"]\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:2:8", "`c` reads a.txt, which is its output a.txt"],
+    },
 ];
+
+/// Problems that must be reported once, without errors that only follow
+/// from them: each of these projects has exactly one problem.
+const SINGLE: &[Case] = &[
+    Case {
+        name: "an input path that escapes the root, used by two targets",
+        files: &[("pipeline.toml", "[inputs]\nmovies = \"../m.json\"\ncollections = \"c.json\"\n[targets.movie-json]\nkind = \"movie-json\"\n[targets.movies-db]\nkind = \"movies-db\"\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:2:10", "escapes the project root"],
+    },
+    Case {
+        name: "an absolute input path named by a command",
+        files: &[("pipeline.toml", "[inputs]\nlist = \"/etc/hosts\"\n[targets.c]\nkind = \"command\"\ncommand = \"cat /etc/hosts > {out}\"\ninputs = [\"list\"]\nouts = [\"o.txt\"]\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:2:8", "is absolute"],
+    },
+    Case {
+        name: "an output over the target's own input is not a cycle",
+        files: &[("pipeline.toml", "[targets.c]\nkind = \"command\"\ncommand = \"sort a.txt > {out}\"\ndeps = [\"a.txt\"]\nouts = [\"a.txt\"]\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["declared over one of its inputs"],
+    },
+];
+
+#[test]
+fn a_problem_is_reported_once_without_follow_on_errors() {
+    let mut failures = Vec::new();
+    for case in SINGLE {
+        let p = Project::new();
+        for (path, text) in case.files {
+            p.write(path, text);
+        }
+        let run = p.pipe(&["build"]);
+        if run.code != 2 {
+            failures.push(format!("{}: exit {}\n{}", case.name, run.code, run.stderr));
+        }
+        for want in case.expect {
+            if !run.stderr.contains(want) {
+                failures.push(format!(
+                    "{}: stderr lacks {want:?}:\n{}",
+                    case.name, run.stderr
+                ));
+            }
+        }
+        for unwanted in ["problems in", "unknown input", "dependency cycle"] {
+            if run.stderr.contains(unwanted) {
+                failures.push(format!(
+                    "{}: stderr has {unwanted:?}:\n{}",
+                    case.name, run.stderr
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn a_file_that_is_not_utf8_is_an_error_at_the_byte() {
+    let model: &[u8] = b"id = \"potion\"\n# caf\xe9 latin-1\nname = \"P\"\ndimensions = 64\n";
+    let pipeline: &[u8] = b"[settings]\n# caf\xe9 = latin-1\n";
+    for (file, bytes, other, at) in [
+        (
+            "pipeline.toml",
+            pipeline,
+            ("models.d/potion.toml", MODEL),
+            "pipeline.toml:2:6",
+        ),
+        (
+            "models.d/potion.toml",
+            model,
+            ("pipeline.toml", OK_PIPELINE),
+            "models.d/potion.toml:2:6",
+        ),
+    ] {
+        let p = Project::new();
+        p.write(other.0, other.1);
+        std::fs::create_dir_all(p.path(file).parent().unwrap()).unwrap();
+        std::fs::write(p.path(file), bytes).unwrap();
+        let run = p.pipe(&["build"]);
+        assert_eq!(run.code, 2, "{file}: {}", run.stderr);
+        assert!(
+            run.stderr
+                .contains(&format!("{at}: the file is not valid UTF-8 (byte 0xe9)")),
+            "{file}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("save the file as UTF-8"),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn an_empty_pipeline_warns_that_there_is_nothing_to_build() {
+    let p = Project::new();
+    p.write("pipeline.toml", "# nothing yet\n");
+    p.write("models.d/potion.toml", MODEL);
+    let run = p.pipe(&["build"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("warning: pipeline.toml declares no targets, so there is nothing to build; add a [targets.NAME] table"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn skip_json_with_a_movie_json_target_named_is_an_error() {
+    let p = Project::new();
+    p.write("pipeline.toml", OK_PIPELINE);
+    p.write(
+        "pipeline.toml",
+        &format!("{OK_PIPELINE}[targets.movie-json]\nkind = \"movie-json\"\n"),
+    );
+    p.write("models.d/potion.toml", MODEL);
+    let run = p.pipe(&["build", "--skip-json", "movie-json"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--skip-json leaves out the JSON files, but movie-json (a movie-json target) is named too"),
+        "{}",
+        run.stderr
+    );
+    // Naming only other targets with --skip-json is fine (nothing to leave out).
+    let run = p.pipe(&["build", "-n", "--skip-json", "movies-db"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
 
 #[test]
 fn every_validation_error_points_at_the_place_and_the_fix() {

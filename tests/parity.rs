@@ -71,8 +71,8 @@ struct Recorder {
 
 impl ProgressSink for Recorder {
     fn progress(&self, _: u64, _: u64, _: &str) {}
-    fn warn(&self, message: &str) {
-        self.warnings.lock().unwrap().push(message.to_string());
+    fn warn(&self, warning: &pipe::warning::Warning) {
+        self.warnings.lock().unwrap().push(warning.detail.clone());
     }
 }
 

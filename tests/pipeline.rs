@@ -340,7 +340,9 @@ fn a_missing_embeddings_file_warns_by_default_and_fails_with_strict() {
     let run = p.pipe(&["build", "movies-db@potion"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
-        run.stderr.contains("warning: movies-db@potion"),
+        run.stderr.contains(
+            "warning: embeddings file not found, so the model's vector table is empty: potion ("
+        ),
         "{}",
         run.stderr
     );

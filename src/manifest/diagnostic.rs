@@ -24,6 +24,32 @@ impl SourceFile {
         }
     }
 
+    /// Read the file at `path`, shown as `name`. A file that is not UTF-8
+    /// is an error at the first byte that is not (line and column), with
+    /// the file shown as far as it can be.
+    pub fn read(path: &Path, name: impl Into<String>) -> Result<SourceFile, ReadError> {
+        let name = name.into();
+        let bytes = std::fs::read(path).map_err(ReadError::Io)?;
+        match String::from_utf8(bytes) {
+            Ok(text) => Ok(SourceFile::new(name, text)),
+            Err(e) => {
+                let at = e.utf8_error().valid_up_to();
+                let byte = e.as_bytes()[at];
+                let file =
+                    SourceFile::new(name, String::from_utf8_lossy(e.as_bytes()).into_owned());
+                // The lossy text is the same up to `at`; there it has U+FFFD.
+                let err = ManifestError::at(
+                    &file,
+                    at..at + '\u{fffd}'.len_utf8(),
+                    format!("the file is not valid UTF-8 (byte 0x{byte:02x})"),
+                )
+                .label("not UTF-8")
+                .help("save the file as UTF-8 (TOML files must be UTF-8)");
+                Err(ReadError::Invalid(Box::new(err)))
+            }
+        }
+    }
+
     /// 1-based (line, column) of a byte offset.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
@@ -32,6 +58,15 @@ impl SourceFile {
         let col = before.rfind('\n').map_or(offset, |nl| offset - nl - 1) + 1;
         (line, col)
     }
+}
+
+/// Why [`SourceFile::read`] failed.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The file could not be read.
+    Io(std::io::Error),
+    /// It is not UTF-8: the error points at the first bad byte.
+    Invalid(Box<ManifestError>),
 }
 
 /// One problem in a manifest or model file.

@@ -4,6 +4,7 @@
 //! Every problem is reported with the file, line and column and what to do,
 //! and all problems are reported at once.
 
+pub mod detect;
 pub mod diagnostic;
 pub mod model;
 pub mod paths;
@@ -31,6 +32,8 @@ pub struct Manifest {
     pub models: Vec<Model>,
     /// Remarks for the user that are not errors.
     pub notes: Vec<String>,
+    /// Problems that are not errors (a pipeline with no targets).
+    pub warnings: Vec<String>,
 }
 
 impl Manifest {
@@ -60,11 +63,13 @@ impl Manifest {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            ManifestError::file(&path, format!("cannot read the manifest: {e}"))
-                .help("check the path given with --manifest")
+        let source = SourceFile::read(&path, MANIFEST_NAME).map_err(|e| match e {
+            diagnostic::ReadError::Io(e) => {
+                ManifestError::file(&path, format!("cannot read the manifest: {e}"))
+                    .help("check the path given with --manifest")
+            }
+            diagnostic::ReadError::Invalid(e) => *e,
         })?;
-        let source = SourceFile::new(MANIFEST_NAME, text);
         let mut errors = Vec::new();
         let pipeline = pipeline::parse(&source, &mut errors);
         let (models, notes) = match &pipeline {
@@ -84,12 +89,20 @@ impl Manifest {
                     .help("add one file per model, e.g. models.d/potion.toml with id, name, dimensions")
                     .into());
                 }
+                let mut warnings = Vec::new();
+                if pipeline.targets.is_empty() {
+                    warnings.push(format!(
+                        "{MANIFEST_NAME} declares no targets, so there is nothing to build; \
+                         add a [targets.NAME] table with a kind (movie-json, movies-db or command)"
+                    ));
+                }
                 Ok(Manifest {
                     root,
                     source,
                     pipeline,
                     models,
                     notes,
+                    warnings,
                 })
             }
             _ => Err(ManifestErrors { errors }),

@@ -197,14 +197,17 @@ pub fn load_models(root: &Path, dir: &Path, errors: &mut Vec<ManifestError>) -> 
     let mut parsed: Vec<Checked> = Vec::new();
     for name in files {
         let rel = dir.join(&name);
-        let text = match std::fs::read_to_string(root.join(&rel)) {
-            Ok(t) => t,
-            Err(e) => {
+        let src = match SourceFile::read(&root.join(&rel), rel.display().to_string()) {
+            Ok(src) => src,
+            Err(crate::manifest::diagnostic::ReadError::Io(e)) => {
                 errors.push(ManifestError::file(&rel, format!("cannot read: {e}")));
                 continue;
             }
+            Err(crate::manifest::diagnostic::ReadError::Invalid(e)) => {
+                errors.push(*e);
+                continue;
+            }
         };
-        let src = SourceFile::new(rel.display().to_string(), text);
         let raw: RawModel = match toml::from_str(&src.text) {
             Ok(raw) => raw,
             Err(e) => {

@@ -221,15 +221,23 @@ pub fn parse(src: &SourceFile, errors: &mut Vec<ManifestError>) -> Option<Pipeli
     };
 
     let mut inputs = BTreeMap::new();
+    // Inputs declared with a bad path: already reported, so a target that
+    // names one is not reported again as naming an unknown input.
+    let mut broken = std::collections::BTreeSet::new();
     for (name, path) in &raw.inputs {
-        if let Some(p) = path_of(path, errors, "input") {
-            inputs.insert(
-                name.clone(),
-                InputDecl {
-                    path: p,
-                    span: path.span(),
-                },
-            );
+        match path_of(path, errors, "input") {
+            Some(p) => {
+                inputs.insert(
+                    name.clone(),
+                    InputDecl {
+                        path: p,
+                        span: path.span(),
+                    },
+                );
+            }
+            None => {
+                broken.insert(name.clone());
+            }
         }
     }
 
@@ -237,7 +245,15 @@ pub fn parse(src: &SourceFile, errors: &mut Vec<ManifestError>) -> Option<Pipeli
     for (name, table) in raw.targets {
         let span = table.span();
         let raw_target = table.into_inner();
-        if let Some(t) = check_target(src, name, span, raw_target, &inputs, &output_root, errors) {
+        if let Some(t) = check_target(
+            src,
+            name,
+            span,
+            raw_target,
+            (&inputs, &broken),
+            &output_root,
+            errors,
+        ) {
             targets.push(t);
         }
     }
@@ -257,7 +273,10 @@ fn check_target(
     name: String,
     table_span: Range<usize>,
     raw: RawTarget,
-    inputs: &BTreeMap<String, InputDecl>,
+    (inputs, broken): (
+        &BTreeMap<String, InputDecl>,
+        &std::collections::BTreeSet<String>,
+    ),
     output_root: &std::path::Path,
     errors: &mut Vec<ManifestError>,
 ) -> Option<TargetDecl> {
@@ -332,14 +351,19 @@ fn check_target(
         }
     }
 
+    let errors_from_broken = std::cell::Cell::new(false);
     let input_ref =
         |s: &Option<Spanned<String>>, default: &str, errors: &mut Vec<ManifestError>| -> String {
             let (name, span) = match s {
                 Some(s) => (s.get_ref().clone(), s.span()),
                 None => (default.to_string(), kind_span.clone()),
             };
-            if !inputs.contains_key(&name) {
+            if !inputs.contains_key(&name) && !broken.contains(&name) {
                 errors.push(unknown_input(src, span, &name, inputs));
+            }
+            if broken.contains(&name) {
+                // Reported at the input's path; the target is left out.
+                errors_from_broken.set(true);
             }
             name
         };
@@ -492,7 +516,9 @@ fn check_target(
             }
             let mut named = Vec::new();
             for i in raw.inputs.iter().flatten() {
-                if !inputs.contains_key(i.get_ref()) {
+                if broken.contains(i.get_ref()) {
+                    errors_from_broken.set(true);
+                } else if !inputs.contains_key(i.get_ref()) {
                     errors.push(unknown_input(src, i.span(), i.get_ref(), inputs));
                 }
                 named.push(i.get_ref().clone());
@@ -506,7 +532,7 @@ fn check_target(
             }
         }
     };
-    if errors.len() > before {
+    if errors.len() > before || errors_from_broken.get() {
         return None;
     }
     Some(TargetDecl {

@@ -136,6 +136,9 @@ pub struct MovieEntries {
     pub dropped_sources: usize,
     /// Movies dropped because no source was left.
     pub dropped_movies: usize,
+    /// Their ids, in file order: vectors for them are not for movies that
+    /// are gone (they come back when a source is clean again).
+    pub dropped_ids: Vec<String>,
     /// Entries parsed by this load (the others were remembered).
     pub parsed: usize,
 }
@@ -400,7 +403,10 @@ pub fn load_file(
         .collect();
     js_key_order(&mut entries);
     let total = entries.len();
-    let mut ids: HashMap<&str, &str> = HashMap::with_capacity(total);
+    // Ids become file names: besides repeated ids, two that a common file
+    // system would store as one file are refused (collision key → (id,
+    // entry key)).
+    let mut files: HashMap<String, (&str, &str)> = HashMap::with_capacity(total);
     for (key, (_, c)) in &entries {
         let (_, s, _) = match c {
             Ok(c) => c,
@@ -413,20 +419,34 @@ pub fn load_file(
                 ids::hostile_message(&s.movie_id, why)
             )));
         }
-        if let Some(other) = ids.insert(&s.movie_id, key) {
+        let Some((other_id, other_key)) =
+            files.insert(ids::collision_key(&s.movie_id), (&s.movie_id, key))
+        else {
+            continue;
+        };
+        if other_id == s.movie_id {
             return Err(StageError::new(format!(
-                "{}: entries {other:?} and {key:?} both have movieId {:?}; movie ids must be \
+                "{}: entries {other_key:?} and {key:?} both have movieId {:?}; movie ids must be \
                  unique. Merge the two entries or give one its correct id",
                 shown.display(),
                 s.movie_id
             )));
         }
+        return Err(StageError::new(format!(
+            "{}: entries {other_key:?} and {key:?} have movie ids {other_id:?} and {:?}: {}. \
+             Fix the movieId of one of them (ids must differ by more than letter case or \
+             Unicode normalization)",
+            shown.display(),
+            s.movie_id,
+            ids::collision_reason(other_id, &s.movie_id)
+        )));
     }
-    drop(ids);
+    drop(files);
     let mut parsed_now = 0;
     let mut dropped_sources = 0;
     let mut movies = Vec::with_capacity(total);
     let mut dropped = Vec::new();
+    let mut dropped_ids = Vec::new();
     let mut memo_entries = Vec::with_capacity(total);
     for (_, (span, c)) in entries {
         // Every entry was checked above; an error cannot remain here.
@@ -446,6 +466,7 @@ pub fn load_file(
         if entry.summary.kept {
             movies.push(entry);
         } else {
+            dropped_ids.push(entry.summary.movie_id.clone());
             dropped.push(entry);
         }
     }
@@ -460,6 +481,7 @@ pub fn load_file(
         MovieEntries {
             text,
             dropped_movies: total - movies.len(),
+            dropped_ids,
             entries: total,
             dropped_sources,
             movies,
@@ -584,6 +606,50 @@ mod tests {
         let invalid = format!(r#"{{"a":{{"movieId":"a","title":7,"sources":[{SRC}]}}}}"#);
         let e = load(&invalid).unwrap_err().message;
         assert!(e.contains("movie \"a\": title must be"), "{e}");
+    }
+
+    #[test]
+    fn ids_that_name_one_file_are_refused_at_load() {
+        let entry = |key: &str, id: &str| {
+            format!(r#""{key}":{{"movieId":"{id}","title":"A","sources":[{SRC}]}}"#)
+        };
+        // Letter case, on a dropped entry too: it comes back with a source.
+        let dropped = r#""b":{"movieId":"youtube-Ab","title":"B","sources":[]}"#;
+        let text = format!("{{{},{dropped}}}", entry("a", "youtube-aB"));
+        let e = load(&text).unwrap_err().message;
+        assert!(
+            e.contains("data/movies.json: entries \"a\" and \"b\""),
+            "{e}"
+        );
+        assert!(
+            e.contains("letter case") && e.contains("Fix the movieId"),
+            "{e}"
+        );
+        // NFC and NFD spellings.
+        let text = format!(
+            "{{{},{}}}",
+            entry("a", "archive-P\u{e8}re69"),
+            entry("b", "archive-Pe\u{300}re69")
+        );
+        let e = load(&text).unwrap_err().message;
+        assert!(e.contains("NFC"), "{e}");
+        // A reserved name and a 5,000-character id.
+        let e = load(&format!("{{{}}}", entry("a", "NUL")))
+            .unwrap_err()
+            .message;
+        assert!(e.contains("entry \"a\"") && e.contains("reserves"), "{e}");
+        let long = "x".repeat(5000);
+        let e = load(&format!("{{{}}}", entry("a", &long)))
+            .unwrap_err()
+            .message;
+        assert!(e.contains("longer than 250 bytes"), "{e}");
+        // Distinct ids are fine.
+        let ok = format!(
+            "{{{},{}}}",
+            entry("a", "youtube-aB"),
+            entry("b", "youtube-aC")
+        );
+        assert_eq!(load(&ok).unwrap().movies.len(), 2);
     }
 
     #[test]

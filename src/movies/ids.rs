@@ -5,6 +5,17 @@
 /// The longest file name (in bytes) common file systems accept.
 pub const MAX_FILE_NAME: usize = 255;
 
+/// The longest movie id (in bytes): its file name, `<id>.json`, must fit
+/// in [`MAX_FILE_NAME`].
+pub const MAX_ID: usize = MAX_FILE_NAME - ".json".len();
+
+/// Names Windows reserves for devices, in any letter case and with any
+/// extension (`con.json` cannot be created there either).
+const RESERVED_NAMES: &[&str] = &[
+    "CON", "PRN", "AUX", "NUL", "COM0", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7",
+    "COM8", "COM9", "LPT0", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+];
+
 /// The placeholder in a file template that is replaced by the movie id.
 pub const ID_PLACEHOLDER: &str = "{movieId}";
 
@@ -18,8 +29,40 @@ pub fn id_problem(id: &str) -> Option<&'static str> {
         Some("it contains '..' (or is '.'), which could escape the output directory")
     } else if id.chars().any(char::is_control) {
         Some("it contains a control character (or NUL)")
+    } else if id.len() > MAX_ID {
+        Some("it is longer than 250 bytes, so its file name would be longer than 255 bytes")
+    } else if is_reserved(id) {
+        Some("Windows reserves this name for a device (CON, PRN, AUX, NUL, COM0-9, LPT0-9), in any letter case and with any extension")
     } else {
         None
+    }
+}
+
+/// Whether a file named after `id` is a device name on Windows: the part
+/// before the first `.`, without trailing spaces, in any letter case.
+fn is_reserved(id: &str) -> bool {
+    let stem = id.split('.').next().unwrap_or(id).trim_end_matches(' ');
+    RESERVED_NAMES.iter().any(|r| r.eq_ignore_ascii_case(stem))
+}
+
+/// The name two ids share when a common file system would store their
+/// files as one: macOS compares names after Unicode normalization and, by
+/// default, without letter case; Windows without letter case.
+pub fn collision_key(id: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    if id.is_ascii() {
+        return id.to_ascii_lowercase();
+    }
+    id.nfc().collect::<String>().to_lowercase()
+}
+
+/// Why two different ids with the same [`collision_key`] collide.
+pub fn collision_reason(a: &str, b: &str) -> &'static str {
+    use unicode_normalization::UnicodeNormalization;
+    if a.nfc().eq(b.nfc()) {
+        "they are two Unicode spellings (NFC and NFD) of one name, which macOS stores as one file"
+    } else {
+        "they differ only in letter case, so their files are one file on case-insensitive file systems (macOS, Windows)"
     }
 }
 
@@ -83,11 +126,30 @@ mod tests {
         }
         assert!(file_name("{movieId}.json", &"a".repeat(250)).is_ok());
         assert!(file_name("{movieId}.json", &"a".repeat(251)).is_err());
+        assert!(id_problem(&"a".repeat(5000)).is_some());
+        for id in ["CON", "nul", "Com1", "lpt9.x", "aux ", "PRN.json"] {
+            assert!(id_problem(id).is_some(), "{id:?}");
+        }
+        for id in ["CONS", "tt0000001", "console", "COM10", "xnul"] {
+            assert!(id_problem(id).is_none(), "{id:?}");
+        }
         assert_eq!(file_name("{movieId}.json", "tt1").unwrap(), "tt1.json");
         assert_eq!(
             file_name("{movieId}.json", "archive-Père69").unwrap(),
             "archive-Père69.json"
         );
+    }
+
+    #[test]
+    fn collisions_on_common_file_systems() {
+        let nfc = "archive-P\u{e8}re69";
+        let nfd = "archive-Pe\u{300}re69";
+        assert_ne!(nfc, nfd);
+        assert_eq!(collision_key(nfc), collision_key(nfd));
+        assert!(collision_reason(nfc, nfd).contains("NFC"));
+        assert_eq!(collision_key("youtube-aB"), collision_key("youtube-Ab"));
+        assert!(collision_reason("youtube-aB", "youtube-Ab").contains("letter case"));
+        assert_ne!(collision_key("tt1"), collision_key("tt2"));
     }
 
     #[test]

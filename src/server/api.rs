@@ -523,8 +523,15 @@ async fn start_build(
 
     let worker = app.clone();
     let job_targets = targets.clone();
-    let handle =
-        tokio::task::spawn_blocking(move || build::run(worker, id, manifest, graph, job_targets));
+    // The page's model choice publishes that model's database as the
+    // original did (`pipe build -m MODEL`).
+    let publish = req
+        .embedding_model
+        .clone()
+        .filter(|_| req.targets.is_empty());
+    let handle = tokio::task::spawn_blocking(move || {
+        build::run(worker, id, manifest, graph, job_targets, publish)
+    });
     let finisher = app.clone();
     tokio::spawn(async move {
         let event = match handle.await {

@@ -187,6 +187,7 @@ pub fn run(
     manifest: Manifest,
     graph: Graph,
     targets: Vec<String>,
+    publish_model: Option<String>,
 ) -> ProgressEvent {
     let executor = Executor::new(&manifest, &graph, app.cancelled.clone());
     let lock = executor.state().lock(|holder| {
@@ -213,6 +214,7 @@ pub fn run(
         targets,
         jobs: app.jobs,
         strict: app.strict,
+        publish_model,
         ..BuildOptions::default()
     };
     let report = match executor.build(&opts, &observer) {

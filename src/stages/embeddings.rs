@@ -21,6 +21,7 @@ use crate::embed::config::{EmbedConfig, ProviderKind};
 use crate::embed::text::TextMaker;
 use crate::manifest::Model;
 use crate::movies::entries::MovieEntries;
+use crate::stage::Warning;
 use crate::stage::{OutputFile, StageContext, StageError, StageOutput};
 use rayon::prelude::*;
 use rusqlite::params;
@@ -302,10 +303,16 @@ pub fn run(ctx: &StageContext, spec: &EmbeddingsSpec) -> Result<StageOutput, Sta
         .map_err(|e| StageError::io(&vectors_path, "open the vector cache", e))?;
     let mut out = StageOutput::default();
     if cache.damaged > 0 {
-        let msg = format!(
-            "{} damaged entries in the vector cache {} were discarded; their texts are embedded again",
-            cache.damaged,
-            vectors_path.display()
+        let msg = Warning::new(
+            "vector-cache-damaged",
+            "damaged entries of the vector cache were discarded",
+            format!("{} ({})", model.id, cache.damaged),
+            format!(
+                "{} damaged entries in the vector cache {} were discarded; their texts are embedded again",
+                cache.damaged,
+                vectors_path.display()
+            ),
+            "nothing to do: the texts were embedded again (a disk or a killed build damaged the cache)",
         );
         ctx.progress.warn(&msg);
         out.warnings.push(msg);
@@ -426,9 +433,15 @@ pub fn run(ctx: &StageContext, spec: &EmbeddingsSpec) -> Result<StageOutput, Sta
     // embedding again, never a wrong vector.
     let keys: Vec<Key> = planned.records.iter().map(|r| r.key).collect();
     if let Err(e) = cache.compact(&keys) {
-        let msg = format!(
-            "cannot compact the vector cache {}: {e}",
-            vectors_path.display()
+        let msg = Warning::new(
+            "vector-cache-unsaved",
+            "the vector cache could not be compacted",
+            model.id.clone(),
+            format!(
+                "cannot compact the vector cache {}: {e}",
+                vectors_path.display()
+            ),
+            "check the disk space and permissions of .pipe/cache/embeddings/",
         );
         ctx.progress.warn(&msg);
         out.warnings.push(msg);
@@ -441,7 +454,13 @@ pub fn run(ctx: &StageContext, spec: &EmbeddingsSpec) -> Result<StageOutput, Sta
             .collect(),
     };
     if let Err(e) = saved.save(&records_path) {
-        let msg = format!("cannot save {}: {e}", records_path.display());
+        let msg = Warning::new(
+            "vector-cache-unsaved",
+            "the record keys of the vector cache could not be saved",
+            model.id.clone(),
+            format!("cannot save {}: {e}", records_path.display()),
+            "check the disk space and permissions of .pipe/cache/embeddings/ (explain will count every record as new)",
+        );
         ctx.progress.warn(&msg);
         out.warnings.push(msg);
     }

@@ -164,6 +164,11 @@ pub fn run(ctx: &StageContext, spec: &MovieJsonSpec) -> Result<StageOutput, Stag
         return Err(StageError::cancelled());
     }
     let movies = &catalog.movies;
+    let mut warnings = Vec::new();
+    if let Some(w) = unknown_collection_movies(&catalog, &collections, spec) {
+        ctx.progress.warn(&w);
+        warnings.push(w);
+    }
     let previous_state = RenderState::read(ctx);
     // Every document lists its collections: other collections, every
     // document is rendered again (the related lists may still be reused).
@@ -176,31 +181,16 @@ pub fn run(ctx: &StageContext, spec: &MovieJsonSpec) -> Result<StageOutput, Stag
         .collect();
     let (related, rescored) = related_lists(&catalog, &keys, previous_state.as_ref());
 
-    // Every name is checked before anything is written, so a bad id leaves
-    // the previous output intact.
+    // Ids were checked when movies.json was loaded (for every target, so
+    // that no database publishes an id that cannot be a file); the names
+    // are checked against this target's template before anything is written.
     let mut names = Vec::with_capacity(movies.len());
-    let mut seen: HashMap<String, &str> = HashMap::with_capacity(movies.len());
-    let mut warnings = Vec::new();
     for m in movies {
         let id = &m.summary.movie_id;
         let name = ids::file_name(&spec.file_template, id)
             .map_err(|msg| StageError::new(format!("{}: {msg}", spec.movies.display())))?;
-        // YouTube ids are case-sensitive, so this is legitimate data, but on
-        // case-insensitive file systems (macOS, Windows) the two files would
-        // overwrite each other: worth a warning, not a failure.
-        if let Some(other) = seen.insert(name.to_lowercase(), id) {
-            let w = format!(
-                "{}: movie ids {other:?} and {:?} differ only in letter case; their files \
-                 collide on case-insensitive file systems",
-                spec.movies.display(),
-                id
-            );
-            ctx.progress.warn(&w);
-            warnings.push(w);
-        }
         names.push(spec.out_dir.join(name));
     }
-    drop(seen);
 
     let out_abs = ctx.abs(&spec.out_dir);
     std::fs::create_dir_all(&out_abs)
@@ -255,23 +245,29 @@ pub fn run(ctx: &StageContext, spec: &MovieJsonSpec) -> Result<StageOutput, Stag
     // Rendering runs on all cores; writing is done by one thread, because
     // creating and renaming files in one directory serialises on the
     // directory's lock in the kernel, and several writers only spin on it.
+    // Every changed document goes to a temporary file first; they are
+    // renamed into place together once all are written, so a failure or a
+    // kill before that leaves every file of the directory as it was (the
+    // temporaries are removed, or swept by the next build).
     let mut files: Vec<OutputFile> = Vec::with_capacity(total);
     let mut rendered_count = 0;
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(usize, Vec<u8>)>>(2);
-    let written = std::thread::scope(|scope| -> Result<usize, StageError> {
+    let staged = std::thread::scope(|scope| -> Result<Vec<_>, StageError> {
         let names = &names;
-        let writer = scope.spawn(move || -> Result<usize, StageError> {
-            let mut written = 0;
-            for batch in rx {
-                for (i, bytes) in batch {
-                    let rel = &names[i];
-                    artifact::write_atomic(&ctx.abs(rel), &bytes)
-                        .map_err(|e| StageError::io(rel, "write", e))?;
-                    written += 1;
+        let writer = scope.spawn(
+            move || -> Result<Vec<(usize, tempfile::TempPath)>, StageError> {
+                let mut staged = Vec::new();
+                for batch in rx {
+                    for (i, bytes) in batch {
+                        let rel = &names[i];
+                        let tmp = artifact::write_temp_beside(&ctx.abs(rel), &bytes)
+                            .map_err(|e| StageError::io(rel, "write", e))?;
+                        staged.push((i, tmp));
+                    }
                 }
-            }
-            Ok(written)
-        });
+                Ok(staged)
+            },
+        );
         let mut stop = None;
         for start in (0..total).step_by(BATCH) {
             if ctx.is_cancelled() {
@@ -345,14 +341,23 @@ pub fn run(ctx: &StageContext, spec: &MovieJsonSpec) -> Result<StageOutput, Stag
                 .progress(end as u64, total as u64, "rendering movie JSON");
         }
         drop(tx);
-        let written = writer
+        let staged = writer
             .join()
             .map_err(|_| StageError::new("the movie JSON writer thread panicked"))??;
         match stop {
             Some(e) => Err(e),
-            None => Ok(written),
+            None => Ok(staged),
         }
     })?;
+    if ctx.is_cancelled() {
+        return Err(StageError::cancelled());
+    }
+    let written = staged.len();
+    for (i, tmp) in staged {
+        let rel = &names[i];
+        tmp.persist(ctx.abs(rel))
+            .map_err(|e| StageError::io(rel, "rename into place", e.error))?;
+    }
 
     RenderState {
         format: RenderState::format(),
@@ -418,6 +423,62 @@ pub fn run(ctx: &StageContext, spec: &MovieJsonSpec) -> Result<StageOutput, Stag
         .insert("entries_parsed".into(), catalog.parsed.to_string());
     out.stats.insert("deleted".into(), out.deleted.to_string());
     Ok(out)
+}
+
+/// Collection entries that name movies movies.json does not have at all
+/// (not even dropped ones): they are left out of the collection's movies.
+fn unknown_collection_movies(
+    catalog: &MovieEntries,
+    collections: &[Collection],
+    spec: &MovieJsonSpec,
+) -> Option<crate::stage::Warning> {
+    let known: HashSet<&str> = catalog
+        .movies
+        .iter()
+        .map(|m| m.summary.movie_id.as_str())
+        .chain(catalog.dropped_ids.iter().map(String::as_str))
+        .collect();
+    let unknown: Vec<(&str, &str)> = collections
+        .iter()
+        .flat_map(|c| {
+            c.movie_ids
+                .iter()
+                .filter(|id| !known.contains(id.as_str()))
+                .map(move |id| (c.id.as_str(), id.as_str()))
+        })
+        .collect();
+    if unknown.is_empty() {
+        return None;
+    }
+    let shown: Vec<String> = unknown
+        .iter()
+        .take(5)
+        .map(|(c, id)| format!("{id} in {c}"))
+        .collect();
+    let more = if unknown.len() > 5 {
+        format!(", … ({} more)", unknown.len() - 5)
+    } else {
+        String::new()
+    };
+    Some(crate::stage::Warning::new(
+        "collection-unknown-movies",
+        format!(
+            "collections name movies that are not in {}; they are left out of those collections",
+            spec.movies.display()
+        ),
+        format!("{} ({})", spec.collections.display(), unknown.len()),
+        format!(
+            "{} has {} entries naming movies that are not in {}: {}{more}",
+            spec.collections.display(),
+            unknown.len(),
+            spec.movies.display(),
+            shown.join(", ")
+        ),
+        format!(
+            "remove these ids from their collections in {} (or restore the movies)",
+            spec.collections.display()
+        ),
+    ))
 }
 
 /// A relative path without `..`, root or prefix components: safe to join

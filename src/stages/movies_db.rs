@@ -30,7 +30,7 @@ mod vector_part;
 use crate::artifact;
 use crate::manifest::model::Model;
 use crate::sqlite;
-use crate::stage::{OutputFile, StageContext, StageError, StageOutput};
+use crate::stage::{OutputFile, StageContext, StageError, StageOutput, Warning};
 use catalog_part::CatalogPart;
 use rusqlite::{params, Connection};
 use std::path::{Path, PathBuf};
@@ -96,9 +96,9 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
         untouched_are_unwritten: true,
         ..StageOutput::default()
     };
-    let warn = |out: &mut StageOutput, msg: String| {
-        ctx.progress.warn(&msg);
-        out.warnings.push(msg);
+    let warn = |out: &mut StageOutput, w: Warning| {
+        ctx.progress.warn(&w);
+        out.warnings.push(w);
     };
 
     // The embeddings: hashed here, opened only if the vector part is built.
@@ -108,20 +108,36 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
         Err(e) => return Err(StageError::io(&model.embeddings, "read", e)),
     };
     if emb_hash.is_none() {
-        let msg =
-            format!(
-            "embeddings file {} of model {} not found: {}'s vector table will be empty. Produce \
-             it with the model's embedding generator (declared in {}){}",
+        let detail = format!(
+            "embeddings file {} of model {} not found: {}'s vector table will be empty",
             model.embeddings.display(),
             model.id,
             spec.db_path.display(),
+        );
+        let fix = format!(
+            "produce the embeddings file with the model's embedding generator, or fix `embeddings` in its model file ({})",
             model.file.display(),
-            if ctx.settings.strict { "" } else { ", or run with --strict to make this an error" }
         );
         if ctx.settings.strict {
-            return Err(StageError::new(msg));
+            return Err(StageError::new(format!("{detail}. Fix: {fix}")));
         }
-        warn(&mut out, msg);
+        warn(
+            &mut out,
+            Warning::new(
+                "embeddings-missing",
+                "embeddings file not found, so the model's vector table is empty",
+                format!("{} ({})", model.id, model.embeddings.display()),
+                detail,
+                fix,
+            )
+            .losing_data(),
+        );
+    }
+
+    if emb_hash.is_some() {
+        if let Some(w) = embeddings_config_mismatch(ctx, model) {
+            warn(&mut out, w);
+        }
     }
 
     let dest = ctx.abs(&spec.db_path);
@@ -139,13 +155,7 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
                 Ok(v) => v,
                 Err(v) if v.catalog_unreadable && attempt == 1 && !cat_origin.is_new() => {
                     catalog_part::forget(ctx, &catalog);
-                    warn(
-                        &mut out,
-                        format!(
-                            "{}; the cached catalog was discarded and built again",
-                            v.error
-                        ),
-                    );
+                    warn(&mut out, cache_damaged(model, &v.error));
                     continue;
                 }
                 Err(v) => return Err(v.error),
@@ -170,10 +180,7 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
                 if !vec_origin.is_new() {
                     cache::discard(&vectors.path);
                 }
-                warn(
-                    &mut out,
-                    format!("{e}; the cached parts were discarded and built again"),
-                );
+                warn(&mut out, cache_damaged(model, &e));
             }
             Err(e) => return Err(e),
         }
@@ -223,30 +230,8 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
         }
     }
 
-    if vectors.unknown > 0 {
-        warn(
-            &mut out,
-            format!(
-                "{} has {} vectors for movies that are not in {} (deleted or filtered movies); \
-                 they are left out. Regenerate the embeddings to drop them",
-                model.embeddings.display(),
-                vectors.unknown,
-                spec.movies.display()
-            ),
-        );
-    }
-    if vectors.without > 0 && emb_hash.is_some() {
-        warn(
-            &mut out,
-            format!(
-                "{} of {} movies have no vector in {} (model {}); they cannot be found by \
-                 semantic search until their embeddings are generated",
-                vectors.without,
-                catalog.movies,
-                model.embeddings.display(),
-                model.id
-            ),
-        );
+    for w in vector_warnings(spec, &catalog, &vectors, emb_hash.is_some()) {
+        warn(&mut out, w);
     }
     let s = &mut out.stats;
     s.insert("movies".into(), catalog.movies.to_string());
@@ -260,6 +245,127 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
     s.insert("catalog_part".into(), origins.0.as_str().into());
     s.insert("vector_part".into(), origins.1.as_str().into());
     Ok(out)
+}
+
+/// The embeddings file's own `config` names another model or other
+/// dimensions than the model file: probably the wrong file.
+fn embeddings_config_mismatch(ctx: &StageContext, model: &Model) -> Option<Warning> {
+    use crate::manifest::detect;
+    let conn = sqlite::open_read_only(&ctx.abs(&model.embeddings)).ok()?;
+    let (config_model, config_dimensions) = detect::config_of(&conn);
+    let file = detect::EmbeddingsFile {
+        path: model.embeddings.clone(),
+        vectors: 0,
+        dimensions: None,
+        config_model,
+        config_dimensions,
+    };
+    // A quantized variant reads its float original's file (whose config
+    // names the original): only its dimensions must agree.
+    let sharing: Vec<&str> = file
+        .config_model
+        .as_deref()
+        .filter(|_| model.quantization.is_some())
+        .into_iter()
+        .collect();
+    let detail = detect::config_mismatch(model, &file, &sharing)?;
+    Some(Warning::new(
+        "embeddings-config-mismatch",
+        "an embeddings file's config names another model or other dimensions than its model file",
+        format!("{} ({})", model.id, model.embeddings.display()),
+        detail,
+        "point the model file's `embeddings` at the right file, or regenerate the embeddings",
+    ))
+}
+
+/// A damaged cache entry was rebuilt: nothing lost, but worth knowing.
+fn cache_damaged(model: &Model, error: &StageError) -> Warning {
+    Warning::new(
+        "cache-damaged",
+        "a cached part of the database could not be read and was built again",
+        model.id.clone(),
+        format!("{error}; the cached part was discarded and built again"),
+        "nothing to do; if it happens again, check the disk under .pipe/cache/ (deleting it is always safe)",
+    )
+}
+
+/// How many ids to name in a warning before "…".
+const IDS_SHOWN: usize = 5;
+
+fn some_ids(ids: &[&str]) -> String {
+    let mut s = ids
+        .iter()
+        .take(IDS_SHOWN)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if ids.len() > IDS_SHOWN {
+        s.push_str(&format!(", … ({} more)", ids.len() - IDS_SHOWN));
+    }
+    s
+}
+
+/// The warnings about what the vectors and the kept movies do not share:
+/// vectors of movies that are gone from movies.json (regenerate the
+/// embeddings), of movies that are in it but dropped (every source
+/// quality-marked: nothing to regenerate), and kept movies without one.
+fn vector_warnings(
+    spec: &MoviesDbSpec,
+    catalog: &CatalogPart,
+    vectors: &VectorPart,
+    embeddings_present: bool,
+) -> Vec<Warning> {
+    let model = &spec.model;
+    let movies = spec.movies.display();
+    let embeddings = model.embeddings.display();
+    let (dropped, gone): (Vec<&str>, Vec<&str>) = vectors
+        .unknown_ids
+        .iter()
+        .map(String::as_str)
+        .partition(|id| catalog.dropped_ids.contains(*id));
+    let mut out = Vec::new();
+    if !gone.is_empty() {
+        out.push(Warning::new(
+            "vectors-for-removed-movies",
+            format!("embeddings files hold vectors for movies that are not in {movies}; they are left out"),
+            format!("{} ({})", model.id, gone.len()),
+            format!(
+                "{embeddings} has {} vectors for movies that are not in {movies}: {}",
+                gone.len(),
+                some_ids(&gone)
+            ),
+            "regenerate these models' embeddings to drop the vectors of removed movies (or restore the movies)",
+        ));
+    }
+    if !dropped.is_empty() {
+        out.push(Warning::new(
+            "vectors-for-dropped-movies",
+            format!(
+                "vectors for movies of {movies} that are left out because every source is quality-marked"
+            ),
+            format!("{} ({})", model.id, dropped.len()),
+            format!(
+                "{embeddings} has {} vectors for movies in {movies} whose sources are all quality-marked, so they are not published: {}",
+                dropped.len(),
+                some_ids(&dropped)
+            ),
+            "nothing to regenerate: a movie and its vector are published again once one of its sources is clean",
+        ));
+    }
+    if vectors.without > 0 && embeddings_present {
+        out.push(Warning::new(
+            "movies-without-vector",
+            "movies without a vector: semantic search cannot find them",
+            format!("{} ({} of {})", model.id, vectors.without, catalog.movies),
+            format!(
+                "{} of {} movies have no vector in {embeddings} (model {}); they cannot be found by \
+                 semantic search until their embeddings are generated",
+                vectors.without, catalog.movies, model.id
+            ),
+            "generate the embeddings of these movies",
+        ));
+    }
+    out
 }
 
 /// Write the database of `spec.model` to `dest` (a temporary path) from the

@@ -49,6 +49,9 @@ pub(crate) struct CatalogPart {
     pub ids_hash: String,
     /// The timestamp stored in `created_at` and `config.built_at`.
     pub built_at: String,
+    /// Ids of the movies in movies.json that are not kept (every source
+    /// quality-marked): their vectors are not for movies that are gone.
+    pub dropped_ids: HashSet<String>,
 }
 
 /// One catalog per (project, key) per process; the mutex makes the first
@@ -167,6 +170,12 @@ fn from_cache(path: &Path, key: &str) -> Option<CatalogPart> {
         movies: meta.get("movies")?.parse().ok()?,
         ids_hash: meta.get("ids_blake3")?.clone(),
         built_at: meta.get("built_at")?.clone(),
+        dropped_ids: meta
+            .get("dropped_ids")?
+            .split('\n')
+            .filter(|id| !id.is_empty())
+            .map(str::to_string)
+            .collect(),
     })
 }
 
@@ -364,6 +373,7 @@ fn build(
         ("collections", collections_hash),
         ("patch_base", base),
         ("schema_version", schema_version),
+        ("dropped_ids", movies.dropped_ids.join("\n")),
         (
             "patched_movies",
             patched.map_or_else(|| "none".to_string(), |n| n.to_string()),
@@ -380,6 +390,7 @@ fn build(
             movies: movies.movies.len(),
             ids_hash,
             built_at,
+            dropped_ids: movies.dropped_ids.iter().cloned().collect(),
         },
         if patched.is_some() {
             Origin::Patched

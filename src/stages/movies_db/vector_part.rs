@@ -38,6 +38,8 @@ pub(crate) struct VectorPart {
     pub without: usize,
     /// Vectors of movies that are not kept (not stored).
     pub unknown: usize,
+    /// Their movie ids, sorted.
+    pub unknown_ids: Vec<String>,
     /// blake3 of the embeddings file ("" when it is missing).
     pub emb_hash: String,
 }
@@ -121,6 +123,12 @@ fn from_cache(path: &Path, key: &str) -> Option<VectorPart> {
         with: meta.get("with")?.parse().ok()?,
         without: meta.get("without")?.parse().ok()?,
         unknown: meta.get("unknown")?.parse().ok()?,
+        unknown_ids: meta
+            .get("unknown_ids")?
+            .split('\n')
+            .filter(|id| !id.is_empty())
+            .map(str::to_string)
+            .collect(),
         emb_hash: meta.get("embeddings_blake3")?.clone(),
     })
 }
@@ -217,11 +225,13 @@ fn build(
         with: 0,
         without: 0,
         unknown: 0,
+        unknown_ids: Vec::new(),
         emb_hash: emb_hash.unwrap_or_default().to_string(),
     };
     if let Some(conn) = &embeddings {
         let known: HashSet<&str> = ids.iter().map(String::as_str).collect();
-        part.unknown = scan_embeddings(conn, model, &known)?;
+        part.unknown_ids = scan_embeddings(conn, model, &known)?;
+        part.unknown = part.unknown_ids.len();
     }
 
     let tmp = artifact::temp_path_beside(path)
@@ -310,6 +320,9 @@ fn build(
                 ("with", part.with.to_string()),
                 ("without", part.without.to_string()),
                 ("unknown", part.unknown.to_string()),
+                // Newline-separated (ids have no control characters): the
+                // warning tells movies that are gone from dropped ones.
+                ("unknown_ids", part.unknown_ids.join("\n")),
                 ("embeddings_blake3", part.emb_hash.clone()),
             ],
         )
@@ -372,12 +385,13 @@ fn wrong_size(model: &Model, movie_id: &str, found: i64) -> StageError {
     ))
 }
 
-/// Check the size of every stored vector and count those of unknown movies.
+/// Check the size of every stored vector; the ids of those of unknown
+/// movies, sorted.
 fn scan_embeddings(
     conn: &Connection,
     model: &Model,
     known: &HashSet<&str>,
-) -> Result<usize, StageError> {
+) -> Result<Vec<String>, StageError> {
     let shown = model.embeddings.display();
     let sql_err =
         |e: rusqlite::Error| StageError::with_source(format!("cannot read {shown}: {e}"), e);
@@ -386,7 +400,7 @@ fn scan_embeddings(
         .map_err(sql_err)?;
     let mut rows = stmt.query([]).map_err(sql_err)?;
     let expected = i64::from(model.dimensions) * 4;
-    let mut unknown = 0;
+    let mut unknown = Vec::new();
     while let Some(row) = rows.next().map_err(sql_err)? {
         let id = match row.get_ref(0).map_err(sql_err)? {
             ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
@@ -405,9 +419,10 @@ fn scan_embeddings(
             return Err(wrong_size(model, &id, len));
         }
         if !known.contains(id.as_str()) {
-            unknown += 1;
+            unknown.push(id);
         }
     }
+    unknown.sort();
     Ok(unknown)
 }
 
