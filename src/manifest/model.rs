@@ -247,18 +247,55 @@ pub fn load_models(root: &Path, dir: &Path, errors: &mut Vec<ManifestError>) -> 
             );
         }
     }
+    // The default model's database is the one published for the site
+    // (`publish-default`), whose search sends float vectors: an int8 or bit
+    // table refuses them, so the default must store floats.
+    for &i in &defaults {
+        let (m, src, span) = &unique[i];
+        if let Some(q) = &m.quantization {
+            errors.push(
+                ManifestError::at(
+                    src,
+                    span.clone().unwrap_or(0..0),
+                    format!(
+                        "model `{}` is quantized ({}), so it cannot be the default",
+                        m.id, q.kind
+                    ),
+                )
+                .label("a quantized model")
+                .help(QUANTIZED_DEFAULT_HELP),
+            );
+        }
+    }
     let mut models: Vec<Model> = unique.into_iter().map(|(m, _, _)| m).collect();
     models.sort_by(|a, b| a.id.cmp(&b.id));
     if defaults.is_empty() && !models.is_empty() {
-        models[0].default = true;
-        notes.push(format!(
-            "no model in {} sets `default = true`; using `{}` (the first by id) as the default. Add `default = true` to one model file to choose.",
-            dir.display(),
-            models[0].id
-        ));
+        match models.iter().position(|m| m.quantization.is_none()) {
+            Some(first) => {
+                models[first].default = true;
+                notes.push(format!(
+                    "no model in {} sets `default = true`; using `{}` (the first by id{}) as the default. Add `default = true` to one model file to choose.",
+                    dir.display(),
+                    models[first].id,
+                    if first > 0 { " that stores float vectors" } else { "" }
+                ));
+            }
+            None => errors.push(
+                ManifestError::file(
+                    &models[0].file,
+                    format!(
+                        "every model in {} is quantized, so none can be the default",
+                        dir.display()
+                    ),
+                )
+                .help(QUANTIZED_DEFAULT_HELP),
+            ),
+        }
     }
     LoadedModels { models, notes }
 }
+
+const QUANTIZED_DEFAULT_HELP: &str = "the default model's database is published for the site (`publish-default`, e.g. public/data/movies.db), whose search sends float vectors, which an int8 or bit table refuses; set `default = true` in a model file without `quantization` (the float model this one quantizes)";
 
 type Checked = (
     Model,

@@ -7,7 +7,8 @@
 //! quantized by sqlite-vec itself while inserting (`vec_quantize_int8(v,
 //! 'unit')`, `vec_quantize_binary(v)`), so they are exactly what a query
 //! quantized the same way compares against; with `rescore` the float
-//! vectors are kept beside them in `vec_movies_float`.
+//! vectors are kept beside them, in a second vector column
+//! `embedding_float` of the same vec0 table.
 //!
 //! Vectors are streamed from the embeddings database one movie at a time
 //! (never all in memory) and every one is checked before it is stored. A
@@ -96,6 +97,10 @@ pub(crate) fn obtain(
     if let Some(q) = &model.quantization {
         fields.push(("quantization", q.kind.as_str()));
         fields.push(("rescore", if q.rescore { "true" } else { "false" }));
+        if q.rescore {
+            // Where the float vectors are (they were a WITHOUT ROWID table).
+            fields.push(("float-vectors", FLOAT_COLUMN));
+        }
     }
     let key = cache::key(&fields);
     let dir = cache::dir(ctx.root);
@@ -125,14 +130,17 @@ fn from_cache(path: &Path, key: &str) -> Option<VectorPart> {
     })
 }
 
-/// The statements creating `vec_movies` for `model` (and, for a rescored
-/// quantized model, `vec_movies_float`).
+/// The statement creating `vec_movies` for `model`.
 ///
 /// A bit column takes no `distance_metric` (vec0 rejects one: bit vectors
-/// are compared by hamming distance). The float vectors of rescoring are a
-/// plain table, not a vec0 one: they are only read by id, for the exact
-/// distance of candidates (`vec_distance_l2` and friends), and a plain
-/// table stores them without vec0's chunk overhead.
+/// are compared by hamming distance). A rescored quantized model keeps its
+/// float vectors in a second vector column, [`FLOAT_COLUMN`], of the same
+/// table: vec0 packs each column's vectors into chunk blobs (1024 vectors
+/// a blob, on contiguous overflow pages), so they take their own size and
+/// nothing more. A plain table of one blob a row did not: a 384- or
+/// 768-dimension row is larger than what a 4 KiB page keeps in place, and
+/// spilled to overflow pages of its own (rescored databases were 2.5 times
+/// the float one). KNN still searches `embedding`, the quantized column.
 pub(crate) fn create_sql(model: &Model) -> String {
     let dims = model.dimensions;
     let metric = model.metric;
@@ -145,20 +153,21 @@ pub(crate) fn create_sql(model: &Model) -> String {
                 Quantization::Int8 => format!("INT8[{dims}] distance_metric={metric}"),
                 Quantization::Bit => format!("BIT[{dims}]"),
             };
-            let mut sql = format!(
-                "CREATE VIRTUAL TABLE vec_movies USING vec0(movieId TEXT PRIMARY KEY, embedding {column});"
-            );
-            if q.rescore {
-                sql.push_str(FLOAT_TABLE_SQL);
-            }
-            sql
+            let floats = if q.rescore {
+                format!(", {FLOAT_COLUMN} FLOAT[{dims}] distance_metric={metric}")
+            } else {
+                String::new()
+            };
+            format!(
+                "CREATE VIRTUAL TABLE vec_movies USING vec0(movieId TEXT PRIMARY KEY, embedding {column}{floats})"
+            )
         }
     }
 }
 
-/// The float vectors kept for rescoring (see [`create_sql`]).
-const FLOAT_TABLE_SQL: &str =
-    "CREATE TABLE vec_movies_float (movieId TEXT PRIMARY KEY, embedding BLOB NOT NULL) WITHOUT ROWID;";
+/// The column of `vec_movies` holding the float vectors of a rescored
+/// quantized model (see [`create_sql`]).
+pub(crate) const FLOAT_COLUMN: &str = crate::search::FLOAT_COLUMN;
 
 /// The SQL expression turning the float32 blob `param` into what
 /// `vec_movies.embedding` stores.
@@ -254,23 +263,19 @@ fn build(
                 let mut get_vec = emb
                     .prepare("SELECT embedding FROM embeddings WHERE movie_id = ?1")
                     .map_err(read_err)?;
+                let rescore = model.quantization.is_some_and(|q| q.rescore);
+                let floats = if rescore {
+                    format!(", {FLOAT_COLUMN}")
+                } else {
+                    String::new()
+                };
                 let mut ins_vec = conn
                     .prepare(&format!(
-                        "INSERT INTO vec_movies (movieId, embedding) VALUES (?1, {})",
-                        quantize_sql(model, "?2")
+                        "INSERT INTO vec_movies (movieId, embedding{floats}) VALUES (?1, {}{})",
+                        quantize_sql(model, "?2"),
+                        if rescore { ", ?2" } else { "" }
                     ))
                     .map_err(e("prepare"))?;
-                let rescore = model.quantization.is_some_and(|q| q.rescore);
-                let mut ins_float = if rescore {
-                    Some(
-                        conn.prepare(
-                            "INSERT INTO vec_movies_float (movieId, embedding) VALUES (?1, ?2)",
-                        )
-                        .map_err(e("prepare"))?,
-                    )
-                } else {
-                    None
-                };
                 let total = ids.len() as u64;
                 for (i, id) in ids.iter().enumerate() {
                     if i % PROGRESS_EVERY == 0 {
@@ -290,10 +295,6 @@ fn build(
                             ins_vec
                                 .execute(params![id, blob])
                                 .map_err(e("insert a vector"))?;
-                            if let Some(ins) = ins_float.as_mut() {
-                                ins.execute(params![id, blob])
-                                    .map_err(e("insert a float vector"))?;
-                            }
                             part.with += 1;
                         }
                         None => part.without += 1,
