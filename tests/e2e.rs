@@ -59,7 +59,9 @@ fn admin_page_builds_one_model_in_a_real_browser() {
     );
     let emb = rusqlite::Connection::open(p.path("data/embeddings-potion-movies.db"))
         .expect("open potion's embeddings");
-    let blob: Vec<u8> = (0..64).flat_map(|i| (i as f32 / 100.0).to_le_bytes()).collect();
+    let blob: Vec<u8> = (0..64)
+        .flat_map(|i| (i as f32 / 100.0).to_le_bytes())
+        .collect();
     emb.execute(
         "INSERT INTO embeddings (movie_id, embedding, created_at) VALUES ('tt0000000gone', ?1, '2026-01-01')",
         [blob],

@@ -7,9 +7,9 @@
 //! | route | what |
 //! |---|---|
 //! | `GET /` | the page (`/app.js`, `/style.css`) |
-//! | `GET /api/models` | the models of models.d, with their embeddings' vector counts |
+//! | `GET /api/models` | the models of models.d: storage, and how many movies will have a vector |
 //! | `GET /api/status` | every target's state, the running build, the last result |
-//! | `POST /api/build` | start a build: `{"targets": [...]}` or the original's `{"embeddingModel", "skipJsonGeneration"}` |
+//! | `POST /api/build` | start a build: `{"targets": [...]}` or the original's `{"embeddingModel", "skipJsonGeneration"}`, as `application/json` |
 //! | `GET /api/progress` | Server-Sent Events following builds |
 //!
 //! Builds go through the same [`Executor`](crate::executor::Executor),
