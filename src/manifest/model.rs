@@ -80,9 +80,11 @@ pub struct Quantized {
 pub const DEFAULT_OVERSAMPLE_INT8: u32 = 8;
 
 /// The default of `oversample` for bit: the sign of each component keeps
-/// far less, and 8 candidates per neighbour found 0.86 (384 dimensions)
-/// and 0.48 (64) of the float neighbours at 100,000 movies. 32 is where
-/// the 384- and 768-dimension models come back above 0.95 (bench/KNN.md).
+/// far less than int8. At 100,000 generated movies, 8 candidates per
+/// neighbour found 0.92 (768 dimensions), 0.86 (384) and 0.47 (64) of the
+/// float neighbours (bench/KNN.md); for 64 dimensions 32 found 0.72, 64
+/// found 0.85 and 128 0.92 (README, "Quantization"). 32 is a fourfold
+/// larger candidate list at a fraction of the float scan's cost.
 pub const DEFAULT_OVERSAMPLE_BIT: u32 = 32;
 
 /// Below this many dimensions, bit vectors are too short to rank by: at
