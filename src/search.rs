@@ -18,8 +18,8 @@
 //! `config`). A quantized query vector is quantized in SQL with the same
 //! function the build used. With rescoring (`embedding_rescore`), the
 //! quantized column only finds k × `embedding_oversample` candidates, which
-//! are then ranked by their exact distance to the float vectors kept in the
-//! second vector column `embedding_float`.
+//! are then ranked by their exact distance to the float vectors kept in
+//! `vec_movies_float`.
 
 use crate::graph::{Graph, TargetSpec};
 use crate::manifest::{Manifest, Metric};
@@ -64,8 +64,8 @@ pub enum VectorTable {
     Bit,
 }
 
-/// The column of `vec_movies` holding the float vectors kept for rescoring.
-pub const FLOAT_COLUMN: &str = "embedding_float";
+/// The table of the float vectors kept for rescoring.
+pub const FLOAT_TABLE: &str = "vec_movies_float";
 
 impl VectorTable {
     /// The vec0 table's name.
@@ -100,8 +100,9 @@ impl VectorTable {
         let q = self.quantized_param();
         if rescore {
             format!(
-                "SELECT c.movieId, m.title, m.year, vec_distance_{metric}(c.{FLOAT_COLUMN}, ?1) AS distance \
-                 FROM (SELECT movieId, {FLOAT_COLUMN} FROM {table} WHERE embedding MATCH {q} AND k = ?3) c \
+                "SELECT c.movieId, m.title, m.year, vec_distance_{metric}(f.embedding, ?1) AS distance \
+                 FROM (SELECT movieId FROM {table} WHERE embedding MATCH {q} AND k = ?3) c \
+                 JOIN {FLOAT_TABLE} f ON f.movieId = c.movieId \
                  JOIN movies m ON m.movieId = c.movieId \
                  ORDER BY distance, c.movieId LIMIT ?2",
                 table = self.table()
@@ -339,24 +340,16 @@ impl Database {
             None
         };
         let embeddings_blake3 = optional("embeddings_blake3");
-        let schema: Option<String> = conn
+        let has_table: bool = conn
             .query_row(
-                "SELECT sql FROM sqlite_master WHERE name = ?1",
+                "SELECT count(*) FROM sqlite_master WHERE name = ?1",
                 [table.table()],
-                |r| r.get(0),
+                |r| r.get::<_, i64>(0),
             )
-            .optional()
-            .map_err(|e| not_pipe(&e))?;
-        let Some(schema) = schema else {
+            .map_err(|e| not_pipe(&e))?
+            > 0;
+        if !has_table {
             return Err(not_pipe(&format!("no `{}` table", table.table())));
-        };
-        if rescore.is_some() && !schema.contains(FLOAT_COLUMN) {
-            return Err(SearchError::Database(format!(
-                "{}: its float vectors for rescoring are not in column `{FLOAT_COLUMN}` of {} \
-                 (an older pipe kept them in a table of their own); rebuild it with `pipe build`",
-                path.display(),
-                table.table()
-            )));
         }
         Ok(Database {
             path: path.to_path_buf(),
@@ -400,15 +393,12 @@ impl Database {
     /// for a quantized table without float vectors, the quantized one
     /// turned back into floats ([`VectorTable::dequantize`]).
     pub fn vector(&self, movie_id: &str) -> Result<Option<Vec<f32>>, SearchError> {
-        let (column, quantized) = match (self.info.table, self.info.rescore) {
-            (VectorTable::Float32, _) => ("embedding", false),
-            (_, Some(_)) => (FLOAT_COLUMN, false),
-            (_, None) => ("embedding", true),
+        let (table, quantized) = match (self.info.table, self.info.rescore) {
+            (VectorTable::Float32, _) => (self.info.table.table(), false),
+            (_, Some(_)) => (FLOAT_TABLE, false),
+            (_, None) => (self.info.table.table(), true),
         };
-        let sql = format!(
-            "SELECT {column} FROM {} WHERE movieId = ?1",
-            self.info.table.table()
-        );
+        let sql = format!("SELECT embedding FROM {table} WHERE movieId = ?1");
         let blob: Option<Vec<u8>> = self
             .conn
             .query_row(&sql, [movie_id], |r| r.get(0))

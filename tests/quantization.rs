@@ -100,7 +100,7 @@ fn quantized_databases_open_in_a_stock_sqlite3_and_search_finds_neighbours() {
         assert_eq!(
             stock_sqlite(
                 &db,
-                "SELECT count(*) FROM sqlite_master WHERE name = 'vec_movies' AND sql LIKE '%embedding_float FLOAT[64]%';"
+                "SELECT count(*) FROM sqlite_master WHERE name = 'vec_movies_float' AND sql NOT LIKE '%WITHOUT ROWID%';"
             )
             .trim(),
             if *rescore { "1" } else { "0" }
@@ -298,9 +298,9 @@ fn generated_with_rescored_variants(movies: usize) -> Project {
 
 /// The float vectors of a rescored database used to be a WITHOUT ROWID
 /// table: a 1.5 or 3 KB row spilled to overflow pages of its own, and the
-/// database was 2.3 times the float one at 384 dimensions. In a vec0 column
-/// they cost what they weigh: the quantized column comes on top of the
-/// float database, no more.
+/// database was 2.25 times the float one at 384 dimensions (1.46 at 768;
+/// bit: 2.11 and 1.29). In a rowid table they take about a page per 4 KB
+/// (1.30, 1.35; bit 1.16, 1.18 at 3,000 movies).
 #[test]
 fn rescored_databases_are_not_much_larger_than_the_float_one() {
     let p = generated_with_rescored_variants(2000);
@@ -316,8 +316,9 @@ fn rescored_databases_are_not_much_larger_than_the_float_one() {
             let id = format!("{base}-{q}");
             let ratio = size(&id) / float;
             eprintln!("{id}: {ratio:.2} × the float database");
-            // int8 adds a quarter of the float vectors, bit a 32nd.
-            let most = if q == "int8" { 1.3 } else { 1.1 };
+            // int8 adds a quarter of the float vectors, bit a 32nd; a
+            // 768-dimension row takes a whole 4 KiB page.
+            let most = if q == "int8" { 1.4 } else { 1.25 };
             assert!(ratio <= most, "{id} is {ratio:.2} × {base}'s database");
         }
         // And the rescored search is the float model's.

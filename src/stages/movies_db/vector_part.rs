@@ -7,8 +7,7 @@
 //! quantized by sqlite-vec itself while inserting (`vec_quantize_int8(v,
 //! 'unit')`, `vec_quantize_binary(v)`), so they are exactly what a query
 //! quantized the same way compares against; with `rescore` the float
-//! vectors are kept beside them, in a second vector column
-//! `embedding_float` of the same vec0 table.
+//! vectors are kept beside them in `vec_movies_float`.
 //!
 //! Vectors are streamed from the embeddings database one movie at a time
 //! (never all in memory) and every one is checked before it is stored. A
@@ -98,8 +97,8 @@ pub(crate) fn obtain(
         fields.push(("quantization", q.kind.as_str()));
         fields.push(("rescore", if q.rescore { "true" } else { "false" }));
         if q.rescore {
-            // Where the float vectors are (they were a WITHOUT ROWID table).
-            fields.push(("float-vectors", FLOAT_COLUMN));
+            // The float table has rowids (it was WITHOUT ROWID).
+            fields.push(("float-table", "rowid"));
         }
     }
     let key = cache::key(&fields);
@@ -130,17 +129,20 @@ fn from_cache(path: &Path, key: &str) -> Option<VectorPart> {
     })
 }
 
-/// The statement creating `vec_movies` for `model`.
+/// The statements creating `vec_movies` for `model` (and, for a rescored
+/// quantized model, `vec_movies_float`).
 ///
 /// A bit column takes no `distance_metric` (vec0 rejects one: bit vectors
-/// are compared by hamming distance). A rescored quantized model keeps its
-/// float vectors in a second vector column, [`FLOAT_COLUMN`], of the same
-/// table: vec0 packs each column's vectors into chunk blobs (1024 vectors
-/// a blob, on contiguous overflow pages), so they take their own size and
-/// nothing more. A plain table of one blob a row did not: a 384- or
-/// 768-dimension row is larger than what a 4 KiB page keeps in place, and
-/// spilled to overflow pages of its own (rescored databases were 2.5 times
-/// the float one). KNN still searches `embedding`, the quantized column.
+/// are compared by hamming distance). The float vectors of rescoring are a
+/// plain table, not a vec0 column: they are only read by id, for the exact
+/// distance of k × oversample candidates, and reading one vector of a vec0
+/// column walks its chunk's overflow chain (1024 vectors) from the start:
+/// rescoring from a second vec0 column was 3–12 times slower than from a
+/// table. The table has rowids: a WITHOUT ROWID table keeps its rows in an
+/// index b-tree, which holds at most about 1 KB of a row in place, so each
+/// 1.5 or 3 KB vector spilled to overflow pages of its own (the rescored
+/// database was 2.25 times the float one at 384 dimensions); a rowid
+/// table's leaf holds a 4 KB page's worth in place.
 pub(crate) fn create_sql(model: &Model) -> String {
     let dims = model.dimensions;
     let metric = model.metric;
@@ -153,21 +155,20 @@ pub(crate) fn create_sql(model: &Model) -> String {
                 Quantization::Int8 => format!("INT8[{dims}] distance_metric={metric}"),
                 Quantization::Bit => format!("BIT[{dims}]"),
             };
-            let floats = if q.rescore {
-                format!(", {FLOAT_COLUMN} FLOAT[{dims}] distance_metric={metric}")
-            } else {
-                String::new()
-            };
-            format!(
-                "CREATE VIRTUAL TABLE vec_movies USING vec0(movieId TEXT PRIMARY KEY, embedding {column}{floats})"
-            )
+            let mut sql = format!(
+                "CREATE VIRTUAL TABLE vec_movies USING vec0(movieId TEXT PRIMARY KEY, embedding {column});"
+            );
+            if q.rescore {
+                sql.push_str(FLOAT_TABLE_SQL);
+            }
+            sql
         }
     }
 }
 
-/// The column of `vec_movies` holding the float vectors of a rescored
-/// quantized model (see [`create_sql`]).
-pub(crate) const FLOAT_COLUMN: &str = crate::search::FLOAT_COLUMN;
+/// The float vectors kept for rescoring (see [`create_sql`]).
+const FLOAT_TABLE_SQL: &str =
+    "CREATE TABLE vec_movies_float (movieId TEXT PRIMARY KEY, embedding BLOB NOT NULL);";
 
 /// The SQL expression turning the float32 blob `param` into what
 /// `vec_movies.embedding` stores.
@@ -263,19 +264,23 @@ fn build(
                 let mut get_vec = emb
                     .prepare("SELECT embedding FROM embeddings WHERE movie_id = ?1")
                     .map_err(read_err)?;
-                let rescore = model.quantization.is_some_and(|q| q.rescore);
-                let floats = if rescore {
-                    format!(", {FLOAT_COLUMN}")
-                } else {
-                    String::new()
-                };
                 let mut ins_vec = conn
                     .prepare(&format!(
-                        "INSERT INTO vec_movies (movieId, embedding{floats}) VALUES (?1, {}{})",
-                        quantize_sql(model, "?2"),
-                        if rescore { ", ?2" } else { "" }
+                        "INSERT INTO vec_movies (movieId, embedding) VALUES (?1, {})",
+                        quantize_sql(model, "?2")
                     ))
                     .map_err(e("prepare"))?;
+                let rescore = model.quantization.is_some_and(|q| q.rescore);
+                let mut ins_float = if rescore {
+                    Some(
+                        conn.prepare(
+                            "INSERT INTO vec_movies_float (movieId, embedding) VALUES (?1, ?2)",
+                        )
+                        .map_err(e("prepare"))?,
+                    )
+                } else {
+                    None
+                };
                 let total = ids.len() as u64;
                 for (i, id) in ids.iter().enumerate() {
                     if i % PROGRESS_EVERY == 0 {
@@ -295,6 +300,10 @@ fn build(
                             ins_vec
                                 .execute(params![id, blob])
                                 .map_err(e("insert a vector"))?;
+                            if let Some(ins) = ins_float.as_mut() {
+                                ins.execute(params![id, blob])
+                                    .map_err(e("insert a float vector"))?;
+                            }
                             part.with += 1;
                         }
                         None => part.without += 1,
