@@ -187,6 +187,11 @@ impl Target {
                 c.insert("model.quantization".into(), q.kind.to_string());
                 c.insert("model.rescore".into(), q.rescore.to_string());
                 c.insert("model.oversample".into(), q.oversample.to_string());
+                if q.rescore {
+                    // The layout of the kept float vectors: databases of
+                    // the WITHOUT ROWID table before it are rebuilt.
+                    c.insert("model.float-table".into(), "rowid".into());
+                }
             }
             // Written to `config` as `embedding_model_ollama`; absent for
             // models without one, whose fingerprints stay what they were.

@@ -48,6 +48,26 @@ fn admin_page_builds_one_model_in_a_real_browser() {
         panic!("{why}: run .ci/deps to install the browser test's tools (or set PIPE_SKIP_E2E=1)");
     }
     let p = common::sample_project();
+    // A quantized model (the page shows its storage), and a vector for a
+    // movie that is not in movies.json: potion's build warns, and the
+    // file has a row more than the database will have vectors.
+    p.write(
+        "models.d/potion-int8.toml",
+        "id = \"potion-int8\"\nname = \"Potion Base 2M, int8\"\ndimensions = 64\n\
+         embeddings = \"data/embeddings-potion-movies.db\"\nquantization = \"int8\"\n\
+         rescore = true\ndescription = \"int8 vectors, re-ranked by the float ones\"\n",
+    );
+    let emb = rusqlite::Connection::open(p.path("data/embeddings-potion-movies.db"))
+        .expect("open potion's embeddings");
+    let blob: Vec<u8> = (0..64)
+        .flat_map(|i| (i as f32 / 100.0).to_le_bytes())
+        .collect();
+    emb.execute(
+        "INSERT INTO embeddings (movie_id, embedding, created_at) VALUES ('tt0000000gone', ?1, '2026-01-01')",
+        [blob],
+    )
+    .expect("add a vector");
+    drop(emb);
     let server = Server::start(p.dir.path(), &[]);
 
     // target/e2e/admin.png, wherever the target directory is.

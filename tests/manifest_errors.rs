@@ -55,6 +55,16 @@ const CASES: &[Case] = &[
         expect: &["models.d/potion.toml:3:14", "not 10000000"],
     },
     Case {
+        name: "a quantized default model",
+        files: &[("pipeline.toml", OK_PIPELINE), ("models.d/a.toml", "id = \"a\"\nname = \"A\"\ndimensions = 8\nquantization = \"bit\"\ndefault = true\n"), ("models.d/b.toml", "id = \"b\"\nname = \"B\"\ndimensions = 8\n")],
+        expect: &["models.d/a.toml:5:11", "model `a` is quantized (bit), so it cannot be the default", "set `default = true` in a model file without `quantization`"],
+    },
+    Case {
+        name: "only quantized models",
+        files: &[("pipeline.toml", OK_PIPELINE), ("models.d/a.toml", "id = \"a\"\nname = \"A\"\ndimensions = 8\nquantization = \"int8\"\n")],
+        expect: &["models.d/a.toml", "every model in models.d is quantized, so none can be the default"],
+    },
+    Case {
         name: "two defaults",
         files: &[("pipeline.toml", OK_PIPELINE), ("models.d/a.toml", "id = \"a\"\nname = \"A\"\ndimensions = 4\ndefault = true\n"), ("models.d/b.toml", "id = \"b\"\nname = \"B\"\ndimensions = 4\ndefault = true\n")],
         expect: &["models.d/b.toml:4:11", "marked default, but so is another model", "models.d/a.toml, models.d/b.toml"],

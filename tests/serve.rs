@@ -76,7 +76,7 @@ fn serves_the_page_models_and_status() {
     assert_eq!(status["building"], false);
     assert_eq!(status["targets"].as_array().map(|t| t.len()), Some(4));
     let db = target(&status, "movies-db@potion");
-    assert_eq!(db["state"], "stale");
+    assert_eq!(db["state"], "never-built");
     assert_eq!(db["reasons"][0], "never built");
 
     // The manifest is read again for every request: a new model file and a
@@ -92,7 +92,7 @@ fn serves_the_page_models_and_status() {
         .unwrap_or_else(|| panic!("mini not listed: {models}"));
     assert_eq!(mini["embeddingsPresent"], false);
     assert_eq!(mini["vectors"], Value::Null);
-    assert!(target(&s.get("/api/status").json(), "movies-db@mini")["state"] == "stale");
+    assert!(target(&s.get("/api/status").json(), "movies-db@mini")["state"] == "never-built");
 }
 
 #[test]
@@ -239,7 +239,7 @@ fn events_follow_a_page_build_and_the_terminal_sees_its_result() {
     assert_eq!(status["building"], false);
     assert_eq!(status["last"]["status"], "completed");
     assert_eq!(target(&status, "movies-db@potion")["state"], "up-to-date");
-    assert_eq!(target(&status, "movie-json")["state"], "stale");
+    assert_eq!(target(&status, "movie-json")["state"], "never-built");
 
     // The terminal's view: the same state in .pipe/.
     let run = p.pipe(&["status"]);
@@ -384,4 +384,268 @@ fn binding_beyond_loopback_needs_the_flag_and_warns() {
             && stderr.contains("anyone who can reach it"),
         "{stderr}"
     );
+}
+
+/// The status line of a raw request `head` (sent as is), and how long the
+/// answer took; `None` when the server closed the connection without one.
+fn raw_status(port: u16, head: &str, wait: Duration) -> (Option<String>, Duration) {
+    use std::io::{BufRead, BufReader, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(wait)).expect("timeout");
+    let start = std::time::Instant::now();
+    stream.write_all(head.as_bytes()).expect("send");
+    let mut line = String::new();
+    let got = BufReader::new(&stream).read_line(&mut line);
+    let took = start.elapsed();
+    match got {
+        Ok(0) => (None, took),
+        Ok(_) => (Some(line.trim().to_string()), took),
+        // A reset is a close too; a timeout is not (the caller asserts on it).
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => (None, took),
+        Err(e) => panic!("no answer within {wait:?}: {e}"),
+    }
+}
+
+#[test]
+fn duplicate_host_or_origin_is_400_and_only_application_json_is_json() {
+    let p = sample();
+    let s = Server::start(p.dir.path(), &[]);
+    let port = s.port;
+    let host = format!("127.0.0.1:{port}");
+    let ours = format!("http://localhost:{port}");
+    let potato = r#"{"embeddingModel": "potato"}"#;
+
+    // Two Host headers, even both ours: which one would a proxy believe?
+    let r = s.request(
+        "GET",
+        "/api/status",
+        &[("Host", &host), ("Host", &host)],
+        None,
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.json()["error"].as_str().unwrap_or("").contains("Host"),
+        "{}",
+        r.body
+    );
+    // Our origin first, another site's second: refused, not the first taken.
+    let r = s.request(
+        "POST",
+        "/api/build",
+        &[("Origin", &ours), ("Origin", "http://evil.example")],
+        Some(r#"{"embeddingModel": "potion", "skipJsonGeneration": true}"#),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+
+    // RFC 6454: scheme and host compare without case; the port is explicit.
+    let upper = format!("HTTP://LOCALHOST:{port}");
+    let r = s.request("POST", "/api/build", &[("Origin", &upper)], Some(potato));
+    assert_eq!(r.status, 400, "{upper} is our origin: {}", r.body);
+    assert!(r.json()["models"].is_array(), "{}", r.body);
+    for foreign in [
+        "http://localhost".to_string(), // port 80
+        format!("https://localhost:{port}"),
+        format!("http://localhost:{port}/"),
+        format!("http://localhost:{port} http://evil.example"),
+    ] {
+        let r = s.request("POST", "/api/build", &[("Origin", &foreign)], Some(potato));
+        assert_eq!(r.status, 403, "Origin {foreign}: {}", r.body);
+    }
+
+    // Only application/json (parameters allowed) is the body's type.
+    for other in [
+        "application/json-patch+json",
+        "application/merge-patch+json",
+        "text/plain",
+        "application/x-www-form-urlencoded",
+    ] {
+        let r = s.request(
+            "POST",
+            "/api/build",
+            &[("Content-Type", other)],
+            Some(r#"{"embeddingModel": "potion", "skipJsonGeneration": true}"#),
+        );
+        assert_eq!(r.status, 415, "{other}: {}", r.body);
+        assert!(r.json()["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("application/json"));
+    }
+    let r = s.request(
+        "POST",
+        "/api/build",
+        &[("Content-Type", "application/json; charset=utf-8")],
+        Some(potato),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.json()["models"].is_array(), "{}", r.body);
+
+    assert_eq!(s.get("/api/status").json()["last"], Value::Null);
+    assert!(
+        !p.path("public").exists(),
+        "a refused request built something"
+    );
+}
+
+#[test]
+fn a_false_content_length_or_an_endless_head_does_not_hold_a_connection() {
+    let p = sample();
+    let s = Server::start(p.dir.path(), &[]);
+    let port = s.port;
+    let wait = Duration::from_secs(30);
+    let slow_body = std::thread::spawn(move || {
+        raw_status(
+            port,
+            &format!(
+                "POST /api/build HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+                 Content-Length: 100\r\n\r\n{{\"targets\": []"
+            ),
+            wait,
+        )
+    });
+    let slow_head = std::thread::spawn(move || {
+        raw_status(
+            port,
+            &format!("GET /api/status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"),
+            wait,
+        )
+    });
+    // Meanwhile the server answers others.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(s.get("/api/status").status, 200);
+
+    let (line, took) = slow_body.join().expect("thread");
+    let line = line.expect("an answer to the short body");
+    assert!(line.contains(" 408 "), "{line}");
+    assert!(
+        took >= Duration::from_secs(4) && took < Duration::from_secs(20),
+        "{took:?}"
+    );
+    let (line, took) = slow_head.join().expect("thread");
+    // hyper closes the connection (with or without a 408 line).
+    assert!(
+        line.as_ref().is_none_or(|l| l.contains(" 408 ")),
+        "{line:?}"
+    );
+    assert!(
+        took >= Duration::from_secs(4) && took < Duration::from_secs(20),
+        "{took:?}"
+    );
+    // Nothing was started by the half-sent build.
+    assert_eq!(s.get("/api/status").json()["last"], Value::Null);
+}
+
+#[test]
+fn event_streams_are_capped_and_a_closed_one_frees_its_slot() {
+    let p = sample();
+    let s = Server::start(p.dir.path(), &[]);
+    let port = s.port;
+    let stream_head = format!(
+        "GET /api/progress HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n\r\n"
+    );
+    let mut open: Vec<_> = (0..32).map(|_| s.events()).collect();
+    let (line, _) = raw_status(port, &stream_head, Duration::from_secs(10));
+    let line = line.expect("an answer");
+    assert!(line.contains(" 503 "), "{line}");
+    let r = s.request("GET", "/api/progress", &[], None);
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after"), Some("5"));
+    assert!(r.json()["error"]
+        .as_str()
+        .unwrap_or("")
+        .contains("32 event streams"));
+
+    // A page closed: its slot is free again (the server sees the close).
+    drop(open.pop());
+    let start = std::time::Instant::now();
+    loop {
+        let (line, _) = raw_status(port, &stream_head, Duration::from_secs(10));
+        if line.as_deref().is_some_and(|l| l.contains(" 200 ")) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the slot was never freed: {line:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Streams outlive the deadline on request heads: after it, they still
+    // follow a build.
+    std::thread::sleep(Duration::from_secs(6));
+    let r = s.post("/api/build", r#"{"targets": ["movies-db@potion"]}"#);
+    assert_eq!(r.status, 202, "{}", r.body);
+    let first = open[0].next().expect("an event");
+    assert_eq!(first["status"], "starting", "{first}");
+    s.wait_idle(Duration::from_secs(60));
+}
+
+#[test]
+fn models_count_the_vectors_the_database_will_hold_and_show_quantization() {
+    let p = sample();
+    // A vector for a movie that is not in movies.json: a row of the file,
+    // not a vector of the database.
+    let emb = rusqlite::Connection::open(p.path("data/embeddings-potion-movies.db")).unwrap();
+    let blob: Vec<u8> = (0..64)
+        .flat_map(|i| (i as f32 / 100.0).to_le_bytes())
+        .collect();
+    emb.execute(
+        "INSERT INTO embeddings (movie_id, embedding, created_at) VALUES ('tt0000000gone', ?1, '2026-01-01')",
+        [blob],
+    )
+    .unwrap();
+    let rows: u64 = emb
+        .query_row("SELECT count(*) FROM embeddings", [], |r| r.get(0))
+        .unwrap();
+    drop(emb);
+    p.write(
+        "models.d/potion-int8.toml",
+        "id = \"potion-int8\"\nname = \"Potion int8\"\ndimensions = 64\n\
+         embeddings = \"data/embeddings-potion-movies.db\"\nquantization = \"int8\"\nrescore = true\n",
+    );
+    let s = Server::start(p.dir.path(), &[]);
+    let models = s.get("/api/models").json();
+    let model = |id: &str| -> Value {
+        models["models"]
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["id"] == id))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {id} in {models}"))
+    };
+    let potion = model("potion");
+    assert_eq!(potion["embeddingsRows"], rows, "{potion}");
+    let vectors = potion["vectors"].as_u64().expect("vectors");
+    assert!(vectors < rows, "{potion}");
+    assert_eq!(potion.get("quantization"), None, "{potion}");
+    let int8 = model("potion-int8");
+    assert_eq!(int8["quantization"]["kind"], "int8", "{int8}");
+    assert_eq!(int8["quantization"]["rescore"], true, "{int8}");
+    assert_eq!(int8["quantization"]["oversample"], 8, "{int8}");
+
+    // What the database holds once built is what the page said.
+    p.build(&["movies-db@potion"]);
+    let with = common::stock_sqlite(
+        &p.path("public/data/potion/movies.db"),
+        "SELECT value FROM config WHERE key = 'movies_with_vector';",
+    );
+    assert_eq!(with.trim(), vectors.to_string());
+
+    // Built, then an input changed: stale, not "never built".
+    let status = s.get("/api/status").json();
+    assert_eq!(target(&status, "movies-db@potion")["state"], "up-to-date");
+    assert_eq!(
+        target(&status, "movies-db@potion-int8")["state"],
+        "never-built"
+    );
+    let emb = rusqlite::Connection::open(p.path("data/embeddings-potion-movies.db")).unwrap();
+    emb.execute(
+        "DELETE FROM embeddings WHERE movie_id = 'tt0000000gone'",
+        [],
+    )
+    .unwrap();
+    drop(emb);
+    let status = s.get("/api/status").json();
+    let db = target(&status, "movies-db@potion");
+    assert_eq!(db["state"], "stale", "{db}");
+    assert_ne!(db["reasons"][0], "never built", "{db}");
 }

@@ -74,9 +74,32 @@ pub struct Quantized {
     pub oversample: u32,
 }
 
-/// The default of `oversample`: enough for recall@10 ≥ 0.9 with int8 and bit
-/// on the sample (see tests/quantization.rs).
-pub const DEFAULT_OVERSAMPLE: u32 = 8;
+/// The default of `oversample` for int8: recall@10 of 1.000 against the
+/// float original at 100,000 movies for 64, 384 and 768 dimensions
+/// (bench/KNN.md).
+pub const DEFAULT_OVERSAMPLE_INT8: u32 = 8;
+
+/// The default of `oversample` for bit: the sign of each component keeps
+/// far less than int8. At 100,000 generated movies, 8 candidates per
+/// neighbour found 0.92 (768 dimensions), 0.86 (384) and 0.47 (64) of the
+/// float neighbours (bench/KNN.md); for 64 dimensions 32 found 0.72, 64
+/// found 0.85 and 128 0.92 (README, "Quantization"). 32 is a fourfold
+/// larger candidate list at a fraction of the float scan's cost.
+pub const DEFAULT_OVERSAMPLE_BIT: u32 = 32;
+
+/// Below this many dimensions, bit vectors are too short to rank by: at
+/// 100,000 movies a 64-dimension model rescored from 32 candidates per
+/// neighbour finds 0.72 of the float neighbours, and 0.92 takes 128 (a
+/// query slower than the float search itself). Such a model gets a note.
+pub const BIT_MIN_DIMENSIONS: u32 = 256;
+
+/// The default of `oversample` for a quantization.
+pub fn default_oversample(kind: Quantization) -> u32 {
+    match kind {
+        Quantization::Int8 => DEFAULT_OVERSAMPLE_INT8,
+        Quantization::Bit => DEFAULT_OVERSAMPLE_BIT,
+    }
+}
 
 /// The largest `oversample`: k × oversample must stay a sane vec0 `k`.
 pub const MAX_OVERSAMPLE: i64 = 256;
@@ -195,6 +218,7 @@ pub fn load_models(root: &Path, dir: &Path, errors: &mut Vec<ManifestError>) -> 
 
     // (model, source file, span of id, span of `default`)
     let mut parsed: Vec<Checked> = Vec::new();
+    let mut notes = Vec::new();
     for name in files {
         let rel = dir.join(&name);
         let src = match SourceFile::read(&root.join(&rel), rel.display().to_string()) {
@@ -216,6 +240,9 @@ pub fn load_models(root: &Path, dir: &Path, errors: &mut Vec<ManifestError>) -> 
             }
         };
         if let Some(model) = check_model(raw, &src, &rel, errors) {
+            if let Some(note) = short_bit_note(&model.0) {
+                notes.push(note);
+            }
             parsed.push(model);
         }
     }
@@ -244,7 +271,6 @@ pub fn load_models(root: &Path, dir: &Path, errors: &mut Vec<ManifestError>) -> 
         .filter(|(_, (m, _, _))| m.default)
         .map(|(i, _)| i)
         .collect();
-    let mut notes = Vec::new();
     if defaults.len() > 1 {
         let names: Vec<String> = defaults.iter().map(|&i| unique[i].1.name.clone()).collect();
         for &i in &defaults[1..] {
@@ -265,18 +291,77 @@ pub fn load_models(root: &Path, dir: &Path, errors: &mut Vec<ManifestError>) -> 
             );
         }
     }
+    // The default model's database is the one published for the site
+    // (`publish-default`), whose search sends float vectors: an int8 or bit
+    // table refuses them, so the default must store floats.
+    for &i in &defaults {
+        let (m, src, span) = &unique[i];
+        if let Some(q) = &m.quantization {
+            errors.push(
+                ManifestError::at(
+                    src,
+                    span.clone().unwrap_or(0..0),
+                    format!(
+                        "model `{}` is quantized ({}), so it cannot be the default",
+                        m.id, q.kind
+                    ),
+                )
+                .label("a quantized model")
+                .help(QUANTIZED_DEFAULT_HELP),
+            );
+        }
+    }
     let mut models: Vec<Model> = unique.into_iter().map(|(m, _, _)| m).collect();
     models.sort_by(|a, b| a.id.cmp(&b.id));
     if defaults.is_empty() && !models.is_empty() {
-        models[0].default = true;
-        notes.push(format!(
-            "no model in {} sets `default = true`; using `{}` (the first by id) as the default. Add `default = true` to one model file to choose.",
-            dir.display(),
-            models[0].id
-        ));
+        match models.iter().position(|m| m.quantization.is_none()) {
+            Some(first) => {
+                models[first].default = true;
+                notes.push(format!(
+                    "no model in {} sets `default = true`; using `{}` (the first by id{}) as the default. Add `default = true` to one model file to choose.",
+                    dir.display(),
+                    models[first].id,
+                    if first > 0 { " that stores float vectors" } else { "" }
+                ));
+            }
+            None => errors.push(
+                ManifestError::file(
+                    &models[0].file,
+                    format!(
+                        "every model in {} is quantized, so none can be the default",
+                        dir.display()
+                    ),
+                )
+                .help(QUANTIZED_DEFAULT_HELP),
+            ),
+        }
     }
     LoadedModels { models, notes }
 }
+
+/// What to tell about a bit model whose vectors are too short to rank by.
+fn short_bit_note(model: &Model) -> Option<String> {
+    let q = model.quantization.filter(|q| q.kind == Quantization::Bit)?;
+    if model.dimensions >= BIT_MIN_DIMENSIONS {
+        return None;
+    }
+    let how = if q.rescore {
+        format!(
+            "rescoring {} candidates per neighbour found 0.72 of the float neighbours of a 64-dimension model at 100,000 movies (0.92 takes oversample = 128, slower than the float search)",
+            q.oversample
+        )
+    } else {
+        "without rescoring, a 64-dimension model found 0.21 of the float neighbours at 100,000 movies".to_string()
+    };
+    Some(format!(
+        "{}: quantization = \"bit\" keeps {} bits per vector of model {}; {how}. Below {BIT_MIN_DIMENSIONS} dimensions use quantization = \"int8\" (recall 1.0 rescored), or the float model",
+        model.file.display(),
+        model.dimensions,
+        model.id
+    ))
+}
+
+const QUANTIZED_DEFAULT_HELP: &str = "the default model's database is published for the site (`publish-default`, e.g. public/data/movies.db), whose search sends float vectors, which an int8 or bit table refuses; set `default = true` in a model file without `quantization` (the float model this one quantizes)";
 
 type Checked = (
     Model,
@@ -441,7 +526,7 @@ fn check_quantization(
         }
     }
     let oversample = match &raw.oversample {
-        None => DEFAULT_OVERSAMPLE,
+        None => default_oversample(kind),
         Some(o) => {
             let v = *o.get_ref();
             if !rescore {
@@ -453,7 +538,7 @@ fn check_quantization(
             if !(1..=MAX_OVERSAMPLE).contains(&v) {
                 errors.push(
                     ManifestError::at(src, o.span(), format!("oversample must be between 1 and {MAX_OVERSAMPLE}, not {v}"))
-                        .help(format!("it multiplies k for the candidates of rescoring; {DEFAULT_OVERSAMPLE} (the default) suits most models")),
+                        .help(format!("it multiplies k for the candidates of rescoring; the default ({} for {kind}) suits most models", default_oversample(kind))),
                 );
             }
             v.clamp(1, MAX_OVERSAMPLE) as u32

@@ -2,22 +2,24 @@
 //! `/api/progress` event stream.
 
 use super::build::{self, ProgressEvent, Running};
+use super::limits::{self, StreamSlot, StreamSlots};
 use super::security::{self, Allowed};
 use super::ServeOptions;
-use crate::executor::{Executor, Staleness};
-use crate::graph::{Graph, OriginalSelectionError};
+use crate::executor::{Executor, Reason, Staleness};
+use crate::graph::{Graph, OriginalSelectionError, TargetSpec};
 use crate::manifest::{Manifest, ManifestErrors};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::collections::HashSet;
 use std::convert::Infallible;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -43,6 +45,10 @@ pub struct App {
     events: broadcast::Sender<Arc<str>>,
     shutdown: watch::Receiver<bool>,
     builds: Mutex<Builds>,
+    /// Open `/api/progress` streams (capped).
+    streams: StreamSlots,
+    /// The kept movies, for vector counts.
+    kept: KeptIds,
 }
 
 /// The build in flight and the last result.
@@ -73,6 +79,8 @@ impl App {
             events,
             shutdown,
             builds: Mutex::new(Builds::default()),
+            streams: StreamSlots::default(),
+            kept: KeptIds::default(),
         }
     }
 
@@ -136,6 +144,8 @@ pub fn router(app: Arc<App>, allowed: Allowed) -> Router {
         .route("/api/build", post(start_build))
         .route("/api/progress", get(progress))
         .fallback(not_found)
+        // Inside the guard: a refused request's body is never waited for.
+        .layer(axum::middleware::from_fn(limits::read_body))
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(allowed),
             security::guard,
@@ -173,7 +183,7 @@ fn error(code: StatusCode, message: String, extra: Option<(&str, Value)>) -> Res
 }
 
 /// The manifest, read again from disk, rendered without colour if invalid.
-fn load(manifest: &std::path::Path) -> Result<(Manifest, Graph), String> {
+fn load(manifest: &Path) -> Result<(Manifest, Graph), String> {
     let render = |e: ManifestErrors| {
         let mut out = String::new();
         let handler =
@@ -223,10 +233,18 @@ struct ModelInfo {
     metric: String,
     description: String,
     default: bool,
+    /// How the vector table stores vectors (absent: float32).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quantization: Option<QuantizationInfo>,
     embeddings: String,
     embeddings_present: bool,
-    /// Rows of the embeddings table (None: missing or unreadable).
+    /// Movies that will have a vector in the model's database: kept movies
+    /// of movies.json with a row in the embeddings file (None: a file is
+    /// missing or unreadable).
     vectors: Option<u64>,
+    /// Rows of the embeddings file, vectors of dropped or unknown movies
+    /// included (None: missing or unreadable).
+    embeddings_rows: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     embeddings_error: Option<String>,
     /// The `[embed]` provider that makes the embeddings file
@@ -235,24 +253,93 @@ struct ModelInfo {
     provider: Option<String>,
 }
 
+/// A quantized model's storage, as `GET /api/models` shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct QuantizationInfo {
+    /// `int8` or `bit`.
+    kind: &'static str,
+    /// Whether the float vectors are kept to re-rank candidates.
+    rescore: bool,
+    /// With `rescore`: candidates fetched per neighbour.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    oversample: Option<u32>,
+}
+
+/// The kept movie ids of a movies.json, remembered while the file's size
+/// and modification time stay the same (the page asks after every build).
+#[derive(Default)]
+pub(crate) struct KeptIds {
+    memo: Mutex<Option<KeptMemo>>,
+}
+
+/// The file (absolute path, size, modification time) and its kept ids.
+type KeptMemo = (
+    PathBuf,
+    u64,
+    Option<std::time::SystemTime>,
+    Arc<HashSet<String>>,
+);
+
+impl KeptIds {
+    /// The ids of the movies movie-json and movies-db keep from `rel`.
+    fn get(&self, root: &Path, rel: &Path) -> Result<Arc<HashSet<String>>, String> {
+        let abs = root.join(rel);
+        let meta = std::fs::metadata(&abs).map_err(|e| format!("{}: {e}", rel.display()))?;
+        let (len, mtime) = (meta.len(), meta.modified().ok());
+        let mut memo = self.memo.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((p, l, m, ids)) = memo.as_ref() {
+            if *p == abs && *l == len && *m == mtime {
+                return Ok(ids.clone());
+            }
+        }
+        // No memo file: a read-only request writes nothing in .pipe/.
+        let (_, loaded) =
+            crate::movies::entries::load_file(&abs, rel, None).map_err(|e| e.message.clone())?;
+        let ids: Arc<HashSet<String>> = Arc::new(
+            loaded
+                .movies
+                .iter()
+                .map(|m| m.summary.movie_id.clone())
+                .collect(),
+        );
+        *memo = Some((abs, len, mtime, ids.clone()));
+        Ok(ids)
+    }
+}
+
 async fn models(State(app): State<Arc<App>>) -> Response {
     let path = app.manifest.clone();
+    let worker = app.clone();
     let result = blocking(move || {
-        let (manifest, _) = load(&path).map_err(manifest_error)?;
+        let (manifest, graph) = load(&path).map_err(manifest_error)?;
         let models: Vec<ModelInfo> = manifest
             .models
             .iter()
             .map(|m| {
                 let file = manifest.root.join(&m.embeddings);
                 let present = file.is_file();
-                let (vectors, embeddings_error) = if present {
-                    match count_vectors(&file) {
-                        Ok(n) => (Some(n), None),
-                        Err(e) => (None, Some(e)),
+                // The movies.json this model's database is built from.
+                let movies = graph.targets.iter().find_map(|t| match &t.spec {
+                    TargetSpec::MoviesDb(spec) if spec.model.id == m.id => {
+                        Some(spec.movies.clone())
                     }
-                } else {
-                    (None, None)
-                };
+                    _ => None,
+                });
+                let (mut vectors, mut rows, mut embeddings_error) = (None, None, None);
+                if present {
+                    let kept = movies.map(|rel| worker.kept.get(&manifest.root, &rel));
+                    match count_vectors(&file, kept.as_ref().and_then(|k| k.as_ref().ok())) {
+                        Ok((n, with)) => {
+                            rows = Some(n);
+                            vectors = with;
+                            if let Some(Err(e)) = kept {
+                                embeddings_error = Some(format!("cannot read the movies: {e}"));
+                            }
+                        }
+                        Err(e) => embeddings_error = Some(e),
+                    }
+                }
                 ModelInfo {
                     id: m.id.clone(),
                     name: m.name.clone(),
@@ -260,9 +347,15 @@ async fn models(State(app): State<Arc<App>>) -> Response {
                     metric: m.metric.as_str().to_string(),
                     description: m.description.clone(),
                     default: m.default,
+                    quantization: m.quantization.map(|q| QuantizationInfo {
+                        kind: q.kind.as_str(),
+                        rescore: q.rescore,
+                        oversample: q.rescore.then_some(q.oversample),
+                    }),
                     embeddings: m.embeddings.display().to_string(),
                     embeddings_present: present,
                     vectors,
+                    embeddings_rows: rows,
                     embeddings_error,
                     provider: m.embed.as_ref().map(|e| e.provider.to_string()),
                 }
@@ -277,15 +370,37 @@ async fn models(State(app): State<Arc<App>>) -> Response {
     }
 }
 
-/// Rows of an embeddings database's `embeddings` table, opened read-only
-/// (the path comes from models.d, never from a request).
-fn count_vectors(file: &std::path::Path) -> Result<u64, String> {
+/// Rows of an embeddings database's `embeddings` table, and of those the
+/// movies in `kept` (what the model's database will hold vectors for),
+/// opened read-only (the path comes from models.d, never from a request).
+fn count_vectors(
+    file: &Path,
+    kept: Option<&Arc<HashSet<String>>>,
+) -> Result<(u64, Option<u64>), String> {
     let conn = crate::sqlite::open_read_only(file).map_err(|e| e.to_string())?;
-    conn.query_row("SELECT count(*) FROM embeddings", [], |r| {
-        r.get::<_, i64>(0)
-    })
-    .map(|n| n.max(0) as u64)
-    .map_err(|e| format!("not an embeddings database: {e}"))
+    let not_embeddings = |e: rusqlite::Error| format!("not an embeddings database: {e}");
+    let Some(kept) = kept else {
+        let rows = conn
+            .query_row("SELECT count(*) FROM embeddings", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_err(not_embeddings)?;
+        return Ok((rows.max(0) as u64, None));
+    };
+    let mut stmt = conn
+        .prepare("SELECT movie_id FROM embeddings")
+        .map_err(not_embeddings)?;
+    let mut q = stmt.query([]).map_err(not_embeddings)?;
+    let (mut rows, mut with) = (0u64, 0u64);
+    while let Some(row) = q.next().map_err(not_embeddings)? {
+        rows += 1;
+        if let Ok(rusqlite::types::ValueRef::Text(id)) = row.get_ref(0) {
+            if std::str::from_utf8(id).is_ok_and(|id| kept.contains(id)) {
+                with += 1;
+            }
+        }
+    }
+    Ok((rows, Some(with)))
 }
 
 /// One target, as `GET /api/status` shows it.
@@ -296,7 +411,8 @@ struct TargetInfo {
     kind: &'static str,
     model: Option<String>,
     description: String,
-    /// `up-to-date`, `stale`, `missing-input`, `failed` or `building`.
+    /// `up-to-date`, `stale` (built, but inputs changed), `never-built`,
+    /// `missing-input`, `failed` or `building`.
     state: &'static str,
     reasons: Vec<String>,
     missing_inputs: Vec<String>,
@@ -361,6 +477,8 @@ async fn status(State(app): State<Arc<App>>) -> Response {
                 "up-to-date"
             } else if s.last_error.is_some() {
                 "failed"
+            } else if s.reasons.contains(&Reason::NeverBuilt) {
+                "never-built"
             } else {
                 "stale"
             };
@@ -446,8 +564,22 @@ fn selection(
 
 async fn start_build(
     State(app): State<Arc<App>>,
+    headers: HeaderMap,
     body: Result<Json<BuildRequest>, JsonRejection>,
 ) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    if !content_type.as_deref().is_some_and(security::is_json) {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "the body must be sent as Content-Type: application/json, not {}",
+                content_type.map_or("none".to_string(), |c| format!("{c:?}"))
+            ),
+            None,
+        );
+    }
     let req = match body {
         Ok(Json(r)) => r,
         Err(e) => {
@@ -549,6 +681,9 @@ async fn start_build(
 }
 
 async fn progress(State(app): State<Arc<App>>) -> Response {
+    let Some(slot) = app.streams.take() else {
+        return limits::too_many_streams();
+    };
     // Subscribe and read the snapshot under the lock that emitting takes,
     // so that no event falls between the two.
     let (rx, snapshot) = {
@@ -556,13 +691,15 @@ async fn progress(State(app): State<Arc<App>>) -> Response {
         (app.events.subscribe(), builds.latest.clone())
     };
     let shutdown = app.shutdown.clone();
+    // The slot lives in the stream's state: it is freed when the stream
+    // ends or is dropped (the client went away).
     let stream = futures_util::stream::unfold(
-        (rx, shutdown, snapshot),
-        |(mut rx, mut shutdown, mut snapshot)| async move {
+        (rx, shutdown, snapshot, slot),
+        |(mut rx, mut shutdown, mut snapshot, slot): (_, _, _, StreamSlot)| async move {
             if let Some(s) = snapshot.take() {
                 return Some((
                     Ok::<_, Infallible>(Event::default().data(&*s)),
-                    (rx, shutdown, None),
+                    (rx, shutdown, None, slot),
                 ));
             }
             loop {
@@ -571,7 +708,7 @@ async fn progress(State(app): State<Arc<App>>) -> Response {
                 }
                 tokio::select! {
                     r = rx.recv() => match r {
-                        Ok(s) => return Some((Ok(Event::default().data(&*s)), (rx, shutdown, None))),
+                        Ok(s) => return Some((Ok(Event::default().data(&*s)), (rx, shutdown, None, slot))),
                         // A slow reader missed some progress; the next
                         // event says where the build is.
                         Err(broadcast::error::RecvError::Lagged(_)) => continue,

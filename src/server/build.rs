@@ -32,6 +32,11 @@ pub struct ProgressEvent {
     /// The target this event is about.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// What happened to `target`: `started`, `running` (progress inside
+    /// it), `warning` or `finished`; the page keeps one line per target
+    /// from `started` to `finished`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_state: Option<&'static str>,
     /// Progress inside `target`: units done.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_current: Option<u64>,
@@ -63,6 +68,7 @@ impl ProgressEvent {
             total: 0,
             message,
             target: None,
+            target_state: None,
             target_current: None,
             target_total: None,
             warning: None,
@@ -115,6 +121,7 @@ impl Observer for Forward {
                 let why: Vec<String> = reasons.iter().map(|r| r.to_string()).collect();
                 out.message = format!("building {name} ({})", why.join("; "));
                 out.target = Some(name.clone());
+                out.target_state = Some("started");
                 self.app.update(|r| {
                     r.building.insert(name.clone());
                 });
@@ -137,12 +144,14 @@ impl Observer for Forward {
                 }
                 out.message = format!("{name}: {message} ({current}/{total})");
                 out.target = Some(name.clone());
+                out.target_state = Some("running");
                 out.target_current = Some(*current);
                 out.target_total = Some(*total);
             }
             BuildEvent::Warning { name, message } => {
                 out.message = format!("{name}: warning: {message}");
                 out.target = Some(name.clone());
+                out.target_state = Some("warning");
                 out.warning = Some(message.clone());
             }
             BuildEvent::TargetFinished {
@@ -152,6 +161,7 @@ impl Observer for Forward {
             } => {
                 out.message = describe(result);
                 out.target = Some(result.name.clone());
+                out.target_state = Some("finished");
                 self.app.update(|r| {
                     r.building.remove(&result.name);
                     r.current = *done;

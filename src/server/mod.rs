@@ -7,9 +7,9 @@
 //! | route | what |
 //! |---|---|
 //! | `GET /` | the page (`/app.js`, `/style.css`) |
-//! | `GET /api/models` | the models of models.d, with their embeddings' vector counts |
+//! | `GET /api/models` | the models of models.d: storage, and how many movies will have a vector |
 //! | `GET /api/status` | every target's state, the running build, the last result |
-//! | `POST /api/build` | start a build: `{"targets": [...]}` or the original's `{"embeddingModel", "skipJsonGeneration"}` |
+//! | `POST /api/build` | start a build: `{"targets": [...]}` or the original's `{"embeddingModel", "skipJsonGeneration"}`, as `application/json` |
 //! | `GET /api/progress` | Server-Sent Events following builds |
 //!
 //! Builds go through the same [`Executor`](crate::executor::Executor),
@@ -22,9 +22,16 @@
 //! whose `Host` is not a loopback name with our port are refused (DNS
 //! rebinding), and so are state-changing requests from another site's page
 //! (CSRF); see [`security`].
+//!
+//! A slow or lying client cannot hold the server: a request head must
+//! arrive within [`limits::HEADER_READ_TIMEOUT`] and its body within
+//! [`limits::BODY_READ_TIMEOUT`] (a false `Content-Length` gets 408), and
+//! at most [`limits::MAX_EVENT_STREAMS`] event streams are open at once
+//! (503 beyond); see [`limits`].
 
 mod api;
 mod build;
+mod limits;
 mod security;
 
 use std::net::{IpAddr, SocketAddr};
@@ -94,34 +101,76 @@ async fn run(
     let app = Arc::new(api::App::new(opts, cancelled.clone(), shutdown_rx));
     on_listening(addr);
 
-    let stop = {
-        let cancelled = cancelled.clone();
-        async move {
-            // The Ctrl-C handler of main sets this flag (the same one the
-            // executor watches); polling it keeps a single signal handler.
-            while !cancelled.load(Ordering::SeqCst) {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+    let router = api::router(app, security::Allowed::for_addr(addr));
+    // Each connection holds a receiver; the sender's `closed()` resolves
+    // when every connection is over (graceful shutdown).
+    let (conns_tx, conns_rx) = tokio::sync::watch::channel(());
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    // Out of file descriptors and the like: wait, do not spin.
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let service = hyper_util::service::TowerToHyperService::new(router.clone());
+                let mut shutdown = shutdown_rx_for(&shutdown_tx);
+                let held = conns_rx.clone();
+                tokio::spawn(async move {
+                    let mut builder = hyper::server::conn::http1::Builder::new();
+                    // A client that never finishes its request head (one
+                    // header line a minute) is disconnected; hyper answers
+                    // nothing and closes. Bodies have their own deadline
+                    // (limits::read_body).
+                    builder
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(limits::HEADER_READ_TIMEOUT);
+                    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                    tokio::pin!(conn);
+                    let mut draining = false;
+                    loop {
+                        tokio::select! {
+                            _ = conn.as_mut() => break,
+                            r = shutdown.changed(), if !draining => {
+                                draining = true;
+                                if r.is_ok() {
+                                    conn.as_mut().graceful_shutdown();
+                                }
+                            }
+                        }
+                    }
+                    drop(held);
+                });
             }
-            // Ends the event streams, which would otherwise keep graceful
-            // shutdown waiting forever.
-            let _ = shutdown_tx.send(true);
+            () = wait_for(&cancelled) => break,
         }
-    };
-    let server = axum::serve(
-        listener,
-        api::router(app, security::Allowed::for_addr(addr)),
-    )
-    .with_graceful_shutdown(stop);
-    let cancelled_wait = async {
-        while !cancelled.load(Ordering::SeqCst) {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        // Give open connections a moment to finish, then stop regardless.
-        tokio::time::sleep(Duration::from_secs(3)).await;
-    };
-    tokio::select! {
-        r = server => r.map_err(|e| format!("server error: {e}")),
-        () = cancelled_wait => Ok(()),
+    }
+    // Stop listening, end the event streams (which would otherwise keep
+    // graceful shutdown waiting forever) and let requests in flight finish.
+    drop(listener);
+    let _ = shutdown_tx.send(true);
+    drop(conns_rx);
+    // Give open connections a moment to finish, then stop regardless.
+    let _ = tokio::time::timeout(Duration::from_secs(3), conns_tx.closed()).await;
+    Ok(())
+}
+
+/// A receiver of the shutdown flag that has not seen its current value.
+fn shutdown_rx_for(tx: &tokio::sync::watch::Sender<bool>) -> tokio::sync::watch::Receiver<bool> {
+    let mut rx = tx.subscribe();
+    rx.mark_unchanged();
+    rx
+}
+
+/// Resolves once `cancelled` is set. The Ctrl-C handler of main sets this
+/// flag (the same one the executor watches); polling it keeps a single
+/// signal handler.
+async fn wait_for(cancelled: &AtomicBool) {
+    while !cancelled.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -7,6 +7,10 @@ const $ = (id) => document.getElementById(id);
 
 let building = false;
 let currentBuild = null;
+// Until the first status arrives the page shows "Loading…" and Generate
+// stays disabled: a button that works before we know whether a build runs
+// would only be refused.
+let loaded = false;
 
 function el(tag, attrs, ...children) {
   const e = document.createElement(tag);
@@ -56,22 +60,47 @@ async function loadModels() {
   for (const m of body.models) {
     modelsById[m.id] = m;
     select.append(el('option', { value: m.id }, `${m.name} (${m.id}) · ${m.dimensions} dims`));
-    const embeddings = m.embeddingsPresent
-      ? (m.vectors === null
-        ? el('span', { class: 'badge missing', title: m.embeddingsError || '' }, 'unreadable')
-        : el('span', { class: 'badge present' }, `${m.vectors.toLocaleString()} vectors`))
-      : el('span', { class: 'badge missing' }, 'file missing');
-    rows.push(el('tr', {},
+    rows.push(el('tr', { 'data-model': m.id },
       el('td', { class: 'nowrap' }, el('span', { class: 'name' }, m.name),
         m.default ? el('span', { class: 'badge default' }, 'default') : null,
         el('span', { class: 'id' }, m.id)),
       el('td', { class: 'num' }, m.dimensions),
+      el('td', { class: 'storage' }, storageText(m)),
       el('td', {}, m.description || '—'),
-      el('td', { class: 'nowrap' }, embeddings, el('span', { class: 'id' }, m.embeddings))));
+      el('td', { class: 'nowrap' }, ...embeddingsCell(m))));
   }
   $('models').replaceChildren(...rows);
   select.value = modelsById[chosen] ? chosen : '';
   describeModel();
+}
+
+// How the model's vector table stores vectors.
+function storageText(m) {
+  const q = m.quantization;
+  if (!q) return 'float32';
+  return q.rescore ? `${q.kind}, rescored (${q.oversample}× candidates)` : `${q.kind} only`;
+}
+
+// The embeddings column: how many movies will have a vector (kept movies
+// with a row in the file), and the file's own row count when it differs.
+function embeddingsCell(m) {
+  const file = el('span', { class: 'id' }, m.embeddings);
+  if (!m.embeddingsPresent) return [el('span', { class: 'badge missing' }, 'file missing'), file];
+  if (m.embeddingsRows === null) {
+    return [el('span', { class: 'badge missing', title: m.embeddingsError || '' }, 'unreadable'), file];
+  }
+  const out = [];
+  if (m.vectors === null) {
+    out.push(el('span', { class: 'badge stale', title: m.embeddingsError || '' }, `${m.embeddingsRows.toLocaleString()} rows`));
+  } else {
+    out.push(el('span', { class: 'badge present', title: 'movies that will have a vector in this model\'s database' },
+      `${m.vectors.toLocaleString()} vectors`));
+    if (m.embeddingsRows !== m.vectors) {
+      out.push(el('span', { class: 'id' }, `of ${m.embeddingsRows.toLocaleString()} rows in the file`));
+    }
+  }
+  out.push(file);
+  return out;
 }
 
 function describeModel() {
@@ -94,6 +123,7 @@ function describeModel() {
 // --- targets and the state of builds ----------------------------------------
 const STATE_LABEL = {
   'up-to-date': 'up to date',
+  'never-built': 'never built',
   stale: 'stale',
   'missing-input': 'missing input',
   failed: 'failed',
@@ -102,26 +132,39 @@ const STATE_LABEL = {
 
 async function loadStatus() {
   const { ok, body } = await api('/api/status');
-  if (!ok) { showProblem(problemText(body)); return; }
+  if (!ok) {
+    showProblem(problemText(body));
+    if (!loaded) $('message').textContent = 'Cannot read the state of the project (see above).';
+    return;
+  }
   showProblem('');
   $('root').textContent = body.root;
   const rows = body.targets.map((t) => {
     const details = [];
     if (t.state === 'failed' && t.lastError) details.push(el('li', { class: 'error' }, `last error: ${t.lastError}`));
     for (const p of t.missingInputs) details.push(el('li', { class: 'error' }, `missing: ${p}`));
-    if (t.state !== 'building') for (const r of t.reasons) details.push(el('li', {}, r));
+    // "never built" is the state itself; other reasons say why it is stale.
+    if (t.state !== 'building') for (const r of t.reasons) if (!(t.state === 'never-built' && r === 'never built')) details.push(el('li', {}, r));
     return el('tr', { 'data-target': t.name },
       el('td', {}, el('span', { class: 'name' }, t.name), t.description ? el('span', { class: 'id' }, t.description) : null),
       el('td', {}, el('span', { class: `badge ${t.state}` }, STATE_LABEL[t.state] || t.state)),
       el('td', { class: 'details' }, details.length ? el('ul', {}, ...details) : '—'));
   });
   $('targets').replaceChildren(...rows);
+  const first = !loaded;
+  if (first) {
+    loaded = true;
+    $('main').removeAttribute('aria-busy');
+  }
   if (body.build) {
     setBuilding(true, body.build.id);
+    syncLines(body.build.building || []);
     showProgress(body.build.current, body.build.total, null, body.build.message || 'Building…');
   } else {
-    setBuilding(false);
+    if (building || first) setBuilding(false);
+    clearLines();
     if (body.last && !$('result').dataset.id) showResult(body.last);
+    else if (first && !body.last) $('message').textContent = 'Idle.';
   }
 }
 
@@ -134,7 +177,7 @@ function setBuilding(on, id) {
   building = on;
   currentBuild = on ? id : null;
   const button = $('generate');
-  button.disabled = on;
+  button.disabled = on || !loaded;
   button.setAttribute('aria-busy', on ? 'true' : 'false');
   button.textContent = on ? 'Building…' : 'Generate';
 }
@@ -146,6 +189,68 @@ function showProgress(current, total, fraction, message) {
     bar.value = Math.min(100, Math.round(((current + inside) / total) * 100));
   }
   if (message) $('message').textContent = message;
+}
+
+// --- one line per running target ---------------------------------------------
+const lines = new Map();
+
+function lineOf(name) {
+  let li = lines.get(name);
+  if (!li) {
+    li = el('li', { 'data-target': name },
+      el('span', { class: 'name' }, name),
+      el('progress', { max: '100', 'aria-label': `${name} progress` }),
+      el('span', { class: 'line' }, 'building…'));
+    lines.set(name, li);
+    $('running').append(li);
+    $('running').hidden = false;
+  }
+  return li;
+}
+
+function updateLine(name, message, current, total) {
+  const li = lineOf(name);
+  if (message) li.querySelector('.line').textContent = message;
+  const bar = li.querySelector('progress');
+  if (total > 0) bar.value = Math.min(100, Math.round((current / total) * 100));
+}
+
+function endLine(name) {
+  const li = lines.get(name);
+  if (li) li.remove();
+  lines.delete(name);
+  $('running').hidden = lines.size === 0;
+}
+
+function clearLines() {
+  for (const name of [...lines.keys()]) endLine(name);
+}
+
+// After a reload mid-build: the targets the server says are building.
+function syncLines(names) {
+  for (const name of [...lines.keys()]) if (!names.includes(name)) endLine(name);
+  for (const name of names) lineOf(name);
+}
+
+// --- warnings ---------------------------------------------------------------
+function setWarnings(items) {
+  const seen = new Set();
+  const lis = [];
+  for (const { target, text } of items) {
+    const key = `${target}\u0000${text}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    lis.push(el('li', { class: 'warning' }, target ? el('span', { class: 'name' }, `${target}: `) : null, text));
+  }
+  $('warning-list').replaceChildren(...lis);
+  $('warnings').hidden = lis.length === 0;
+  return lis.length;
+}
+
+let liveWarnings = [];
+function addWarning(target, text) {
+  liveWarnings.push({ target, text });
+  setWarnings(liveWarnings);
 }
 
 function outcomeText(r) {
@@ -163,18 +268,24 @@ function outcomeText(r) {
 function showResult(event) {
   const box = $('result');
   box.dataset.id = String(event.id);
-  box.className = `result ${event.status === 'completed' ? 'ok' : 'bad'}`;
-  $('result-title').textContent = event.status === 'completed'
-    ? `Build ${event.id} completed: ${event.message}`
-    : `Build ${event.id} failed: ${event.message}`;
+  const warnings = [];
+  for (const r of event.results || []) for (const w of r.warnings || []) warnings.push({ target: r.name, text: w });
+  const count = setWarnings(warnings);
+  const ok = event.status === 'completed';
+  box.className = `result ${ok ? (count ? 'warn' : 'ok') : 'bad'}`;
+  const also = count ? ` (${count} warning${count === 1 ? '' : 's'}, below)` : '';
+  $('result-title').textContent = ok
+    ? `Build ${event.id} completed${count ? ' with warnings' : ''}: ${event.message}${also}`
+    : `Build ${event.id} failed: ${event.message}${also}`;
   $('result-list').replaceChildren(...(event.results || []).map((r) => {
-    const li = el('li', { 'data-status': r.status }, outcomeText(r));
-    for (const w of r.warnings || []) li.append(el('div', { class: 'muted' }, `warning: ${w}`));
-    return li;
+    const n = (r.warnings || []).length;
+    return el('li', { 'data-status': r.status }, outcomeText(r),
+      n ? el('span', { class: 'badge warning' }, `${n} warning${n === 1 ? '' : 's'}`) : null);
   }));
   box.hidden = false;
-  $('bar').value = event.status === 'completed' ? 100 : $('bar').value;
-  $('message').textContent = event.status === 'completed' ? `Completed: ${event.message}` : `Error: ${event.message}`;
+  clearLines();
+  $('bar').value = ok ? 100 : $('bar').value;
+  $('message').textContent = ok ? `Completed: ${event.message}` : `Error: ${event.message}`;
 }
 
 let refreshTimer = null;
@@ -184,20 +295,42 @@ function refreshSoon() {
   refreshTimer = setTimeout(() => { refreshTimer = null; loadStatus(); }, 500);
 }
 
+// A line without the target's name in front (the line already shows it).
+function lineText(event) {
+  const prefix = `${event.target}: `;
+  return event.message.startsWith(prefix) ? event.message.slice(prefix.length) : event.message;
+}
+
 function onEvent(event) {
   if (event.type !== 'build') return;
   switch (event.status) {
     case 'starting':
       setBuilding(true, event.id);
       $('result').hidden = true;
+      liveWarnings = [];
+      setWarnings([]);
+      clearLines();
       $('bar').value = 0;
       $('message').textContent = event.message;
       break;
     case 'in_progress': {
       if (!building) setBuilding(true, event.id);
-      const fraction = event.targetTotal ? event.targetCurrent / event.targetTotal : null;
-      showProgress(event.current, event.total, fraction, event.message);
-      if (event.target) refreshSoon();
+      if (event.target) {
+        switch (event.targetState) {
+          case 'started': updateLine(event.target, 'starting…', 0, 0); break;
+          case 'running': updateLine(event.target, lineText(event), event.targetCurrent, event.targetTotal); break;
+          case 'warning': addWarning(event.target, event.warning); break;
+          case 'finished': endLine(event.target); break;
+          default: break;
+        }
+        const fraction = event.targetTotal ? event.targetCurrent / event.targetTotal : null;
+        const running = lines.size ? `, ${lines.size} building` : '';
+        showProgress(event.current, event.total, lines.size === 1 ? fraction : null,
+          event.total ? `Building: ${event.current} of ${event.total} target(s) done${running}` : event.message);
+        refreshSoon();
+      } else {
+        showProgress(event.current, event.total, null, event.message);
+      }
       break;
     }
     case 'completed':
