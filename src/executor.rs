@@ -122,6 +122,15 @@ pub enum Outcome {
         /// Files deleted.
         deleted: usize,
     },
+    /// Installed from the remote cache instead of being built.
+    Downloaded {
+        /// Files (re)written.
+        written: usize,
+        /// Files deleted.
+        deleted: usize,
+        /// Bytes downloaded.
+        bytes: u64,
+    },
     /// Would be built (dry run).
     WouldBuild,
     /// Failed.
@@ -171,6 +180,9 @@ pub struct BuildReport {
     pub inputs_hashed: usize,
     /// Wall time in milliseconds.
     pub millis: u64,
+    /// What the remote cache did, when one is used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<crate::remote::RemoteSummary>,
 }
 
 impl BuildReport {
@@ -180,16 +192,24 @@ impl BuildReport {
             && self.results.iter().all(|r| {
                 matches!(
                     r.outcome,
-                    Outcome::UpToDate | Outcome::Built { .. } | Outcome::WouldBuild
+                    Outcome::UpToDate
+                        | Outcome::Built { .. }
+                        | Outcome::Downloaded { .. }
+                        | Outcome::WouldBuild
                 )
             })
     }
 
-    /// How many targets were built.
+    /// How many targets were built (locally or from the remote cache).
     pub fn built(&self) -> usize {
         self.results
             .iter()
-            .filter(|r| matches!(r.outcome, Outcome::Built { .. }))
+            .filter(|r| {
+                matches!(
+                    r.outcome,
+                    Outcome::Built { .. } | Outcome::Downloaded { .. }
+                )
+            })
             .count()
     }
 }
@@ -299,6 +319,7 @@ pub struct Executor<'a> {
     state: StateDir,
     cache: Mutex<HashCache>,
     cancelled: Arc<AtomicBool>,
+    remote: Option<crate::remote::RemoteCache>,
 }
 
 struct Assessed {
@@ -322,7 +343,21 @@ impl<'a> Executor<'a> {
             state,
             cache,
             cancelled,
+            remote: None,
         }
+    }
+
+    /// Share targets through a remote cache: a stale target whose
+    /// fingerprint the cache has is installed from it, and what is built
+    /// locally is uploaded (see [`crate::remote`]).
+    pub fn with_remote(mut self, remote: Option<crate::remote::RemoteCache>) -> Self {
+        self.remote = remote;
+        self
+    }
+
+    /// The remote cache, if one is used.
+    pub fn remote(&self) -> Option<&crate::remote::RemoteCache> {
+        self.remote.as_ref()
     }
 
     /// The state directory.
@@ -671,7 +706,9 @@ impl<'a> Executor<'a> {
                 if let Some(record) = record {
                     if matches!(
                         done.get(&t),
-                        Some(Outcome::UpToDate | Outcome::Built { .. })
+                        Some(
+                            Outcome::UpToDate | Outcome::Built { .. } | Outcome::Downloaded { .. }
+                        )
                     ) {
                         new_lock
                             .targets
@@ -705,6 +742,7 @@ impl<'a> Executor<'a> {
             lock_written,
             inputs_hashed,
             millis: start.elapsed().as_millis() as u64,
+            remote: self.remote.as_ref().map(|r| r.summary()),
         })
     }
 
@@ -789,6 +827,21 @@ impl<'a> Executor<'a> {
             .as_ref()
             .map(|r| r.previous_outputs(&assessed.checks))
             .unwrap_or_default();
+        // Another machine may have built this very fingerprint.
+        let installed = match &self.remote {
+            Some(remote) => {
+                match remote.fetch(
+                    target,
+                    &assessed.fingerprint,
+                    &self.manifest.root,
+                    &previous,
+                ) {
+                    Ok(i) => i,
+                    Err(e) => return fail(result, e),
+                }
+            }
+            None => None,
+        };
         let sink = TargetSink {
             name: &target.name,
             observer,
@@ -803,10 +856,19 @@ impl<'a> Executor<'a> {
             settings,
             cancelled: &self.cancelled,
         };
-        let output: Result<StageOutput, StageError> = match &target.spec {
-            TargetSpec::MovieJson(spec) => stages::movie_json::run(&ctx, spec),
-            TargetSpec::MoviesDb(spec) => stages::movies_db::run(&ctx, spec),
-            TargetSpec::Command(spec) => stages::command::run(&ctx, spec),
+        let downloaded = installed.as_ref().map(|i| i.bytes);
+        let output: Result<StageOutput, StageError> = match installed {
+            Some(i) => {
+                for w in &i.output.warnings {
+                    sink.warn(w);
+                }
+                Ok(i.output)
+            }
+            None => match &target.spec {
+                TargetSpec::MovieJson(spec) => stages::movie_json::run(&ctx, spec),
+                TargetSpec::MoviesDb(spec) => stages::movies_db::run(&ctx, spec),
+                TargetSpec::Command(spec) => stages::command::run(&ctx, spec),
+            },
         };
         result.warnings = sink.warnings.into_inner().unwrap_or_default();
         let output = match output {
@@ -856,9 +918,21 @@ impl<'a> Executor<'a> {
                 format!("cannot save the build state in .pipe/: {e}"),
             );
         }
-        result.outcome = Outcome::Built {
-            written: output.written,
-            deleted: output.deleted,
+        result.outcome = match downloaded {
+            Some(bytes) => Outcome::Downloaded {
+                written: output.written,
+                deleted: output.deleted,
+                bytes,
+            },
+            None => {
+                if let Some(remote) = &self.remote {
+                    remote.store(target, &assessed.fingerprint, &self.manifest.root, &output);
+                }
+                Outcome::Built {
+                    written: output.written,
+                    deleted: output.deleted,
+                }
+            }
         };
         result.stats = output.stats;
         result.millis = start.elapsed().as_millis() as u64;

@@ -31,6 +31,7 @@ pub mod graph;
 pub mod lockfile;
 pub mod manifest;
 pub mod movies;
+pub mod remote;
 pub mod sample;
 pub mod search;
 pub mod server;

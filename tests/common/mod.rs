@@ -1,6 +1,7 @@
 //! A temporary pipe project driven through the real binary.
 #![allow(dead_code)]
 
+pub mod nginx;
 pub mod server;
 
 use assert_cmd::Command;
