@@ -319,7 +319,7 @@ pub struct Executor<'a> {
     state: StateDir,
     cache: Mutex<HashCache>,
     cancelled: Arc<AtomicBool>,
-    remote: Option<crate::remote::RemoteCache>,
+    remote: Option<Arc<crate::remote::RemoteCache>>,
 }
 
 struct Assessed {
@@ -351,13 +351,13 @@ impl<'a> Executor<'a> {
     /// fingerprint the cache has is installed from it, and what is built
     /// locally is uploaded (see [`crate::remote`]).
     pub fn with_remote(mut self, remote: Option<crate::remote::RemoteCache>) -> Self {
-        self.remote = remote;
+        self.remote = remote.map(Arc::new);
         self
     }
 
     /// The remote cache, if one is used.
     pub fn remote(&self) -> Option<&crate::remote::RemoteCache> {
-        self.remote.as_ref()
+        self.remote.as_deref()
     }
 
     /// The state directory.

@@ -116,6 +116,8 @@ pub struct RemoteCache {
     /// Set after the first failure that says the cache is not usable.
     off: AtomicBool,
     summary: Mutex<RemoteSummary>,
+    /// Uploads still running (see [`RemoteCache::store`]).
+    uploads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 /// The target installed from the cache.
@@ -167,6 +169,7 @@ impl RemoteCache {
             options,
             off: AtomicBool::new(false),
             summary: Mutex::new(summary),
+            uploads: Mutex::new(Vec::new()),
         })
     }
 
@@ -180,9 +183,22 @@ impl RemoteCache {
         self.options.required
     }
 
-    /// What happened so far.
+    /// What happened, once every upload started so far has finished.
     pub fn summary(&self) -> RemoteSummary {
+        self.finish_uploads();
         self.summary.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Wait for the uploads in flight.
+    pub fn finish_uploads(&self) {
+        let pending = self
+            .uploads
+            .lock()
+            .map(|mut u| std::mem::take(&mut *u))
+            .unwrap_or_default();
+        for handle in pending {
+            let _ = handle.join();
+        }
     }
 
     fn problem(&self, message: String) {
@@ -365,10 +381,14 @@ impl RemoteCache {
         }))
     }
 
-    /// Upload a target built locally. Problems are reported, never raised:
-    /// a failed upload does not fail a good build.
+    /// Upload a target built locally, on a thread of its own so that the
+    /// targets that depend on it need not wait ([`RemoteCache::summary`]
+    /// waits for it). Problems are reported, never raised: a failed upload
+    /// does not fail a good build. pipe never writes into an output, so the
+    /// files stay what the stage wrote while they are read (a later build
+    /// that replaces one renames a new file over it).
     pub fn store(
-        &self,
+        self: &std::sync::Arc<Self>,
         target: &Target,
         fingerprint: &blake3::Hash,
         root: &Path,
@@ -377,6 +397,33 @@ impl RemoteCache {
         if !self.options.upload || self.off.load(Ordering::SeqCst) {
             return;
         }
+        let (me, target, fingerprint, root, output) = (
+            self.clone(),
+            target.clone(),
+            *fingerprint,
+            root.to_path_buf(),
+            output.clone(),
+        );
+        let spawned = std::thread::Builder::new()
+            .name("pipe-upload".into())
+            .spawn(move || me.store_now(&target, &fingerprint, &root, &output));
+        match spawned {
+            Ok(handle) => {
+                if let Ok(mut u) = self.uploads.lock() {
+                    u.push(handle);
+                }
+            }
+            Err(e) => self.problem(format!("an upload to {} could not start: {e}", self.url())),
+        }
+    }
+
+    fn store_now(
+        &self,
+        target: &Target,
+        fingerprint: &blake3::Hash,
+        root: &Path,
+        output: &StageOutput,
+    ) {
         match self.upload(target, fingerprint, root, output) {
             Ok(bytes) => {
                 if let Ok(mut s) = self.summary.lock() {
