@@ -28,13 +28,29 @@ pub struct Cli {
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 
-    /// Print more: why targets rebuild, progress inside targets, command output.
+    /// Print more detail (what depends on the command: see its --help).
     #[arg(short, long, global = true)]
     pub verbose: bool,
+
+    /// When to colour diagnostics, progress bars and tables (`auto`: on a
+    /// terminal, unless NO_COLOR is set).
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
 
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--color`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour when the output is a terminal and NO_COLOR is not set.
+    Auto,
+    /// Always colour, even into a pipe or file.
+    Always,
+    /// Never colour.
+    Never,
 }
 
 /// The subcommands.
@@ -44,20 +60,28 @@ pub enum Command {
     #[command(after_help = BUILD_HELP)]
     Build(BuildArgs),
     /// Show whether each target is up to date, and why not.
+    #[command(after_help = STATUS_HELP)]
     Status(StatusArgs),
     /// Explain exactly what changed since a target was last built.
+    #[command(after_help = EXPLAIN_HELP)]
     Explain(ExplainArgs),
     /// Print the target graph (Graphviz dot or Mermaid).
+    #[command(after_help = GRAPH_HELP)]
     Graph(GraphArgs),
     /// List the models of models.d.
+    #[command(after_help = MODELS_HELP)]
     Models(ModelsArgs),
     /// Watch the inputs and rebuild what changed, until Ctrl-C.
+    #[command(after_help = WATCH_HELP)]
     Watch(WatchArgs),
     /// Remove what pipe built (nothing else).
+    #[command(after_help = CLEAN_HELP)]
     Clean(CleanArgs),
     /// Print where a database pipe built came from (its config table).
+    #[command(after_help = INSPECT_HELP)]
     Inspect(InspectArgs),
     /// Generate a deterministic sample data set (movies, collections, embeddings).
+    #[command(after_help = SAMPLE_HELP)]
     Sample(SampleArgs),
     /// Serve the admin page: models, target states, and builds with live progress.
     #[command(after_help = SERVE_HELP)]
@@ -66,8 +90,98 @@ pub enum Command {
     #[command(after_help = SEARCH_HELP)]
     Search(SearchArgs),
     /// Compare models: how much their neighbour lists agree, size and query latency.
+    #[command(after_help = COMPARE_HELP)]
     Compare(CompareArgs),
+    /// Start a project: a commented pipeline.toml and models.d (and sample data).
+    #[command(after_help = INIT_HELP)]
+    Init(InitArgs),
+    /// Print a shell completion script.
+    #[command(after_help = COMPLETIONS_HELP)]
+    Completions(CompletionsArgs),
+    /// Print the man page (or write one per command into a directory).
+    #[command(after_help = MAN_HELP)]
+    Man(ManArgs),
 }
+
+const STATUS_HELP: &str = "\
+A target with many missing or edited outputs shows a count and a few of
+them; -v lists every one.
+
+Examples:
+  pipe status
+  pipe status movies-db        every model's database
+  pipe status --json           {formatVersion, targets: [{name, state, reasons, ...}]}";
+
+const EXPLAIN_HELP: &str = "\
+Many missing or edited outputs are summarised (a count and a few
+examples); -v lists every one.
+
+Examples:
+  pipe explain movies-db@potion
+  pipe explain movie-json -v   every deleted file, one per line";
+
+const GRAPH_HELP: &str = "\
+Examples:
+  pipe graph | dot -Tsvg > graph.svg
+  pipe graph --format mermaid";
+
+const MODELS_HELP: &str = "\
+Examples:
+  pipe models
+  pipe models --json           {formatVersion, models: [{id, name, dimensions, ...}]}";
+
+const WATCH_HELP: &str = "\
+-v prints each rebuild's targets and progress as `pipe build -v` does.
+Ctrl-C stops (exit 130).
+
+Examples:
+  pipe watch
+  pipe watch movies-db@potion --debounce 500";
+
+const CLEAN_HELP: &str = "\
+-v lists every removed file.
+
+Examples:
+  pipe clean -n                what would be removed
+  pipe clean movies-db@potion";
+
+const INSPECT_HELP: &str = "\
+Examples:
+  pipe inspect public/data/movies.db
+  pipe inspect public/data/potion/movies.db --json";
+
+const SAMPLE_HELP: &str = "\
+Examples:
+  pipe sample                          the project's models, 300 movies
+  pipe sample --movies 30000 --seed 1 --dir /tmp/big
+  pipe sample --model potion:64 --model tiny:8";
+
+const COMPARE_HELP: &str = "\
+Examples:
+  pipe compare
+  pipe compare --models potion,nomic -k 5 --json";
+
+const INIT_HELP: &str = "\
+Models: nomic (768 dims), bge-micro (384), potion (64), or ID:DIMS for
+another. pipe init never overwrites: it stops if pipeline.toml or a model
+file it would write exists.
+
+Examples:
+  pipe init                        here, with the three shipped models
+  pipe init movies --model potion --sample
+  pipe init --model minilm:384";
+
+const COMPLETIONS_HELP: &str = "\
+Examples:
+  pipe completions bash > ~/.local/share/bash-completion/completions/pipe
+  pipe completions zsh > ~/.zfunc/_pipe
+  pipe completions fish > ~/.config/fish/completions/pipe.fish
+  pipe completions powershell >> $PROFILE";
+
+const MAN_HELP: &str = "\
+Examples:
+  pipe man | man -l -
+  pipe man --dir ~/.local/share/man/man1   pipe.1 and pipe-<command>.1";
 
 const SEARCH_HELP: &str = "\
 Score:
@@ -94,6 +208,8 @@ The original command line (generate-sqlite), for people who migrate:
   pipe build -m potion --skip-json   = pipe build movies-db@potion
   pipe build --skip-json             = every target except movie-json
   -m with an unknown model fails and lists the models.
+
+-v prints why each target rebuilds and progress inside targets.
 
 Examples:
   pipe build                          build everything that is out of date
@@ -194,6 +310,9 @@ pub struct StatusArgs {
     /// Print JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// List every missing or edited file (as -v does), not a count and a few.
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// `pipe explain`.
@@ -202,6 +321,9 @@ pub struct ExplainArgs {
     /// The target.
     #[arg(value_name = "TARGET")]
     pub target: String,
+    /// List every missing or edited file (as -v does), not a count and a few.
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// Output format of `pipe graph`.
@@ -294,7 +416,7 @@ pub struct WatchArgs {
 }
 
 const SERVE_HELP: &str = "\
-The page and its API (GET /api/models, GET /api/status, POST /api/build,
+Ctrl-C stops the server (exit 130). The page and its API (GET /api/models, GET /api/status, POST /api/build,
 GET /api/progress) answer only requests that name this machine
 (Host localhost, 127.0.0.1 or [::1] with the port) and refuse state-changing
 requests from other sites. Builds share the project lock and .pipe/ state
@@ -370,4 +492,40 @@ pub struct CompareArgs {
     /// Print JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `pipe init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Directory of the new project (created if needed; default: the current directory).
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// A model to declare: nomic, bge-micro, potion, or ID:DIMS (repeatable;
+    /// default: the three shipped models).
+    #[arg(short, long = "model", value_name = "MODEL")]
+    pub models: Vec<String>,
+    /// Also write sample data (data/movies.json, collections, embeddings),
+    /// so that `pipe build` works at once.
+    #[arg(long)]
+    pub sample: bool,
+    /// Movies in the sample data.
+    #[arg(long, default_value_t = 300, value_name = "N", requires = "sample")]
+    pub movies: usize,
+}
+
+/// `pipe completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `pipe man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write pipe.1 and pipe-<command>.1 into this directory instead of
+    /// printing pipe.1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }

@@ -26,6 +26,7 @@ pub struct CompareOptions {
 
 /// Cost and shape of one model's database.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ModelStats {
     /// Model id.
     pub model: String,
@@ -57,6 +58,7 @@ pub struct ModelStats {
 
 /// The answer of `pipe compare`.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CompareReport {
     /// Neighbours per query.
     pub k: usize,
@@ -78,6 +80,7 @@ pub struct CompareReport {
 
 /// How well a quantized model finds what its float original finds.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Recall {
     /// The quantized model.
     pub model: String,

@@ -143,12 +143,14 @@ pub enum Outcome {
         /// The dependency that failed.
         because: String,
     },
-    /// Not started: the build stopped after another failure (no --keep-going), or was cancelled.
+    /// Not built: the build stopped (after another failure without
+    /// --keep-going, or on Ctrl-C, which also stops a running target).
     NotRun,
 }
 
 /// The result of one target.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TargetResult {
     /// Target name.
     pub name: String,
@@ -165,12 +167,33 @@ pub struct TargetResult {
     /// rendered, whether a cached part was reused, …); empty unless built.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub stats: BTreeMap<String, String>,
+    /// `--locked`: the target's inputs or configuration differ from
+    /// pipe.lock (the build would change it); reported in
+    /// [`BuildReport::lock_mismatch`].
+    #[serde(skip)]
+    pub lock_mismatch: bool,
+}
+
+impl TargetResult {
+    /// A result with nothing done yet.
+    fn new(name: &str, outcome: Outcome) -> Self {
+        TargetResult {
+            name: name.to_string(),
+            outcome,
+            reasons: vec![],
+            warnings: vec![],
+            millis: 0,
+            stats: BTreeMap::new(),
+            lock_mismatch: false,
+        }
+    }
 }
 
 /// What a build did.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct BuildReport {
-    /// Every selected target, in the order they finished.
+    /// Every selected target, in graph order (dependencies first).
     pub results: Vec<TargetResult>,
     /// `--locked` found a difference with pipe.lock (the lines that differ).
     pub lock_mismatch: Vec<String>,
@@ -299,6 +322,7 @@ impl ProgressSink for TargetSink<'_> {
 
 /// A target's state now, compared with its last build.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Staleness {
     /// Target name.
     pub name: String,
@@ -310,6 +334,23 @@ pub struct Staleness {
     pub last_error: Option<String>,
     /// Fingerprint now (hex).
     pub fingerprint: String,
+}
+
+impl Staleness {
+    /// `missing-input`, `up-to-date`, `failed` (the last build failed and
+    /// it is still out of date) or `stale`: the words of `pipe status` and
+    /// the admin API.
+    pub fn state(&self) -> &'static str {
+        if !self.missing_inputs.is_empty() {
+            "missing-input"
+        } else if self.reasons.is_empty() {
+            "up-to-date"
+        } else if self.last_error.is_some() {
+            "failed"
+        } else {
+            "stale"
+        }
+    }
 }
 
 /// Shared, per-build context.
@@ -566,30 +607,26 @@ impl<'a> Executor<'a> {
                         continue;
                     }
                     pending.remove(i);
-                    let failed_dep = deps_in_build.iter().find(|d| {
-                        matches!(
-                            done[d],
-                            Outcome::Failed { .. } | Outcome::Skipped { .. } | Outcome::NotRun
-                        )
+                    // Say what really happened upstream: a dependency that
+                    // failed (or was skipped for a failure further up) skips
+                    // this one; one that was stopped stops this one too.
+                    let failed = deps_in_build.iter().find_map(|d| match &done[d] {
+                        Outcome::Failed { .. } => Some(self.graph.targets[*d].name.clone()),
+                        Outcome::Skipped { because } => Some(because.clone()),
+                        _ => None,
                     });
-                    let settled = if let Some(&d) = failed_dep {
-                        Some(Outcome::Skipped {
-                            because: self.graph.targets[d].name.clone(),
-                        })
-                    } else if stop || cancelled {
+                    let dep_stopped = deps_in_build
+                        .iter()
+                        .any(|d| matches!(done[d], Outcome::NotRun));
+                    let settled = if let Some(because) = failed {
+                        Some(Outcome::Skipped { because })
+                    } else if stop || cancelled || dep_stopped {
                         Some(Outcome::NotRun)
                     } else {
                         None
                     };
                     if let Some(outcome) = settled {
-                        let result = TargetResult {
-                            name: target.name.clone(),
-                            outcome: outcome.clone(),
-                            reasons: vec![],
-                            warnings: vec![],
-                            millis: 0,
-                            stats: BTreeMap::new(),
-                        };
+                        let result = TargetResult::new(&target.name, outcome.clone());
                         done.insert(t, outcome);
                         observer.event(&BuildEvent::TargetFinished {
                             result: result.clone(),
@@ -614,14 +651,7 @@ impl<'a> Executor<'a> {
                             if stopping.load(Ordering::SeqCst)
                                 || self.cancelled.load(Ordering::SeqCst)
                             {
-                                let result = TargetResult {
-                                    name: target.name.clone(),
-                                    outcome: Outcome::NotRun,
-                                    reasons: vec![],
-                                    warnings: vec![],
-                                    millis: 0,
-                                    stats: BTreeMap::new(),
-                                };
+                                let result = TargetResult::new(&target.name, Outcome::NotRun);
                                 let _ = tx.send((t, result, None));
                                 return;
                             }
@@ -647,14 +677,7 @@ impl<'a> Executor<'a> {
                             stop = true;
                             let outcome = Outcome::NotRun;
                             done.insert(t, outcome.clone());
-                            results.push(TargetResult {
-                                name: target.name.clone(),
-                                outcome,
-                                reasons: vec![],
-                                warnings: vec![],
-                                millis: 0,
-                                stats: BTreeMap::new(),
-                            });
+                            results.push(TargetResult::new(&target.name, outcome));
                             if let Ok(mut slot) = spawn_error.lock() {
                                 slot.get_or_insert(e);
                             }
@@ -688,8 +711,23 @@ impl<'a> Executor<'a> {
             return Err(BuildError::Io(e));
         }
 
+        // Graph order, whatever the order of completion: reports and
+        // --json output are stable.
+        results.sort_by_key(|r| {
+            order
+                .iter()
+                .position(|&t| self.graph.targets[t].name == r.name)
+        });
+
         // pipe.lock: every target of the graph that has a record.
-        let mut lock_mismatch = Vec::new();
+        let mut lock_mismatch: Vec<String> = results
+            .iter()
+            .filter(|r| r.lock_mismatch)
+            .map(|r| match &r.outcome {
+                Outcome::Failed { error } => format!("{}: {error}", r.name),
+                _ => r.name.clone(),
+            })
+            .collect();
         let mut lock_written = false;
         if !opts.dry_run {
             let mut new_lock = old_lock.clone().unwrap_or(LockFile {
@@ -718,10 +756,10 @@ impl<'a> Executor<'a> {
             }
             if old_lock.as_ref() != Some(&new_lock) {
                 if opts.locked {
-                    lock_mismatch = lockfile::diff(
+                    lock_mismatch.extend(lockfile::diff(
                         old_lock.as_ref().unwrap_or(&LockFile::default()),
                         &new_lock,
-                    );
+                    ));
                     if lock_mismatch.is_empty() {
                         lock_mismatch.push("pipe.lock would change".into());
                     }
@@ -756,14 +794,7 @@ impl<'a> Executor<'a> {
         observer: &dyn Observer,
     ) -> (TargetResult, Option<TargetRecord>) {
         let start = Instant::now();
-        let mut result = TargetResult {
-            name: target.name.clone(),
-            outcome: Outcome::UpToDate,
-            reasons: vec![],
-            warnings: vec![],
-            millis: 0,
-            stats: BTreeMap::new(),
-        };
+        let mut result = TargetResult::new(&target.name, Outcome::UpToDate);
         let fail = |mut result: TargetResult, error: String| {
             let _ = self.state.save_failure(&target.name, &error);
             result.outcome = Outcome::Failed { error };
@@ -814,6 +845,7 @@ impl<'a> Executor<'a> {
             if let Some(entry) = old_lock.and_then(|l| l.targets.get(&target.name)) {
                 if entry.fingerprint != assessed.fingerprint.to_hex().as_str() {
                     let why: Vec<String> = result.reasons.iter().map(|r| r.to_string()).collect();
+                    result.lock_mismatch = true;
                     return fail(result, format!("--locked: the inputs or configuration differ from pipe.lock ({}); run `pipe build` and commit pipe.lock", why.join("; ")));
                 }
             }
@@ -873,6 +905,12 @@ impl<'a> Executor<'a> {
         result.warnings = sink.warnings.into_inner().unwrap_or_default();
         let output = match output {
             Ok(o) => o,
+            Err(_) if self.cancelled.load(Ordering::SeqCst) => {
+                // Stopped (Ctrl-C), not failed: nothing to remember.
+                result.outcome = Outcome::NotRun;
+                result.millis = start.elapsed().as_millis() as u64;
+                return (result, None);
+            }
             Err(e) => {
                 let mut message = e.to_string();
                 let mut source = std::error::Error::source(&e);

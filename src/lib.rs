@@ -28,6 +28,7 @@ pub mod embed;
 pub mod executor;
 pub mod fingerprint;
 pub mod graph;
+pub mod init;
 pub mod lockfile;
 pub mod manifest;
 pub mod movies;

@@ -3,8 +3,8 @@
 mod cli;
 mod report;
 
-use clap::Parser;
-use cli::{Cli, Command};
+use clap::{CommandFactory, FromArgMatches};
+use cli::{Cli, ColorChoice, Command};
 use pipe::executor::{BuildOptions, Executor, Outcome};
 use pipe::graph::Graph;
 use pipe::manifest::{Manifest, ManifestErrors};
@@ -15,6 +15,28 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+/// Write a line to stdout; `?` ends the command quietly if the reader has
+/// gone (`pipe status | head -1`), instead of print!'s panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Write a line to stderr, ignoring errors (eprintln! panics when stderr is
+/// a closed pipe).
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// Write to stdout, mapping a closed pipe to [`Failure::Closed`].
+fn write_out(args: std::fmt::Arguments) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(args).map_err(Failure::stdout)
+}
+
 /// Exit codes (documented in `pipe --help`).
 mod exit {
     pub const OK: u8 = 0;
@@ -24,20 +46,143 @@ mod exit {
     pub const INTERRUPTED: u8 = 130;
 }
 
+/// Whether to colour: `--color`, else NO_COLOR (set and not empty: never),
+/// else whether the stream is a terminal.
+fn use_color(choice: ColorChoice, terminal: bool) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+    }
+}
+
+/// `--color` as given on the command line, before clap parses it (clap's
+/// own help and errors are coloured by it too).
+fn color_arg() -> ColorChoice {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut choice = ColorChoice::Auto;
+    for (i, a) in args.iter().enumerate() {
+        let value = match a.strip_prefix("--color") {
+            Some(rest) if rest.starts_with('=') => Some(rest[1..].to_string()),
+            Some("") => args.get(i + 1).cloned(),
+            _ => None,
+        };
+        match value.as_deref() {
+            Some("always") => choice = ColorChoice::Always,
+            Some("never") => choice = ColorChoice::Never,
+            Some("auto") => choice = ColorChoice::Auto,
+            _ => {}
+        }
+        if a == "--" {
+            break;
+        }
+    }
+    choice
+}
+
+/// The command line, with help text adjusted per subcommand: the global
+/// `-v`/`--manifest` say what they do where they apply, and are hidden
+/// where they do nothing.
+fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    // What -v adds, per command; commands not listed print nothing more.
+    let verbose: &[(&str, &str)] = &[
+        (
+            "build",
+            "Print more: why targets rebuild, progress inside targets, command output",
+        ),
+        (
+            "watch",
+            "Print each rebuild's targets, reasons and progress",
+        ),
+        ("clean", "List every file removed"),
+        (
+            "status",
+            "List every missing or edited output (not only a count)",
+        ),
+        (
+            "explain",
+            "List every missing or edited output (not only a count)",
+        ),
+    ];
+    let no_manifest = ["inspect", "completions", "man", "init"];
+    let no_verbose = [
+        "inspect",
+        "completions",
+        "man",
+        "graph",
+        "models",
+        "search",
+        "compare",
+        "sample",
+        "serve",
+        "init",
+    ];
+    let global = |id: &str| cmd.get_arguments().find(|a| a.get_id() == id).cloned();
+    let (Some(v), Some(m), Some(q)) = (global("verbose"), global("manifest"), global("quiet"))
+    else {
+        return cmd;
+    };
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for name in names {
+        // A subcommand's own copy of a global flag takes the place of the
+        // propagated one, with this command's help (or hidden).
+        let (v, m, q) = (v.clone(), m.clone(), q.clone());
+        cmd = cmd.mut_subcommand(&name, |mut sub| {
+            if let Some((_, help)) = verbose.iter().find(|(n, _)| *n == name) {
+                sub = sub.arg(v.help(*help));
+            } else if no_verbose.contains(&name.as_str()) {
+                sub = sub.arg(v.hide(true));
+            }
+            if no_manifest.contains(&name.as_str()) {
+                sub = sub.arg(m.hide(true));
+            }
+            if matches!(name.as_str(), "completions" | "man") {
+                sub = sub.arg(q.hide(true));
+            }
+            sub
+        });
+    }
+    cmd
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let color = std::io::stderr().is_terminal();
+    let clap_color = match color_arg() {
+        ColorChoice::Auto => clap::ColorChoice::Auto,
+        ColorChoice::Always => clap::ColorChoice::Always,
+        ColorChoice::Never => clap::ColorChoice::Never,
+    };
+    let matches = command().color(clap_color).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let terminal = std::io::stderr().is_terminal();
+    let color = use_color(cli.color, terminal);
     let _ = miette::set_hook(Box::new(move |_| {
         let opts = miette::MietteHandlerOpts::new()
             .color(color)
-            .unicode(color)
+            .unicode(terminal || color)
             .terminal_links(false);
         // Not a terminal: never wrap, so that `file:line:col: message` stays
         // on one line for grep and editors.
-        let opts = if color {
+        let opts = if terminal {
             opts
         } else {
             opts.wrap_lines(false).width(10_000)
+        };
+        // Without colour miette would pick its own theme from the terminal.
+        let opts = if color {
+            opts
+        } else {
+            opts.graphical_theme(if terminal {
+                miette::GraphicalTheme::unicode_nocolor()
+            } else {
+                miette::GraphicalTheme::none()
+            })
         };
         Box::new(opts.build())
     }));
@@ -57,23 +202,30 @@ fn main() -> ExitCode {
                 // everything is written to temporary files first).
                 std::process::exit(exit::INTERRUPTED as i32);
             }
-            eprintln!("interrupted: stopping (Ctrl-C again to quit at once)");
+            errln!("interrupted: stopping (Ctrl-C again to quit at once)");
         });
     }
-    let code = match run(&cli, verbosity, &cancelled) {
+    let code = match run(&cli, verbosity, color, &cancelled) {
         Ok(code) => code,
         Err(Failure::Manifest(errors)) => {
-            eprintln!("{:?}", miette::Report::new(errors));
+            errln!("{}", errors.render());
             exit::USAGE
         }
         Err(Failure::Usage(message)) => {
-            eprintln!("error: {message}");
+            errln!("error: {message}");
             exit::USAGE
         }
         Err(Failure::Runtime(message)) => {
-            eprintln!("error: {message}");
+            errln!("error: {message}");
             exit::FAILED
         }
+        Err(Failure::Locked(message)) => {
+            errln!("error: {message}");
+            exit::LOCKED
+        }
+        // The reader of stdout is gone (`| head`): nothing left to say to
+        // anyone, and not an error (as ripgrep and cargo do).
+        Err(Failure::Closed) => exit::OK,
     };
     if cancelled.load(Ordering::SeqCst) && code != exit::OK {
         return ExitCode::from(exit::INTERRUPTED);
@@ -85,6 +237,20 @@ enum Failure {
     Manifest(ManifestErrors),
     Usage(String),
     Runtime(String),
+    /// `--locked`: the build would change pipe.lock (exit 3).
+    Locked(String),
+    /// stdout is a closed pipe: stop quietly.
+    Closed,
+}
+
+impl Failure {
+    fn stdout(e: std::io::Error) -> Failure {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            Failure::Closed
+        } else {
+            Failure::Runtime(format!("cannot write to standard output: {e}"))
+        }
+    }
 }
 
 impl From<ManifestErrors> for Failure {
@@ -109,43 +275,72 @@ fn load(cli: &Cli, verbosity: Verbosity) -> Result<(Manifest, Graph), Failure> {
     let manifest = Manifest::load(&manifest_path(cli)?)?;
     if verbosity > Verbosity::Quiet {
         for note in &manifest.notes {
-            eprintln!("note: {note}");
+            errln!("note: {note}");
         }
     }
     let graph = Graph::build(&manifest)?;
     Ok((manifest, graph))
 }
 
-fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| Failure::Runtime(e.to_string()))?;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{text}").map_err(|e| Failure::Runtime(e.to_string()))
+/// The version of the `--json` output formats (every one carries it as
+/// `formatVersion`); raised when a field is renamed or removed.
+const JSON_FORMAT_VERSION: u32 = 1;
+
+/// `{"formatVersion": 1, ...body}`.
+#[derive(serde::Serialize)]
+struct Versioned<T> {
+    #[serde(rename = "formatVersion")]
+    format_version: u32,
+    #[serde(flatten)]
+    body: T,
 }
 
-fn run(cli: &Cli, verbosity: Verbosity, cancelled: &Arc<AtomicBool>) -> Result<u8, Failure> {
+fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(&Versioned {
+        format_version: JSON_FORMAT_VERSION,
+        body: value,
+    })
+    .map_err(|e| Failure::Runtime(e.to_string()))?;
+    outln!("{text}")
+}
+
+fn run(
+    cli: &Cli,
+    verbosity: Verbosity,
+    color: bool,
+    cancelled: &Arc<AtomicBool>,
+) -> Result<u8, Failure> {
     match &cli.command {
-        Command::Build(args) => build(cli, args, verbosity, cancelled),
+        Command::Build(args) => build(cli, args, verbosity, color, cancelled),
         Command::Status(args) => status(cli, args, verbosity),
         Command::Explain(args) => explain(cli, args, verbosity),
         Command::Graph(args) => {
             let (_, graph) = load(cli, verbosity)?;
-            print!(
+            write_out(format_args!(
                 "{}",
                 match args.format {
                     cli::GraphFormat::Dot => graph.to_dot(),
                     cli::GraphFormat::Mermaid => graph.to_mermaid(),
                 }
-            );
+            ))?;
             Ok(exit::OK)
         }
         Command::Models(args) => models(cli, args, verbosity),
         Command::Clean(args) => clean(cli, args, verbosity),
-        Command::Watch(args) => watch(cli, args, verbosity, cancelled),
+        Command::Watch(args) => watch(cli, args, verbosity, color, cancelled),
         Command::Inspect(args) => inspect(args),
         Command::Sample(args) => sample(cli, args, verbosity),
         Command::Serve(args) => serve(cli, args, verbosity, cancelled),
         Command::Search(args) => search(cli, args, verbosity),
         Command::Compare(args) => compare(cli, args, verbosity),
+        Command::Init(args) => init(args, verbosity),
+        Command::Completions(args) => {
+            let mut buf = Vec::new();
+            clap_complete::generate(args.shell, &mut command(), "pipe", &mut buf);
+            write_out(format_args!("{}", String::from_utf8_lossy(&buf)))?;
+            Ok(exit::OK)
+        }
+        Command::Man(args) => man(args, verbosity),
     }
 }
 
@@ -175,6 +370,7 @@ fn build(
     cli: &Cli,
     args: &cli::BuildArgs,
     verbosity: Verbosity,
+    color: bool,
     cancelled: &Arc<AtomicBool>,
 ) -> Result<u8, Failure> {
     let (manifest, graph) = load(cli, verbosity)?;
@@ -190,7 +386,7 @@ fn build(
         .state()
         .lock(|holder| {
             if verbosity > Verbosity::Quiet {
-                eprintln!("waiting: {holder} is building this project");
+                errln!("waiting: {holder} is building this project");
             }
         })
         .map_err(|e| Failure::Runtime(format!("cannot take the project lock in .pipe/: {e}")))?;
@@ -202,25 +398,30 @@ fn build(
         locked: args.locked,
         strict: args.strict,
     };
-    let reporter = Reporter::new(verbosity, args.explain || args.dry_run);
+    let reporter = Reporter::new(verbosity, args.explain || args.dry_run, color);
     let report = executor.build(&opts, &reporter).map_err(|e| match e {
         pipe::executor::BuildError::UnknownTarget(u) => Failure::Usage(u.to_string()),
+        e @ pipe::executor::BuildError::NoLock => Failure::Locked(e.to_string()),
         other => Failure::Runtime(other.to_string()),
     });
     reporter.finish();
     let report = report?;
     if args.json {
-        print_json(&report)?;
+        // The build is done: a closed stdout must not hide its exit code.
+        match print_json(&report) {
+            Ok(()) | Err(Failure::Closed) => {}
+            Err(e) => return Err(e),
+        }
     }
     if let Some(summary) = &report.remote {
         report::print_remote(summary, verbosity);
     }
     if !report.lock_mismatch.is_empty() {
-        eprintln!("error: --locked: this build would change pipe.lock:");
+        errln!("error: --locked: this build would change pipe.lock:");
         for line in &report.lock_mismatch {
-            eprintln!("  {line}");
+            errln!("  {line}");
         }
-        eprintln!("run `pipe build` without --locked and commit pipe.lock, or find what made the outputs differ");
+        errln!("run `pipe build` without --locked and commit pipe.lock, or find what made the outputs differ");
         return Ok(exit::LOCKED);
     }
     let failed = report
@@ -237,19 +438,19 @@ fn build(
                 .iter()
                 .filter(|r| r.outcome == Outcome::WouldBuild)
                 .count();
-            eprintln!(
+            errln!(
                 "dry run: {would} of {} targets would be built",
                 report.results.len()
             );
         } else if failed > 0 {
-            eprintln!("{failed} target(s) failed, {built} built ({secs:.2}s)");
+            errln!("{failed} target(s) failed, {built} built ({secs:.2}s)");
         } else if built == 0 {
-            eprintln!(
+            errln!(
                 "nothing to do: {} targets up to date ({secs:.3}s)",
                 report.results.len()
             );
         } else {
-            eprintln!(
+            errln!(
                 "built {built} of {} targets in {secs:.2}s",
                 report.results.len()
             );
@@ -272,33 +473,38 @@ fn status(cli: &Cli, args: &cli::StatusArgs, verbosity: Verbosity) -> Result<u8,
         .status(&selected)
         .map_err(|e| Failure::Runtime(e.to_string()))?;
     if args.json {
-        print_json(&states)?;
+        #[derive(serde::Serialize)]
+        struct Row<'a> {
+            state: &'static str,
+            #[serde(flatten)]
+            target: &'a pipe::executor::Staleness,
+        }
+        let targets: Vec<Row> = states
+            .iter()
+            .map(|s| Row {
+                state: s.state(),
+                target: s,
+            })
+            .collect();
+        print_json(&serde_json::json!({ "targets": targets }))?;
         return Ok(exit::OK);
     }
+    let all = args.all || verbosity == Verbosity::Verbose;
     let width = states.iter().map(|s| s.name.len()).max().unwrap_or(0);
     for s in &states {
-        let state = if !s.missing_inputs.is_empty() {
-            "missing input"
-        } else if s.reasons.is_empty() {
-            "up to date"
-        } else if s.last_error.is_some() {
-            "failed"
-        } else {
-            "stale"
-        };
-        println!("{:width$}  {state}", s.name);
-        for p in &s.missing_inputs {
-            println!("{:width$}    missing: {}", "", p.display());
+        outln!("{:width$}  {}", s.name, s.state().replace('-', " "))?;
+        for line in report::path_lines("missing", &s.missing_inputs, all) {
+            outln!("{:width$}    {line}", "")?;
         }
-        for r in &s.reasons {
-            println!("{:width$}    {r}", "");
+        for r in report::reason_lines(&s.reasons, all) {
+            outln!("{:width$}    {r}", "")?;
         }
         if let Some(e) = &s.last_error {
-            println!(
+            outln!(
                 "{:width$}    last error: {}",
                 "",
                 e.lines().next().unwrap_or_default()
-            );
+            )?;
         }
     }
     Ok(exit::OK)
@@ -317,24 +523,25 @@ fn explain(cli: &Cli, args: &cli::ExplainArgs, verbosity: Verbosity) -> Result<u
     let states = executor
         .status(&names)
         .map_err(|e| Failure::Runtime(e.to_string()))?;
+    let all = args.all || verbosity == Verbosity::Verbose;
     for s in states {
         if s.reasons.is_empty() {
-            println!(
+            outln!(
                 "{}: up to date (fingerprint {})",
                 s.name,
                 &s.fingerprint[..16]
-            );
+            )?;
         } else {
-            println!("{}: would rebuild because", s.name);
-            for r in &s.reasons {
-                println!("  {r}");
+            outln!("{}: would rebuild because", s.name)?;
+            for r in report::reason_lines(&s.reasons, all) {
+                outln!("  {r}")?;
             }
         }
-        for p in &s.missing_inputs {
-            println!("  missing input: {}", p.display());
+        for line in report::path_lines("missing input", &s.missing_inputs, all) {
+            outln!("  {line}")?;
         }
         if let Some(line) = remote_entry_line(&manifest, &s) {
-            println!("  {line}");
+            outln!("  {line}")?;
         }
     }
     Ok(exit::OK)
@@ -360,6 +567,7 @@ fn remote_entry_line(manifest: &Manifest, s: &pipe::executor::Staleness) -> Opti
 }
 
 #[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 struct ModelRow<'a> {
     id: &'a str,
     name: &'a str,
@@ -390,15 +598,19 @@ fn models(cli: &Cli, args: &cli::ModelsArgs, verbosity: Verbosity) -> Result<u8,
         })
         .collect();
     if args.json {
-        print_json(&rows)?;
+        print_json(&serde_json::json!({ "models": rows }))?;
         return Ok(exit::OK);
     }
-    println!(
+    outln!(
         "{:<12} {:<20} {:>5}  {:<7} {:<8} embeddings",
-        "ID", "NAME", "DIMS", "METRIC", "DEFAULT"
-    );
+        "ID",
+        "NAME",
+        "DIMS",
+        "METRIC",
+        "DEFAULT"
+    )?;
     for r in rows {
-        println!(
+        outln!(
             "{:<12} {:<20} {:>5}  {:<7} {:<8} {}{}",
             r.id,
             r.name,
@@ -411,7 +623,7 @@ fn models(cli: &Cli, args: &cli::ModelsArgs, verbosity: Verbosity) -> Result<u8,
             } else {
                 " (missing)"
             }
-        );
+        )?;
     }
     Ok(exit::OK)
 }
@@ -424,7 +636,7 @@ fn clean(cli: &Cli, args: &cli::CleanArgs, verbosity: Verbosity) -> Result<u8, F
     let executor = Executor::new(&manifest, &graph, Arc::new(AtomicBool::new(false)));
     let _lock = executor
         .state()
-        .lock(|holder| eprintln!("waiting: {holder} is building this project"))
+        .lock(|holder| errln!("waiting: {holder} is building this project"))
         .map_err(|e| Failure::Runtime(e.to_string()))?;
     let removed = executor
         .clean(&selected, args.dry_run)
@@ -437,10 +649,10 @@ fn clean(cli: &Cli, args: &cli::CleanArgs, verbosity: Verbosity) -> Result<u8, F
         };
         if verbosity == Verbosity::Verbose || args.dry_run {
             for p in &removed {
-                println!("{verb} {}", p.display());
+                outln!("{verb} {}", p.display())?;
             }
         }
-        eprintln!("{verb} {} files", removed.len());
+        errln!("{verb} {} files", removed.len());
     }
     Ok(exit::OK)
 }
@@ -464,15 +676,20 @@ fn inspect(args: &cli::InspectArgs) -> Result<u8, Failure> {
             ))
         })?;
     if args.json {
+        // The keys are the database's own (the front end reads them), not
+        // field names of ours.
         let map: serde_json::Map<String, serde_json::Value> = rows
             .into_iter()
             .map(|(k, v)| (k, serde_json::Value::String(v)))
             .collect();
-        print_json(&map)?;
+        print_json(&serde_json::json!({
+            "database": args.path.display().to_string(),
+            "config": map,
+        }))?;
     } else {
         let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
         for (k, v) in rows {
-            println!("{k:width$}  {v}");
+            outln!("{k:width$}  {v}")?;
         }
     }
     Ok(exit::OK)
@@ -532,7 +749,7 @@ fn sample(cli: &Cli, args: &cli::SampleArgs, verbosity: Verbosity) -> Result<u8,
         for model in &m.models {
             let conventional = PathBuf::from(format!("data/embeddings-{}-movies.db", model.id));
             if model.embeddings != conventional {
-                eprintln!(
+                errln!(
                     "note: {} reads {}, but the sample is written to {}",
                     model.id,
                     model.embeddings.display(),
@@ -551,14 +768,14 @@ fn sample(cli: &Cli, args: &cli::SampleArgs, verbosity: Verbosity) -> Result<u8,
         pipe::sample::generate(&spec, &dir).map_err(|e| Failure::Runtime(e.to_string()))?;
     if verbosity > Verbosity::Quiet {
         for f in &report.files {
-            eprintln!("wrote {}", f.display());
+            errln!("wrote {}", f.display());
         }
         let vectors: Vec<String> = report
             .vectors
             .iter()
             .map(|(m, n)| format!("{m}: {n}"))
             .collect();
-        eprintln!(
+        errln!(
             "{} movies, vectors per model: {}",
             report.movies,
             vectors.join(", ")
@@ -571,6 +788,7 @@ fn watch(
     cli: &Cli,
     args: &cli::WatchArgs,
     verbosity: Verbosity,
+    color: bool,
     cancelled: &Arc<AtomicBool>,
 ) -> Result<u8, Failure> {
     use pipe::watch::{WatchMessage, WatchOptions};
@@ -591,7 +809,11 @@ fn watch(
             Verbosity::Quiet
         },
         false,
+        color,
     );
+    // Whether stdout was closed (`pipe watch | head -3`): then watching is
+    // pointless, so stop as Ctrl-C would, and exit quietly.
+    let closed = AtomicBool::new(false);
     let mut print = |m: WatchMessage| {
         let mut out = std::io::stdout().lock();
         let line = match m {
@@ -619,12 +841,20 @@ fn watch(
             WatchMessage::Error(e) => format!("watch: error: {e}"),
             WatchMessage::Stopped => "watch: stopped".to_string(),
         };
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
+        if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                closed.store(true, Ordering::SeqCst);
+                cancelled.store(true, Ordering::SeqCst);
+            }
+        }
     };
     pipe::watch::watch(&path, &opts, cancelled, &reporter, &mut print).map_err(Failure::Runtime)?;
     reporter.finish();
-    Ok(exit::OK)
+    if closed.load(Ordering::SeqCst) {
+        return Err(Failure::Closed);
+    }
+    // Watching ends only on Ctrl-C: exit 130, as an interrupted build does.
+    Ok(exit::INTERRUPTED)
 }
 
 fn serve(
@@ -649,7 +879,7 @@ fn serve(
     };
     pipe::server::serve(&opts, cancelled.clone(), |addr| {
         if !pipe::server::is_local(addr.ip()) {
-            eprintln!(
+            errln!(
                 "warning: listening on {addr}, not only on this machine: anyone who can reach it can start builds"
             );
         }
@@ -660,9 +890,14 @@ fn serve(
     })
     .map_err(Failure::Runtime)?;
     if verbosity > Verbosity::Quiet {
-        eprintln!("serve: stopped");
+        errln!("serve: stopped");
     }
-    Ok(exit::OK)
+    // Serving ends only on Ctrl-C: exit 130, as an interrupted build does.
+    Ok(if cancelled.load(Ordering::SeqCst) {
+        exit::INTERRUPTED
+    } else {
+        exit::OK
+    })
 }
 
 impl From<pipe::search::SearchError> for Failure {
@@ -694,7 +929,7 @@ fn search(cli: &Cli, args: &cli::SearchArgs, verbosity: Verbosity) -> Result<u8,
     let db = Database::open(&path)?;
     if let Some(note) = declared.and_then(|m| pipe::search::stale_note(&m, &db.info)) {
         if verbosity > Verbosity::Quiet {
-            eprintln!("note: {note}");
+            errln!("note: {note}");
         }
     }
     if let (Some(_), Some(model)) = (&args.db, &args.model) {
@@ -724,7 +959,7 @@ fn search(cli: &Cli, args: &cli::SearchArgs, verbosity: Verbosity) -> Result<u8,
     if args.json {
         print_json(&report)?;
     } else {
-        print!("{}", pipe::search::render(&report));
+        write_out(format_args!("{}", pipe::search::render(&report)))?;
     }
     Ok(exit::OK)
 }
@@ -744,7 +979,7 @@ fn compare(cli: &Cli, args: &cli::CompareArgs, verbosity: Verbosity) -> Result<u
             .model(id)
             .and_then(|m| pipe::search::stale_note(m, &db.info));
         if let (Some(note), true) = (note, verbosity > Verbosity::Quiet) {
-            eprintln!("note: {note}");
+            errln!("note: {note}");
         }
         dbs.push(db);
     }
@@ -757,7 +992,83 @@ fn compare(cli: &Cli, args: &cli::CompareArgs, verbosity: Verbosity) -> Result<u
     if args.json {
         print_json(&report)?;
     } else {
-        print!("{}", pipe::compare::render(&report));
+        write_out(format_args!("{}", pipe::compare::render(&report)))?;
+    }
+    Ok(exit::OK)
+}
+
+fn init(args: &cli::InitArgs, verbosity: Verbosity) -> Result<u8, Failure> {
+    use pipe::init::{InitError, InitModel, InitSpec};
+    let dir = match &args.dir {
+        Some(d) => d.clone(),
+        None => std::env::current_dir().map_err(|e| Failure::Runtime(e.to_string()))?,
+    };
+    let models = if args.models.is_empty() {
+        InitModel::shipped()
+    } else {
+        args.models
+            .iter()
+            .map(|m| InitModel::parse(m))
+            .collect::<Result<_, _>>()
+            .map_err(|e| Failure::Usage(e.to_string()))?
+    };
+    let spec = InitSpec {
+        dir: dir.clone(),
+        models,
+        sample: args.sample.then_some(args.movies),
+    };
+    let report = pipe::init::init(&spec).map_err(|e| match e {
+        InitError::Usage(_) | InitError::Exists { .. } => Failure::Usage(e.to_string()),
+        other => Failure::Runtime(other.to_string()),
+    })?;
+    // The project must load as written: a defect here is ours, say so.
+    Manifest::load(&dir.join("pipeline.toml"))?;
+    if verbosity > Verbosity::Quiet {
+        for f in &report.files {
+            errln!("wrote {}", f.display());
+        }
+        let cd = match &args.dir {
+            Some(d) => format!("cd {} && ", d.display()),
+            None => String::new(),
+        };
+        if report.sample.is_some() {
+            errln!("next: {cd}pipe build");
+        } else {
+            errln!("next: put your records in data/movies.json and data/collections.json and each model's vectors in data/embeddings-<model>-movies.db (or run `{cd}pipe sample`), then `pipe build`");
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn man(args: &cli::ManArgs, verbosity: Verbosity) -> Result<u8, Failure> {
+    let cmd = command();
+    let render = |cmd: clap::Command| -> Result<Vec<u8>, Failure> {
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(cmd)
+            .render(&mut buf)
+            .map_err(|e| Failure::Runtime(format!("cannot render the man page: {e}")))?;
+        Ok(buf)
+    };
+    let Some(dir) = &args.dir else {
+        let page = render(cmd)?;
+        write_out(format_args!("{}", String::from_utf8_lossy(&page)))?;
+        return Ok(exit::OK);
+    };
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Failure::Runtime(format!("cannot create {}: {e}", dir.display())))?;
+    let mut pages = vec![("pipe.1".to_string(), render(cmd.clone())?)];
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        let name = format!("pipe-{}", sub.get_name());
+        let page = render(sub.clone().name(name.clone()).display_name(name.clone()))?;
+        pages.push((format!("{name}.1"), page));
+    }
+    for (file, page) in pages {
+        let path = dir.join(&file);
+        pipe::artifact::write_atomic(&path, &page)
+            .map_err(|e| Failure::Runtime(format!("cannot write {}: {e}", path.display())))?;
+        if verbosity > Verbosity::Quiet {
+            errln!("wrote {}", path.display());
+        }
     }
     Ok(exit::OK)
 }

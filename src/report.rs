@@ -2,7 +2,7 @@
 //! `[current/total] message` lines otherwise.
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use pipe::executor::{BuildEvent, Observer, Outcome, TargetResult};
+use pipe::executor::{BuildEvent, Observer, Outcome, Reason, TargetResult};
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
@@ -19,6 +19,82 @@ pub enum Verbosity {
     Verbose,
 }
 
+/// Missing or edited outputs of one target beyond this many are summarised
+/// (a count and a few examples) unless `-v` asks for every one.
+const SUMMARY_LIMIT: usize = 5;
+/// Examples shown in a summary.
+const SUMMARY_EXAMPLES: usize = 3;
+
+/// The reasons of one target as lines: every reason, except that deleted and
+/// edited outputs beyond [`SUMMARY_LIMIT`] become one line each with a count
+/// and a few examples (after `rm -rf public/movies` a target has one reason
+/// per file). `all` lists every one.
+pub fn reason_lines(reasons: &[Reason], all: bool) -> Vec<String> {
+    let deleted: Vec<&Reason> = reasons
+        .iter()
+        .filter(|r| matches!(r, Reason::OutputMissing { .. }))
+        .collect();
+    let edited: Vec<&Reason> = reasons
+        .iter()
+        .filter(|r| matches!(r, Reason::OutputModified { .. }))
+        .collect();
+    let mut lines = Vec::new();
+    for r in reasons {
+        let group = match r {
+            Reason::OutputMissing { .. } => &deleted,
+            Reason::OutputModified { .. } => &edited,
+            _ => {
+                lines.push(r.to_string());
+                continue;
+            }
+        };
+        if all || group.len() <= SUMMARY_LIMIT {
+            lines.push(r.to_string());
+        } else if std::ptr::eq(group[0], r) {
+            let paths: Vec<String> = group[..SUMMARY_EXAMPLES]
+                .iter()
+                .filter_map(|r| match r {
+                    Reason::OutputMissing { path } | Reason::OutputModified { path } => {
+                        Some(path.display().to_string())
+                    }
+                    _ => None,
+                })
+                .collect();
+            let what = if matches!(r, Reason::OutputMissing { .. }) {
+                "deleted"
+            } else {
+                "modified"
+            };
+            lines.push(format!(
+                "{} outputs were {what}, e.g. {}, … (-v lists every one)",
+                group.len(),
+                paths.join(", ")
+            ));
+        }
+    }
+    lines
+}
+
+/// A list of paths as lines: every one, or with more than [`SUMMARY_LIMIT`]
+/// (and not `all`) a count and a few examples.
+pub fn path_lines(what: &str, paths: &[std::path::PathBuf], all: bool) -> Vec<String> {
+    if all || paths.len() <= SUMMARY_LIMIT {
+        return paths
+            .iter()
+            .map(|p| format!("{what}: {}", p.display()))
+            .collect();
+    }
+    let examples: Vec<String> = paths[..SUMMARY_EXAMPLES]
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    vec![format!(
+        "{what}: {} files, e.g. {}, … (-v lists every one)",
+        paths.len(),
+        examples.join(", ")
+    )]
+}
+
 /// Prints build events to stderr.
 pub struct Reporter {
     verbosity: Verbosity,
@@ -31,6 +107,61 @@ struct Bars {
     multi: MultiProgress,
     overall: ProgressBar,
     per_target: Mutex<HashMap<String, ProgressBar>>,
+    units: Mutex<Units>,
+    color: bool,
+}
+
+/// The overall progress of a build in work units (files, rows, texts: what
+/// each stage counts), summed over its targets, so that the overall bar
+/// moves while a long target works rather than only when a target ends.
+#[derive(Debug, Default)]
+pub struct Units {
+    /// Per running or finished target: (done, total) units.
+    targets: HashMap<String, (u64, u64)>,
+    /// Targets finished, and selected.
+    finished: usize,
+    selected: usize,
+}
+
+impl Units {
+    /// A build of `selected` targets starts.
+    pub fn start(&mut self, selected: usize) {
+        *self = Units {
+            selected,
+            ..Units::default()
+        };
+    }
+
+    /// A target reports `current` of `total` units.
+    pub fn progress(&mut self, name: &str, current: u64, total: u64) {
+        self.targets
+            .insert(name.to_string(), (current.min(total), total));
+    }
+
+    /// A target is done: all its units count as done.
+    pub fn finished(&mut self, name: &str) {
+        self.finished += 1;
+        if let Some(t) = self.targets.get_mut(name) {
+            t.0 = t.1;
+        }
+    }
+
+    /// (done, total) units over every target that reported any.
+    pub fn position(&self) -> (u64, u64) {
+        self.targets
+            .values()
+            .fold((0, 0), |(d, t), (cd, ct)| (d + cd, t + ct))
+    }
+
+    /// "1200/30000 units, 2/4 targets" (only the targets before any
+    /// target reported units).
+    pub fn summary(&self) -> String {
+        let targets = format!("{}/{} targets", self.finished, self.selected);
+        match self.position() {
+            (_, 0) => targets,
+            (done, total) => format!("{done}/{total} units, {targets}"),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -39,15 +170,18 @@ struct PlainState {
 }
 
 impl Reporter {
-    /// A reporter that draws bars when stderr is a terminal.
-    pub fn new(verbosity: Verbosity, explain: bool) -> Self {
+    /// A reporter that draws bars when stderr is a terminal, coloured if
+    /// `color`.
+    pub fn new(verbosity: Verbosity, explain: bool, color: bool) -> Self {
         let bars = (verbosity > Verbosity::Quiet && std::io::stderr().is_terminal()).then(|| {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-            let overall = multi.add(ProgressBar::new(0));
+            let overall = multi.add(ProgressBar::new(1));
             overall.set_style(
-                ProgressStyle::with_template(
-                    "{prefix:>8.cyan.bold} [{bar:30}] {pos}/{len} targets {elapsed}",
-                )
+                ProgressStyle::with_template(if color {
+                    "{prefix:>8.cyan.bold} [{bar:30}] {msg} {elapsed}"
+                } else {
+                    "{prefix:>8} [{bar:30}] {msg} {elapsed}"
+                })
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
             );
@@ -56,6 +190,8 @@ impl Reporter {
                 multi,
                 overall,
                 per_target: Mutex::new(HashMap::new()),
+                units: Mutex::new(Units::default()),
+                color,
             }
         });
         Reporter {
@@ -67,12 +203,31 @@ impl Reporter {
     }
 
     fn line(&self, text: &str) {
+        // A closed stderr must not end the build: errors are ignored.
+        let print = || {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "{text}");
+        };
         match &self.bars {
-            Some(b) => b.multi.suspend(|| eprintln!("{text}")),
-            None => {
-                let mut err = std::io::stderr().lock();
-                let _ = writeln!(err, "{text}");
-            }
+            Some(b) => b.multi.suspend(print),
+            None => print(),
+        }
+    }
+
+    /// Move the overall bar to the units done so far.
+    fn update_units(&self, b: &Bars, f: impl FnOnce(&mut Units)) {
+        let mut units = b.units.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut units);
+        let (done, total) = units.position();
+        // An empty bar until some target says how much work it has.
+        b.overall.set_length(total.max(1));
+        b.overall.set_position(done);
+        b.overall.set_message(units.summary());
+    }
+
+    fn reasons(&self, name: &str, reasons: &[Reason]) {
+        for r in reason_lines(reasons, self.verbosity == Verbosity::Verbose) {
+            self.line(&format!("  {name}: {r}"));
         }
     }
 
@@ -120,7 +275,10 @@ pub fn describe(result: &TargetResult) -> String {
         Outcome::WouldBuild => format!("would build {}", result.name),
         Outcome::Failed { error } => format!("error: {} failed: {error}", result.name),
         Outcome::Skipped { because } => {
-            format!("skipped {}: its dependency {because} failed", result.name)
+            format!(
+                "skipped {}: {because} failed, and {} depends on it",
+                result.name, result.name
+            )
         }
         Outcome::NotRun => format!("not built: {} (the build stopped)", result.name),
     }
@@ -131,7 +289,7 @@ impl Observer for Reporter {
         match event {
             BuildEvent::Started { total } => {
                 if let Some(b) = &self.bars {
-                    b.overall.set_length(*total as u64);
+                    self.update_units(b, |u| u.start(*total));
                     b.overall.enable_steady_tick(Duration::from_millis(100));
                 }
             }
@@ -139,8 +297,12 @@ impl Observer for Reporter {
                 if let Some(b) = &self.bars {
                     let bar = b.multi.add(ProgressBar::new(0));
                     bar.set_style(
-                        ProgressStyle::with_template("{prefix:>24.green} {spinner} {wide_msg}")
-                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                        ProgressStyle::with_template(if b.color {
+                            "{prefix:>24.green} {spinner} {wide_msg}"
+                        } else {
+                            "{prefix:>24} {spinner} {wide_msg}"
+                        })
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                     );
                     bar.set_prefix(name.clone());
                     bar.enable_steady_tick(Duration::from_millis(120));
@@ -149,9 +311,7 @@ impl Observer for Reporter {
                     }
                 }
                 if self.explain || self.verbosity == Verbosity::Verbose {
-                    for r in reasons {
-                        self.line(&format!("  {name}: {r}"));
-                    }
+                    self.reasons(name, reasons);
                 }
             }
             BuildEvent::Progress {
@@ -161,6 +321,9 @@ impl Observer for Reporter {
                 message,
             } => {
                 if let Some(b) = &self.bars {
+                    if *total > 0 {
+                        self.update_units(b, |u| u.progress(name, *current, *total));
+                    }
                     if let Some(bar) = b.per_target.lock().ok().and_then(|m| m.get(name).cloned()) {
                         bar.set_message(if *total > 0 {
                             format!("[{current}/{total}] {message}")
@@ -202,12 +365,10 @@ impl Observer for Reporter {
                     {
                         bar.finish_and_clear();
                     }
-                    b.overall.set_position(*done as u64);
+                    self.update_units(b, |u| u.finished(&result.name));
                 }
                 if self.explain && result.outcome == Outcome::WouldBuild {
-                    for r in &result.reasons {
-                        self.line(&format!("  {}: {r}", result.name));
-                    }
+                    self.reasons(&result.name, &result.reasons);
                 }
                 let failed = matches!(result.outcome, Outcome::Failed { .. });
                 let quiet_skip = matches!(result.outcome, Outcome::UpToDate)
@@ -227,12 +388,15 @@ pub fn print_remote(summary: &pipe::remote::RemoteSummary, verbosity: Verbosity)
     if verbosity == Verbosity::Quiet {
         return;
     }
+    // Write errors are ignored: stderr may be a closed pipe.
+    let mut err = std::io::stderr().lock();
     for p in &summary.problems {
-        eprintln!("warning: {p}");
+        let _ = writeln!(err, "warning: {p}");
     }
     let mb = |b: u64| b as f64 / 1e6;
     if summary.downloaded > 0 || summary.uploaded > 0 {
-        eprintln!(
+        let _ = writeln!(
+            err,
             "remote cache {}: {} target(s) downloaded ({:.1} MB), {} uploaded ({:.1} MB)",
             summary.url,
             summary.downloaded,
@@ -240,5 +404,44 @@ pub fn print_remote(summary: &pipe::remote::RemoteSummary, verbosity: Verbosity)
             summary.uploaded,
             mb(summary.uploaded_bytes)
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn units_sum_over_targets() {
+        let mut u = Units::default();
+        u.start(3);
+        assert_eq!(u.summary(), "0/3 targets");
+        u.progress("movie-json", 100, 1000);
+        u.progress("movies-db@potion", 10, 400);
+        assert_eq!(u.position(), (110, 1400));
+        u.finished("movie-json");
+        assert_eq!(u.position(), (1010, 1400));
+        // A target with no units (up to date) still counts as finished.
+        u.finished("movies-db@nomic");
+        assert_eq!(u.summary(), "1010/1400 units, 2/3 targets");
+        assert_eq!(u.position(), (1010, 1400));
+    }
+
+    #[test]
+    fn many_deleted_outputs_are_summarised() {
+        let mut reasons = vec![Reason::NeverBuilt];
+        for i in 0..1000 {
+            reasons.push(Reason::OutputMissing {
+                path: PathBuf::from(format!("public/movies/m{i}.json")),
+            });
+        }
+        reasons.push(Reason::OutputModified {
+            path: PathBuf::from("public/data/movies.db"),
+        });
+        let lines = reason_lines(&reasons, false);
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(lines[1].starts_with("1000 outputs were deleted, e.g. public/movies/m0.json"));
+        assert_eq!(reason_lines(&reasons, true).len(), 1002);
     }
 }

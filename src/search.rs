@@ -210,6 +210,7 @@ impl ScoreKind {
 
 /// What a database says about its vectors (its `config` table).
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DbInfo {
     /// `embedding_model_id`.
     pub model: String,
@@ -736,6 +737,7 @@ pub enum Query {
 
 /// The answer of `pipe search`, printed as a table or as JSON.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SearchReport {
     /// The database searched.
     pub database: String,

@@ -183,7 +183,7 @@ fn existing_ancestor(dir: &Path, root: &Path) -> PathBuf {
 type Loaded = Result<(Manifest, Graph, Vec<usize>), String>;
 
 fn load(manifest_path: &Path, targets: &[String]) -> Loaded {
-    let render = |e: ManifestErrors| format!("{:?}", miette::Report::new(e));
+    let render = |e: ManifestErrors| e.render();
     let manifest = Manifest::load(manifest_path).map_err(render)?;
     let graph = Graph::build(&manifest).map_err(render)?;
     let selected = graph.select(targets).map_err(|e| e.to_string())?;

@@ -37,7 +37,7 @@ fn touching_without_changing_runs_nothing_and_settled_stats_read_nothing() {
     p.settle();
     p.build(&[]);
     let noop = p.build(&[]);
-    assert_eq!(noop.report()["inputs_hashed"], 0);
+    assert_eq!(noop.report()["inputsHashed"], 0);
     // Touch: new mtime, same bytes. Re-hashed once, nothing rebuilt.
     let f = std::fs::File::options()
         .append(true)
@@ -46,7 +46,7 @@ fn touching_without_changing_runs_nothing_and_settled_stats_read_nothing() {
     f.set_modified(std::time::SystemTime::now()).unwrap();
     let touched = p.build(&[]);
     assert!(touched.built().is_empty(), "{:?}", touched.built());
-    assert_eq!(touched.report()["inputs_hashed"], 1);
+    assert_eq!(touched.report()["inputsHashed"], 1);
 }
 
 #[test]
@@ -280,7 +280,8 @@ fn killing_pipe_midway_leaves_the_old_output_intact() {
 fn locked_fails_when_the_build_would_change_the_lock() {
     let p = project();
     let run = p.pipe(&["build", "--locked"]);
-    assert_eq!(run.code, 1, "no pipe.lock yet: {}", run.stderr);
+    // Exit 3, as for any change --locked refuses (tests/cli.rs has the rest).
+    assert_eq!(run.code, 3, "no pipe.lock yet: {}", run.stderr);
     assert!(
         run.stderr.contains("there is no pipe.lock"),
         "{}",

@@ -247,8 +247,8 @@ fn no_default_model_says_which_was_chosen_and_why() {
         run.stderr
     );
     let models: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    assert_eq!(models[0]["id"], "a");
-    assert_eq!(models[0]["default"], true);
+    assert_eq!(models["models"][0]["id"], "a");
+    assert_eq!(models["models"][0]["default"], true);
 }
 
 #[test]

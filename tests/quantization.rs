@@ -180,7 +180,7 @@ fn rescoring_keeps_recall_at_10_above_0_9_against_the_float_original() {
         if model == "potion-int8" || model == "potion-bit" {
             assert!(value >= 0.9, "{model}: recall@10 {value} < 0.9");
         }
-        assert!(r["scanned_bytes_saved"].as_i64().unwrap() > 0, "{r}");
+        assert!(r["scannedBytesSaved"].as_i64().unwrap() > 0, "{r}");
     }
     let table = p.pipe(&["compare", "--models", models]);
     assert_eq!(table.code, 0, "{}", table.stderr);

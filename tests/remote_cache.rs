@@ -291,8 +291,25 @@ fn the_cache_is_configured_in_pipeline_toml_without_credentials() {
         server.url()
     );
     p.write("pipeline.toml", &manifest);
+    let explain = p.pipe(&["explain", "movie-json"]);
+    assert!(
+        explain.stdout.contains("no entry for this fingerprint"),
+        "{}",
+        explain.stdout
+    );
     let run = p.build(&[]);
     assert_eq!(run.report()["remote"]["uploaded"], 4, "{}", run.stdout);
+    // A fresh copy: explain says the build would download it.
+    let fresh = sample_project();
+    fresh.write("pipeline.toml", &manifest);
+    let explain = fresh.pipe(&["explain", "movie-json"]);
+    assert!(
+        explain
+            .stdout
+            .contains("has this fingerprint (a build downloads it)"),
+        "{}",
+        explain.stdout
+    );
     // --no-remote-cache wins.
     let q = sample_project();
     q.write("pipeline.toml", &manifest);

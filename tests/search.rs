@@ -297,15 +297,15 @@ fn compare_reports_overlap_sizes_and_latency() {
     assert_eq!(models, ["bge-micro", "nomic", "potion"]);
     assert_eq!(out["sample"].as_array().unwrap().len(), 30);
     for m in out["models"].as_array().unwrap() {
-        assert!(m["db_bytes"].as_u64().unwrap() > 0);
+        assert!(m["dbBytes"].as_u64().unwrap() > 0);
         let vectors = m["vectors"].as_u64().unwrap();
         assert!(vectors > 0);
         assert_eq!(
-            m["vector_bytes"].as_u64().unwrap(),
+            m["vectorBytes"].as_u64().unwrap(),
             vectors * m["dimensions"].as_u64().unwrap() * 4
         );
-        let p50 = m["latency_median_ms"].as_f64().unwrap();
-        let p95 = m["latency_p95_ms"].as_f64().unwrap();
+        let p50 = m["latencyMedianMs"].as_f64().unwrap();
+        let p95 = m["latencyP95Ms"].as_f64().unwrap();
         assert!(p50 > 0.0 && p95 >= p50, "{m}");
     }
     let matrix = out["overlap"].as_array().unwrap();

@@ -134,6 +134,25 @@ fn summary(errors: &[ManifestError]) -> String {
     }
 }
 
+impl ManifestErrors {
+    /// Every problem once, each with its file, line and column (rendered by
+    /// the installed miette handler), and with several a count at the end,
+    /// as a compiler does. Rendering the list as one report would print a
+    /// single problem twice, the second time under a bare `Error:`.
+    pub fn render(self) -> String {
+        let n = self.errors.len();
+        let mut text: Vec<String> = self
+            .errors
+            .into_iter()
+            .map(|e| format!("{:?}", miette::Report::new(e)))
+            .collect();
+        if n > 1 {
+            text.push(format!("error: {n} problems in the pipeline's files"));
+        }
+        text.join("\n")
+    }
+}
+
 impl From<ManifestError> for ManifestErrors {
     fn from(e: ManifestError) -> Self {
         ManifestErrors { errors: vec![e] }
