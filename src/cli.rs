@@ -263,6 +263,42 @@ pub struct BuildArgs {
     /// Print the build report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+/// The remote cache flags (see README, "Remote cache").
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "Remote cache")]
+pub struct RemoteArgs {
+    /// Share built targets through this Bazel HTTP cache (bazel-remote, nginx with WebDAV); overrides PIPE_REMOTE_CACHE and [cache] remote.
+    #[arg(long, value_name = "URL")]
+    pub remote_cache: Option<String>,
+
+    /// Download from the remote cache, upload nothing (untrusted builds; also PIPE_REMOTE_CACHE_READ_ONLY=1).
+    #[arg(long)]
+    pub remote_cache_read_only: bool,
+
+    /// Fail when the remote cache cannot be used, instead of warning and building locally.
+    #[arg(long)]
+    pub remote_cache_required: bool,
+
+    /// Use no remote cache, whatever pipeline.toml or the environment say.
+    #[arg(long, conflicts_with_all = ["remote_cache", "remote_cache_read_only", "remote_cache_required"])]
+    pub no_remote_cache: bool,
+}
+
+impl RemoteArgs {
+    /// As the library takes them.
+    pub fn flags(&self) -> pipe::remote::RemoteFlags {
+        pipe::remote::RemoteFlags {
+            url: self.remote_cache.clone(),
+            read_only: self.remote_cache_read_only,
+            required: self.remote_cache_required,
+            disabled: self.no_remote_cache,
+        }
+    }
 }
 
 /// `pipe status`.

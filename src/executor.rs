@@ -168,6 +168,15 @@ pub enum Outcome {
         /// Files deleted.
         deleted: usize,
     },
+    /// Installed from the remote cache instead of being built.
+    Downloaded {
+        /// Files (re)written.
+        written: usize,
+        /// Files deleted.
+        deleted: usize,
+        /// Bytes downloaded.
+        bytes: u64,
+    },
     /// Would be built (dry run).
     WouldBuild,
     /// Failed.
@@ -248,6 +257,9 @@ pub struct BuildReport {
     pub inputs_hashed: usize,
     /// Wall time in milliseconds.
     pub millis: u64,
+    /// What the remote cache did, when one is used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<crate::remote::RemoteSummary>,
 }
 
 impl BuildReport {
@@ -257,7 +269,10 @@ impl BuildReport {
             && self.results.iter().all(|r| {
                 matches!(
                     r.outcome,
-                    Outcome::UpToDate | Outcome::Built { .. } | Outcome::WouldBuild
+                    Outcome::UpToDate
+                        | Outcome::Built { .. }
+                        | Outcome::Downloaded { .. }
+                        | Outcome::WouldBuild
                 )
             })
     }
@@ -268,16 +283,26 @@ impl BuildReport {
     pub fn warnings(&self) -> Vec<(&str, &Warning)> {
         self.results
             .iter()
-            .filter(|r| matches!(r.outcome, Outcome::Built { .. } | Outcome::Failed { .. }))
+            .filter(|r| {
+                matches!(
+                    r.outcome,
+                    Outcome::Built { .. } | Outcome::Downloaded { .. } | Outcome::Failed { .. }
+                )
+            })
             .flat_map(|r| r.details.iter().map(move |w| (r.name.as_str(), w)))
             .collect()
     }
 
-    /// How many targets were built.
+    /// How many targets were built (locally or from the remote cache).
     pub fn built(&self) -> usize {
         self.results
             .iter()
-            .filter(|r| matches!(r.outcome, Outcome::Built { .. }))
+            .filter(|r| {
+                matches!(
+                    r.outcome,
+                    Outcome::Built { .. } | Outcome::Downloaded { .. }
+                )
+            })
             .count()
     }
 }
@@ -408,6 +433,7 @@ pub struct Executor<'a> {
     /// Set when the first stage of this build starts (and `.pipe/` says a
     /// build is writing).
     building: AtomicBool,
+    remote: Option<Arc<crate::remote::RemoteCache>>,
 }
 
 struct Assessed {
@@ -432,7 +458,21 @@ impl<'a> Executor<'a> {
             cache,
             cancelled,
             building: AtomicBool::new(false),
+            remote: None,
         }
+    }
+
+    /// Share targets through a remote cache: a stale target whose
+    /// fingerprint the cache has is installed from it, and what is built
+    /// locally is uploaded (see [`crate::remote`]).
+    pub fn with_remote(mut self, remote: Option<crate::remote::RemoteCache>) -> Self {
+        self.remote = remote.map(Arc::new);
+        self
+    }
+
+    /// The remote cache, if one is used.
+    pub fn remote(&self) -> Option<&crate::remote::RemoteCache> {
+        self.remote.as_deref()
     }
 
     /// Every directory a build writes files in (absolute): the targets'
@@ -851,9 +891,12 @@ impl<'a> Executor<'a> {
         // Every stage has ended (its temporaries renamed or removed): a build
         // that did work also sweeps what earlier ones left, and says it
         // finished.
-        let worked = results
-            .iter()
-            .any(|r| matches!(r.outcome, Outcome::Built { .. } | Outcome::Failed { .. }));
+        let worked = results.iter().any(|r| {
+            matches!(
+                r.outcome,
+                Outcome::Built { .. } | Outcome::Downloaded { .. } | Outcome::Failed { .. }
+            )
+        });
         if worked && !opts.dry_run {
             self.remove_temporaries(false).map_err(BuildError::Io)?;
         }
@@ -891,7 +934,9 @@ impl<'a> Executor<'a> {
                 if let Some(record) = record {
                     if matches!(
                         done.get(&t),
-                        Some(Outcome::UpToDate | Outcome::Built { .. })
+                        Some(
+                            Outcome::UpToDate | Outcome::Built { .. } | Outcome::Downloaded { .. }
+                        )
                     ) {
                         new_lock
                             .targets
@@ -941,6 +986,7 @@ impl<'a> Executor<'a> {
             published,
             inputs_hashed,
             millis: start.elapsed().as_millis() as u64,
+            remote: self.remote.as_ref().map(|r| r.summary()),
         })
     }
 
@@ -961,7 +1007,10 @@ impl<'a> Executor<'a> {
             };
             if spec.model.id != model
                 || spec.publish.is_some()
-                || !matches!(outcome, Outcome::UpToDate | Outcome::Built { .. })
+                || !matches!(
+                    outcome,
+                    Outcome::UpToDate | Outcome::Built { .. } | Outcome::Downloaded { .. }
+                )
             {
                 continue;
             }
@@ -1096,6 +1145,21 @@ impl<'a> Executor<'a> {
             .as_ref()
             .map(|r| r.previous_outputs(&assessed.checks))
             .unwrap_or_default();
+        // Another machine may have built this very fingerprint.
+        let installed = match &self.remote {
+            Some(remote) => {
+                match remote.fetch(
+                    target,
+                    &assessed.fingerprint,
+                    &self.manifest.root,
+                    &previous,
+                ) {
+                    Ok(i) => i,
+                    Err(e) => return fail(result, e),
+                }
+            }
+            None => None,
+        };
         let sink = TargetSink {
             name: &target.name,
             observer,
@@ -1110,11 +1174,20 @@ impl<'a> Executor<'a> {
             settings,
             cancelled: &self.cancelled,
         };
-        let output: Result<StageOutput, StageError> = match &target.spec {
-            TargetSpec::MovieJson(spec) => stages::movie_json::run(&ctx, spec),
-            TargetSpec::MoviesDb(spec) => stages::movies_db::run(&ctx, spec),
-            TargetSpec::Command(spec) => stages::command::run(&ctx, spec),
-            TargetSpec::Embeddings(spec) => stages::embeddings::run(&ctx, spec),
+        let downloaded = installed.as_ref().map(|i| i.bytes);
+        let output: Result<StageOutput, StageError> = match installed {
+            Some(i) => {
+                for w in &i.output.warnings {
+                    sink.warn(w);
+                }
+                Ok(i.output)
+            }
+            None => match &target.spec {
+                TargetSpec::MovieJson(spec) => stages::movie_json::run(&ctx, spec),
+                TargetSpec::MoviesDb(spec) => stages::movies_db::run(&ctx, spec),
+                TargetSpec::Command(spec) => stages::command::run(&ctx, spec),
+                TargetSpec::Embeddings(spec) => stages::embeddings::run(&ctx, spec),
+            },
         };
         result.details = sink.warnings.into_inner().unwrap_or_default();
         result.warnings = result.details.iter().map(|w| w.detail.clone()).collect();
@@ -1179,9 +1252,21 @@ impl<'a> Executor<'a> {
             // Its own model's database is the published one again.
             let _ = self.state.save_published(p, None);
         }
-        result.outcome = Outcome::Built {
-            written: output.written,
-            deleted: output.deleted,
+        result.outcome = match downloaded {
+            Some(bytes) => Outcome::Downloaded {
+                written: output.written,
+                deleted: output.deleted,
+                bytes,
+            },
+            None => {
+                if let Some(remote) = &self.remote {
+                    remote.store(target, &assessed.fingerprint, &self.manifest.root, &output);
+                }
+                Outcome::Built {
+                    written: output.written,
+                    deleted: output.deleted,
+                }
+            }
         };
         result.stats = output.stats;
         result.millis = start.elapsed().as_millis() as u64;

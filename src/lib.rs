@@ -32,6 +32,7 @@ pub mod init;
 pub mod lockfile;
 pub mod manifest;
 pub mod movies;
+pub mod remote;
 pub mod sample;
 pub mod search;
 pub mod server;

@@ -385,7 +385,13 @@ fn build(
 ) -> Result<u8, Failure> {
     let (manifest, graph) = load(cli, verbosity)?;
     let targets = build_selection(&manifest, &graph, args)?;
-    let executor = Executor::new(&manifest, &graph, cancelled.clone());
+    let remote = match pipe::remote::resolve(&manifest.pipeline.cache, &args.remote.flags()) {
+        Some(options) if !args.dry_run => {
+            Some(pipe::remote::RemoteCache::new(options).map_err(Failure::Usage)?)
+        }
+        _ => None,
+    };
+    let executor = Executor::new(&manifest, &graph, cancelled.clone()).with_remote(remote);
     let _lock = executor
         .state()
         .lock(|holder| {
@@ -424,6 +430,9 @@ fn build(
             Ok(()) | Err(Failure::Closed) => {}
             Err(e) => return Err(e),
         }
+    }
+    if let Some(summary) = &report.remote {
+        report::print_remote(summary, verbosity);
     }
     if !report.lock_mismatch.is_empty() {
         errln!("error: --locked: this build would change pipe.lock:");
@@ -549,8 +558,30 @@ fn explain(cli: &Cli, args: &cli::ExplainArgs, verbosity: Verbosity) -> Result<u
         for line in report::path_lines("missing input", &s.missing_inputs, all) {
             outln!("  {line}")?;
         }
+        if let Some(line) = remote_entry_line(&manifest, &s) {
+            outln!("  {line}")?;
+        }
     }
     Ok(exit::OK)
+}
+
+/// For `pipe explain`: whether the remote cache (from pipeline.toml or
+/// PIPE_REMOTE_CACHE) has the target's current fingerprint.
+fn remote_entry_line(manifest: &Manifest, s: &pipe::executor::Staleness) -> Option<String> {
+    let options = pipe::remote::resolve(&manifest.pipeline.cache, &Default::default())?;
+    let remote = pipe::remote::RemoteCache::new(options).ok()?;
+    let fingerprint = blake3::Hash::from_hex(&s.fingerprint).ok()?;
+    Some(match remote.has_entry(&fingerprint) {
+        Ok(true) => format!(
+            "remote cache {}: has this fingerprint (a build downloads it)",
+            remote.url()
+        ),
+        Ok(false) => format!(
+            "remote cache {}: no entry for this fingerprint",
+            remote.url()
+        ),
+        Err(e) => format!("remote cache: cannot be asked ({e})"),
+    })
 }
 
 #[derive(serde::Serialize)]

@@ -277,6 +277,21 @@ pub fn describe(result: &TargetResult) -> String {
             s.push(')');
             s
         }
+        Outcome::Downloaded {
+            written,
+            deleted,
+            bytes,
+        } => {
+            let mut s = format!(
+                "downloaded {} from the remote cache in {secs:.2}s ({bytes} bytes, {written} written",
+                result.name
+            );
+            if *deleted > 0 {
+                s.push_str(&format!(", {deleted} deleted"));
+            }
+            s.push(')');
+            s
+        }
         Outcome::WouldBuild => match result.stats.get("pending") {
             Some(p) => format!("would build {} ({p})", result.name),
             None => format!("would build {}", result.name),
@@ -384,6 +399,31 @@ impl Observer for Reporter {
                 }
             }
         }
+    }
+}
+
+/// What the remote cache did: its problems as warnings (always, unless
+/// quiet), and a line of figures when it was used.
+pub fn print_remote(summary: &pipe::remote::RemoteSummary, verbosity: Verbosity) {
+    if verbosity == Verbosity::Quiet {
+        return;
+    }
+    // Write errors are ignored: stderr may be a closed pipe.
+    let mut err = std::io::stderr().lock();
+    for p in &summary.problems {
+        let _ = writeln!(err, "warning: {p}");
+    }
+    let mb = |b: u64| b as f64 / 1e6;
+    if summary.downloaded > 0 || summary.uploaded > 0 {
+        let _ = writeln!(
+            err,
+            "remote cache {}: {} target(s) downloaded ({:.1} MB), {} uploaded ({:.1} MB)",
+            summary.url,
+            summary.downloaded,
+            mb(summary.downloaded_bytes),
+            summary.uploaded,
+            mb(summary.uploaded_bytes)
+        );
     }
 }
 

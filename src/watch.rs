@@ -298,7 +298,12 @@ pub fn watch(
                         let built: Vec<String> = r
                             .results
                             .iter()
-                            .filter(|x| matches!(x.outcome, Outcome::Built { .. }))
+                            .filter(|x| {
+                                matches!(
+                                    x.outcome,
+                                    Outcome::Built { .. } | Outcome::Downloaded { .. }
+                                )
+                            })
                             .map(|x| x.name.clone())
                             .collect();
                         let failed: Vec<(String, String)> = r

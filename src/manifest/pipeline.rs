@@ -18,6 +18,27 @@ struct RawPipeline {
     inputs: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     targets: BTreeMap<String, Spanned<RawTarget>>,
+    #[serde(default)]
+    cache: Option<RawCache>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawCache {
+    #[serde(default)]
+    remote: Option<Spanned<String>>,
+    #[serde(default)]
+    upload: Option<bool>,
+}
+
+/// The `[cache]` table: a remote cache shared between machines.
+#[derive(Clone, Debug, Default)]
+pub struct CacheSettings {
+    /// The remote cache's base URL (no credentials: those come from the
+    /// environment).
+    pub remote: Option<String>,
+    /// Whether builds upload what they build (default true).
+    pub upload: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -159,6 +180,8 @@ pub struct Pipeline {
     pub inputs: BTreeMap<String, InputDecl>,
     /// Targets in name order.
     pub targets: Vec<TargetDecl>,
+    /// The `[cache]` table.
+    pub cache: CacheSettings,
 }
 
 const MOVIE_KEYS: &[&str] = &["movies", "collections", "path"];
@@ -241,6 +264,27 @@ pub fn parse(src: &SourceFile, errors: &mut Vec<ManifestError>) -> Option<Pipeli
         }
     }
 
+    let mut cache = CacheSettings {
+        remote: None,
+        upload: true,
+    };
+    if let Some(c) = &raw.cache {
+        cache.upload = c.upload.unwrap_or(true);
+        if let Some(url) = &c.remote {
+            match crate::remote::client::parse_url(url.get_ref()) {
+                Ok(p) if p.userinfo.is_some() => errors.push(
+                    ManifestError::at(src, url.span(), "the remote cache URL holds credentials")
+                        .help("pipeline.toml is committed: set PIPE_REMOTE_CACHE_TOKEN, or PIPE_REMOTE_CACHE_USER and PIPE_REMOTE_CACHE_PASSWORD, in the environment instead"),
+                ),
+                Ok(_) => cache.remote = Some(url.get_ref().clone()),
+                Err(why) => errors.push(
+                    ManifestError::at(src, url.span(), format!("invalid remote cache URL: {why}"))
+                        .help("e.g. remote = \"http://127.0.0.1:8080/pipe\" (a Bazel HTTP cache: bazel-remote, or nginx with WebDAV PUT)"),
+                ),
+            }
+        }
+    }
+
     let mut targets = Vec::new();
     for (name, table) in raw.targets {
         let span = table.span();
@@ -265,6 +309,7 @@ pub fn parse(src: &SourceFile, errors: &mut Vec<ManifestError>) -> Option<Pipeli
         },
         inputs,
         targets,
+        cache,
     })
 }
 

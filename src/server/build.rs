@@ -181,6 +181,9 @@ fn describe(r: &TargetResult) -> String {
         Outcome::Built { written, .. } => {
             format!("built {} in {secs:.2}s ({written} written)", r.name)
         }
+        Outcome::Downloaded { bytes, .. } => {
+            format!("downloaded {} in {secs:.2}s ({bytes} bytes)", r.name)
+        }
         Outcome::WouldBuild => format!("{} would be built", r.name),
         Outcome::Failed { error } => format!("{} failed: {error}", r.name),
         Outcome::Skipped { because } => format!("{} skipped: {because} failed", r.name),

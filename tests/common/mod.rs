@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod embed_server;
+pub mod nginx;
 pub mod server;
 
 use assert_cmd::Command;

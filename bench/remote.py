@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""Benchmark the remote cache against a local nginx with WebDAV PUT: the
+cost of uploading on the first machine, and a fresh copy of the project
+installing every target from the cache, against a local full build.
+
+    cargo build --release && python3 bench/remote.py --sizes 30000,100000
+
+Each size gets bench/out/remote-<size>/ (gitignored): data from `pipe sample`
+(seed 1), an nginx on 127.0.0.1 serving a directory of its own, and three
+copies of the project: `local` (full build, no cache), `first` (full build
+that uploads), `second` (a fresh copy that downloads everything). Times are
+medians of --repeat runs, each from nothing (no outputs, no .pipe/). Needs
+Debian's nginx-light (`.ci/deps` installs it).
+"""
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PIPE = REPO / "target" / "release" / "pipe"
+NGINX = os.environ.get("PIPE_NGINX", "/usr/sbin/nginx")
+
+NGINX_CONF = """daemon off;
+master_process off;
+worker_processes 1;
+error_log {d}/error.log warn;
+pid {d}/nginx.pid;
+events {{ worker_connections 256; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/body;
+  proxy_temp_path {d}/proxy;
+  fastcgi_temp_path {d}/fastcgi;
+  uwsgi_temp_path {d}/uwsgi;
+  scgi_temp_path {d}/scgi;
+  client_max_body_size 0;
+  server {{
+    listen 127.0.0.1:{port};
+    root {d}/store;
+    location / {{ dav_methods PUT; create_full_put_path on; }}
+  }}
+}}
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_nginx(d):
+    (d / "store").mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    (d / "nginx.conf").write_text(NGINX_CONF.format(d=d, port=port))
+    proc = subprocess.Popen([NGINX, "-c", d / "nginx.conf", "-p", d], stdout=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            return proc, f"http://127.0.0.1:{port}/pipe"
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    sys.exit("nginx did not start")
+
+
+def project(work, name, data):
+    p = work / name
+    if p.exists():
+        shutil.rmtree(p)
+    p.mkdir(parents=True)
+    shutil.copy(REPO / "pipeline.toml", p)
+    shutil.copytree(REPO / "models.d", p / "models.d")
+    shutil.copytree(data, p / "data")
+    return p
+
+
+def reset(p):
+    for d in ("public", ".pipe"):
+        shutil.rmtree(p / d, ignore_errors=True)
+    (p / "pipe.lock").unlink(missing_ok=True)
+
+
+def timed(cmd, cwd, env):
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    dt = time.perf_counter() - t0
+    if r.returncode != 0:
+        sys.exit(f"failed: {' '.join(map(str, cmd))}\n{r.stderr}")
+    return dt, r
+
+
+def tree_bytes(path):
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def bench(n, repeat):
+    work = REPO / "bench" / "out" / f"remote-{n}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    gen = work / "gen"
+    gen.mkdir()
+    shutil.copy(REPO / "pipeline.toml", gen)
+    shutil.copytree(REPO / "models.d", gen / "models.d")
+    subprocess.run([PIPE, "sample", "--movies", str(n), "--seed", "1", "--dir", gen, "-q"], cwd=gen, check=True)
+    env = dict(os.environ, SOURCE_DATE_EPOCH="1767225600")
+    env.pop("PIPE_REMOTE_CACHE", None)
+    local = project(work, "local", gen / "data")
+    first = project(work, "first", gen / "data")
+    second = project(work, "second", gen / "data")
+    nginx, url = start_nginx(work / "nginx")
+    try:
+        # Warm-up (page cache, the kernel writing the generated data back).
+        timed([PIPE, "build", "-q", "--no-remote-cache"], local, env)
+        t_local, t_first, t_second = [], [], []
+        for _ in range(repeat):
+            reset(local)
+            t_local.append(timed([PIPE, "build", "-q", "--no-remote-cache"], local, env)[0])
+            # Uploads from nothing: an empty store each time.
+            shutil.rmtree(work / "nginx" / "store" / "pipe", ignore_errors=True)
+            reset(first)
+            t_first.append(timed([PIPE, "build", "-q", "--remote-cache", url], first, env)[0])
+            reset(second)
+            dt, r = timed([PIPE, "build", "--json", "--remote-cache", url], second, env)
+            t_second.append(dt)
+        import json
+
+        report = json.loads(r.stdout)
+        statuses = sorted({x["status"] for x in report["results"]})
+        if statuses != ["downloaded"]:
+            sys.exit(f"the fresh copy did not download every target: {statuses}")
+        stored = tree_bytes(work / "nginx" / "store")
+        out = tree_bytes(second / "public")
+    finally:
+        nginx.kill()
+        nginx.wait()
+    m = statistics.median
+    return {
+        "movies": n,
+        "local": m(t_local),
+        "first": m(t_first),
+        "second": m(t_second),
+        "stored": stored,
+        "outputs": out,
+        "downloaded": report["remote"]["downloadedBytes"],
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="30000")
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    if not PIPE.exists():
+        sys.exit("build first: cargo build --release")
+    rows = [bench(int(n), args.repeat) for n in args.sizes.split(",")]
+    print("| movies | local full build | first machine: build + upload | upload overhead | fresh copy: download all | download / local | stored on the server | outputs |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['movies']:,} | {r['local']:.2f} s | {r['first']:.2f} s | {100 * (r['first'] / r['local'] - 1):+.0f}% "
+            f"| {r['second']:.2f} s | {100 * r['second'] / r['local']:.0f}% | {r['stored'] / 1e6:.1f} MB | {r['outputs'] / 1e6:.1f} MB |"
+        )
+
+
+if __name__ == "__main__":
+    main()

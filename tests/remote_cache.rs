@@ -1,0 +1,332 @@
+//! The remote cache against a real server: Debian's nginx with WebDAV PUT,
+//! started on 127.0.0.1 by the tests. Two copies of the sample project in
+//! two directories stand for two machines.
+
+mod common;
+
+use common::nginx::Nginx;
+use common::{sample_project, tree, Project};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+fn outputs(p: &Project) -> BTreeMap<PathBuf, Vec<u8>> {
+    tree(&p.path("public"))
+}
+
+/// Each target's fingerprint and output hashes from `pipe status --json`'s
+/// view of .pipe: what must be equal between the two machines.
+fn fingerprints(p: &Project) -> BTreeMap<String, String> {
+    let run = p.pipe(&["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("status JSON");
+    let list = v.get("targets").cloned().unwrap_or(v);
+    list.as_array()
+        .expect("targets")
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap_or_default().to_string(),
+                t["fingerprint"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn statuses(run: &common::Run) -> BTreeMap<String, String> {
+    run.report()["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap_or_default().to_string(),
+                r["status"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn all(run: &common::Run, status: &str) -> bool {
+    let s = statuses(run);
+    !s.is_empty() && s.values().all(|v| v == status)
+}
+
+fn edit_first_title(p: &Project) {
+    let text = p.read("data/movies.json");
+    let i = text.find("\"title\": \"").expect("a title") + "\"title\": \"".len();
+    let edited = format!("{}Edited {}", &text[..i], &text[i..]);
+    p.write("data/movies.json", &edited);
+}
+
+#[test]
+fn a_second_machine_installs_every_target_from_the_cache_and_builds_only_what_it_changes() {
+    let server = Nginx::start(None);
+    let url = server.url();
+    let first = sample_project();
+    let run = first.build(&["--remote-cache", &url]);
+    assert!(all(&run, "built"), "{}", run.stdout);
+    assert_eq!(run.report()["remote"]["uploaded"], 4, "{}", run.stdout);
+    assert!(!server.blobs().is_empty());
+
+    let second = sample_project();
+    let run = second.build(&["--remote-cache", &url]);
+    assert!(all(&run, "downloaded"), "{}", run.stdout);
+    assert!(
+        run.report()["remote"]["downloadedBytes"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    );
+    assert!(run.stderr.contains("downloaded"), "{}", run.stderr);
+    assert_eq!(outputs(&first), outputs(&second), "outputs differ");
+    assert_eq!(first.read("pipe.lock"), second.read("pipe.lock"));
+    assert_eq!(fingerprints(&first), fingerprints(&second));
+    // Recorded as if built: nothing to do next, and --locked agrees.
+    let again = second.pipe(&["build", "--locked"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stderr.contains("nothing to do"), "{}", again.stderr);
+
+    // An edit on the second machine: built there, and its bytes are those
+    // of a clean build of the same edit without any cache.
+    edit_first_title(&second);
+    let run = second.build(&["--remote-cache", &url]);
+    let s = statuses(&run);
+    assert!(s.values().all(|v| v == "built"), "{s:?}");
+    let clean = sample_project();
+    edit_first_title(&clean);
+    clean.build(&["--no-remote-cache"]);
+    assert_eq!(outputs(&second), outputs(&clean));
+    assert_eq!(second.read("pipe.lock"), clean.read("pipe.lock"));
+
+    // ...and the first machine now gets that edit from the cache.
+    edit_first_title(&first);
+    let run = first.build(&["--remote-cache", &url]);
+    assert!(all(&run, "downloaded"), "{}", run.stdout);
+    assert_eq!(outputs(&first), outputs(&clean));
+}
+
+/// Damage the server's copy of every blob in one way; the second machine
+/// must report it, build locally, and install nothing bad.
+fn damaged_blobs_are_misses(damage: fn(&std::path::Path), what: &str) {
+    let server = Nginx::start(None);
+    let url = server.url();
+    let first = sample_project();
+    first.build(&["--remote-cache", &url]);
+    for blob in server.blobs() {
+        damage(&blob);
+    }
+    let second = sample_project();
+    let run = second.build(&["--remote-cache", &url, "--remote-cache-read-only"]);
+    assert!(all(&run, "built"), "{what}: {}", run.stdout);
+    assert!(
+        run.stderr.contains("unusable") && run.stderr.contains("built locally"),
+        "{what}: {}",
+        run.stderr
+    );
+    assert_eq!(outputs(&first), outputs(&second), "{what}");
+    let leftovers: Vec<_> = tree(second.dir.path())
+        .into_keys()
+        .filter(|p| p.to_string_lossy().contains(".pipe-tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{what}: {leftovers:?}");
+}
+
+#[test]
+fn a_corrupt_blob_is_a_reported_miss() {
+    damaged_blobs_are_misses(
+        |p| {
+            let mut b = std::fs::read(p).unwrap();
+            let mid = b.len() / 2;
+            b[mid] ^= 0x55;
+            std::fs::write(p, b).unwrap();
+        },
+        "corrupt",
+    );
+}
+
+#[test]
+fn a_truncated_blob_is_a_reported_miss() {
+    damaged_blobs_are_misses(
+        |p| {
+            let b = std::fs::read(p).unwrap();
+            std::fs::write(p, &b[..b.len() / 2]).unwrap();
+        },
+        "truncated",
+    );
+}
+
+#[test]
+fn a_deleted_blob_is_a_reported_miss() {
+    damaged_blobs_are_misses(|p| std::fs::remove_file(p).unwrap(), "deleted");
+}
+
+#[test]
+fn a_server_that_is_down_is_one_warning_and_a_local_build_or_an_error_when_required() {
+    let mut server = Nginx::start(None);
+    let url = server.url();
+    server.stop();
+    let p = sample_project();
+    let run = p.build(&["--remote-cache", &url]);
+    assert!(all(&run, "built"), "{}", run.stdout);
+    assert_eq!(
+        run.stderr.matches("cannot be used").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+
+    let q = sample_project();
+    let run = q.pipe(&["build", "--remote-cache", &url, "--remote-cache-required"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("cannot be used"), "{}", run.stderr);
+    assert!(!q.path("public/data/movies.db").exists());
+}
+
+#[test]
+fn a_server_stopped_mid_build_leaves_a_good_local_build() {
+    // The first target's upload reaches the server, later ones do not.
+    let mut server = Nginx::start(None);
+    let url = server.url();
+    let p = sample_project();
+    let run = p.build(&["--remote-cache", &url, "-j", "1", "--target", "movie-json"]);
+    assert!(all(&run, "built"));
+    server.stop();
+    let run = p.build(&["--remote-cache", &url, "-j", "1"]);
+    let s = statuses(&run);
+    assert!(
+        s.iter().all(|(n, v)| if n == "movie-json" {
+            v == "up-to-date"
+        } else {
+            v == "built"
+        }),
+        "{s:?}"
+    );
+    let clean = sample_project();
+    clean.build(&[]);
+    assert_eq!(outputs(&p), outputs(&clean));
+}
+
+#[test]
+fn credentials_come_from_the_environment_and_are_never_shown_or_stored() {
+    let token = "tok-8f3a9c";
+    let server = Nginx::start(Some(token));
+    let url = server.url();
+    let p = sample_project();
+    // Without the token: 401, one warning, a local build.
+    let run = p.build(&["--remote-cache", &url]);
+    assert!(all(&run, "built"), "{}", run.stdout);
+    assert!(run.stderr.contains("401"), "{}", run.stderr);
+    assert!(server.blobs().is_empty());
+
+    // With it: uploads.
+    let q = sample_project();
+    let out = assert_cmd::Command::cargo_bin("pipe")
+        .unwrap()
+        .current_dir(q.dir.path())
+        .env("PIPE_REMOTE_CACHE", &url)
+        .env("PIPE_REMOTE_CACHE_TOKEN", token)
+        .args(["build", "--json", "-v"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(!server.blobs().is_empty());
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!shown.contains(token), "{shown}");
+    for (path, bytes) in tree(q.dir.path()) {
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(token),
+            "{} holds the token",
+            path.display()
+        );
+    }
+
+    // Basic auth in the URL is sent but never shown.
+    let r = sample_project();
+    let with_userinfo = url.replace("http://", "http://alice:pw-77c1@");
+    let run = r.build(&["--remote-cache", &with_userinfo]);
+    assert!(run.stderr.contains("401"), "{}", run.stderr);
+    assert!(!run.stderr.contains("pw-77c1") && !run.stdout.contains("pw-77c1"));
+}
+
+#[test]
+fn read_only_mode_downloads_but_uploads_nothing() {
+    let server = Nginx::start(None);
+    let url = server.url();
+    let p = sample_project();
+    let out = assert_cmd::Command::cargo_bin("pipe")
+        .unwrap()
+        .current_dir(p.dir.path())
+        .env("PIPE_REMOTE_CACHE_READ_ONLY", "1")
+        .args(["build", "--json", "--remote-cache", &url])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(server.blobs().is_empty());
+    assert!(
+        server.requests().iter().all(|r| !r.starts_with("PUT")),
+        "{:?}",
+        server.requests()
+    );
+    let q = sample_project();
+    q.build(&["--remote-cache", &url, "--remote-cache-read-only"]);
+    assert!(server.requests().iter().all(|r| !r.starts_with("PUT")));
+    // Something to download: a trusted build uploads, read-only ones use it.
+    q.pipe(&["clean"]);
+    q.build(&["--remote-cache", &url]);
+    let r = sample_project();
+    let run = r.build(&["--remote-cache", &url, "--remote-cache-read-only"]);
+    assert!(all(&run, "downloaded"), "{}", run.stdout);
+}
+
+#[test]
+fn the_cache_is_configured_in_pipeline_toml_without_credentials() {
+    let server = Nginx::start(None);
+    let p = sample_project();
+    let manifest = format!(
+        "{}\n[cache]\nremote = \"{}\"\n",
+        p.read("pipeline.toml"),
+        server.url()
+    );
+    p.write("pipeline.toml", &manifest);
+    let explain = p.pipe(&["explain", "movie-json"]);
+    assert!(
+        explain.stdout.contains("no entry for this fingerprint"),
+        "{}",
+        explain.stdout
+    );
+    let run = p.build(&[]);
+    assert_eq!(run.report()["remote"]["uploaded"], 4, "{}", run.stdout);
+    // A fresh copy: explain says the build would download it.
+    let fresh = sample_project();
+    fresh.write("pipeline.toml", &manifest);
+    let explain = fresh.pipe(&["explain", "movie-json"]);
+    assert!(
+        explain
+            .stdout
+            .contains("has this fingerprint (a build downloads it)"),
+        "{}",
+        explain.stdout
+    );
+    // --no-remote-cache wins.
+    let q = sample_project();
+    q.write("pipeline.toml", &manifest);
+    let run = q.build(&["--no-remote-cache"]);
+    assert!(all(&run, "built"));
+
+    let bad = format!(
+        "{}\n[cache]\nremote = \"http://u:secret@127.0.0.1:1/x\"\n",
+        sample_project().read("pipeline.toml")
+    );
+    q.write("pipeline.toml", &bad);
+    let run = q.pipe(&["build"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("pipeline.toml:"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("PIPE_REMOTE_CACHE_TOKEN"),
+        "{}",
+        run.stderr
+    );
+}
