@@ -278,7 +278,7 @@ fn load(cli: &Cli, verbosity: Verbosity) -> Result<(Manifest, Graph), Failure> {
             errln!("note: {note}");
         }
         for warning in &manifest.warnings {
-            eprintln!("warning: {warning}");
+            errln!("warning: {warning}");
         }
     }
     let graph = Graph::build(&manifest)?;
@@ -419,7 +419,7 @@ fn build(
     let report = report?;
     report::print_warnings(report.warnings(), verbosity);
     if let (Some((target, path)), true) = (&report.published, verbosity > Verbosity::Quiet) {
-        eprintln!(
+        errln!(
             "published {target}'s database at {} (as the original's -m did; a plain `pipe build` publishes the default model's again)",
             path.display()
         );
@@ -616,7 +616,21 @@ fn models(cli: &Cli, args: &cli::ModelsArgs, verbosity: Verbosity) -> Result<u8,
         })
         .collect();
     if args.json {
-        print_json(&serde_json::json!({ "models": rows }))?;
+        let undeclared: Vec<serde_json::Value> = pipe::manifest::detect::undeclared(&manifest)
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "path": f.path,
+                    "vectors": f.vectors,
+                    "dimensions": f.dimensions,
+                    "configModel": f.config_model,
+                    "configDimensions": f.config_dimensions,
+                    "suggestedId": f.suggested_id(),
+                    "modelFile": f.model_file_lines(),
+                })
+            })
+            .collect();
+        print_json(&serde_json::json!({ "models": rows, "undeclared": undeclared }))?;
         return Ok(exit::OK);
     }
     outln!(
@@ -643,34 +657,34 @@ fn models(cli: &Cli, args: &cli::ModelsArgs, verbosity: Verbosity) -> Result<u8,
             }
         )?;
     }
-    print_detected(&manifest, verbosity);
+    print_detected(&manifest, verbosity)?;
     Ok(exit::OK)
 }
 
 /// `pipe models`: embeddings files no model file declares (with the model
 /// file to add), and embeddings files whose config disagrees with theirs.
-fn print_detected(manifest: &Manifest, verbosity: Verbosity) {
+fn print_detected(manifest: &Manifest, verbosity: Verbosity) -> Result<(), Failure> {
     use pipe::manifest::detect;
     let found = detect::undeclared(manifest);
     if !found.is_empty() {
-        println!("\nembeddings files that no model file declares:");
+        outln!("\nembeddings files that no model file declares:")?;
         for f in &found {
             let dims = f
                 .dimensions
                 .map_or("? dims".to_string(), |d| format!("{d} dims"));
-            println!("  {}  {dims}, {} vectors", f.path.display(), f.vectors);
-            println!(
+            outln!("  {}  {dims}, {} vectors", f.path.display(), f.vectors)?;
+            outln!(
                 "    add {}/{}.toml:",
                 manifest.pipeline.settings.models.display(),
                 f.suggested_id()
-            );
+            )?;
             for line in f.model_file_lines().lines() {
-                println!("      {line}");
+                outln!("      {line}")?;
             }
         }
     }
     if verbosity == Verbosity::Quiet {
-        return;
+        return Ok(());
     }
     for m in &manifest.models {
         let abs = manifest.root.join(&m.embeddings);
@@ -687,9 +701,10 @@ fn print_detected(manifest: &Manifest, verbosity: Verbosity) {
             .ok()
             .and_then(|f| detect::config_mismatch(m, &f, &sharing))
         {
-            eprintln!("warning: {msg}");
+            errln!("warning: {msg}");
         }
     }
+    Ok(())
 }
 
 fn clean(cli: &Cli, args: &cli::CleanArgs, verbosity: Verbosity) -> Result<u8, Failure> {

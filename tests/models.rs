@@ -26,6 +26,18 @@ fn undeclared_embeddings_files_are_listed_with_the_model_file_to_add() {
     for declared in ["embeddings-nomic-movies.db  ", "notes.db"] {
         assert!(!run.stdout.contains(declared), "{declared}: {}", run.stdout);
     }
+    // The same in --json, for scripts.
+    let json = common::json(&p.pipe(&["models", "--json"]));
+    let undeclared = json["undeclared"].as_array().expect("undeclared");
+    assert_eq!(undeclared.len(), 1, "{json}");
+    assert_eq!(undeclared[0]["path"], "data/embeddings-minilm-movies.db");
+    assert_eq!(undeclared[0]["dimensions"], 384);
+    assert_eq!(undeclared[0]["vectors"], vectors);
+    assert_eq!(undeclared[0]["suggestedId"], "minilm");
+    assert!(undeclared[0]["modelFile"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("dimensions = 384"));
 
     // Declared with those lines: no longer listed; but the file's own
     // config says bge-micro made it, which both commands say.

@@ -353,9 +353,9 @@ fn the_default_is_never_a_quantized_model() {
     let run = p.pipe(&["models", "--json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let models: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    let defaults: Vec<&str> = models
+    let defaults: Vec<&str> = models["models"]
         .as_array()
-        .unwrap()
+        .expect("models")
         .iter()
         .filter(|m| m["default"] == true)
         .map(|m| m["id"].as_str().unwrap())

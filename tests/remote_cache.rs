@@ -310,6 +310,27 @@ fn the_cache_is_configured_in_pipeline_toml_without_credentials() {
         "{}",
         explain.stdout
     );
+    // upload = false: only a trusted build (PIPE_REMOTE_CACHE_UPLOAD=1) uploads.
+    let no_upload = manifest.replace("[cache]\n", "[cache]\nupload = false\n");
+    let u = sample_project();
+    u.write("pipeline.toml", &no_upload);
+    u.write(
+        "data/collections.json",
+        &u.read("data/collections.json")
+            .replace("\"name\"", "\"name\" "),
+    );
+    let run = u.build(&[]);
+    assert_eq!(run.report()["remote"]["uploaded"], 0, "{}", run.stdout);
+    u.pipe(&["clean"]);
+    let out = assert_cmd::Command::cargo_bin("pipe")
+        .unwrap()
+        .current_dir(u.dir.path())
+        .env("PIPE_REMOTE_CACHE_UPLOAD", "1")
+        .args(["build", "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["remote"]["uploaded"], 4, "{v}");
     // --no-remote-cache wins.
     let q = sample_project();
     q.write("pipeline.toml", &manifest);
@@ -329,4 +350,53 @@ fn the_cache_is_configured_in_pipeline_toml_without_credentials() {
         "{}",
         run.stderr
     );
+}
+
+/// A project whose one model is embedded through Ollama's protocol by a
+/// counting server: the embeddings target is shared like any other.
+fn embedding_project(ollama: &str) -> Project {
+    let p = Project::new();
+    p.write(
+        "pipeline.toml",
+        "[inputs]\nmovies = \"data/movies.json\"\ncollections = \"data/collections.json\"\n\n\
+         [targets.embeddings]\nkind = \"embeddings\"\n\n\
+         [targets.movies-db]\nkind = \"movies-db\"\npath = \"public/data/{model}/movies.db\"\n",
+    );
+    p.write(
+        "models.d/beta.toml",
+        &format!(
+            "id = \"beta\"\nname = \"Beta\"\ndimensions = 8\nembeddings = \"data/embeddings-beta-movies.db\"\n\n\
+             [embed]\nprovider = \"ollama\"\nmodel = \"beta-embed\"\nurl = \"{ollama}\"\nbatch = 64\n"
+        ),
+    );
+    for file in ["movies.json", "collections.json"] {
+        p.write(
+            &format!("data/{file}"),
+            &std::fs::read_to_string(std::path::Path::new(common::REPO).join("data").join(file))
+                .expect("sample data"),
+        );
+    }
+    p
+}
+
+#[test]
+fn a_second_machine_sends_no_text_that_the_first_embedded() {
+    let server = Nginx::start(None);
+    let url = server.url();
+    let ollama = common::embed_server::EmbedServer::start(8);
+    let first = embedding_project(&ollama.url);
+    let run = first.build(&["--remote-cache", &url]);
+    assert!(all(&run, "built"), "{}", run.stdout);
+    let sent = ollama.texts();
+    assert!(sent > 300, "{sent}");
+
+    let second = embedding_project(&ollama.url);
+    let run = second.build(&["--remote-cache", &url]);
+    assert!(all(&run, "downloaded"), "{}", run.stdout);
+    assert_eq!(ollama.texts(), sent, "the second machine sent texts");
+    assert_eq!(
+        std::fs::read(first.path("data/embeddings-beta-movies.db")).unwrap(),
+        std::fs::read(second.path("data/embeddings-beta-movies.db")).unwrap()
+    );
+    assert_eq!(outputs(&first), outputs(&second));
 }

@@ -225,6 +225,8 @@ mod tests {
             description: String::new(),
             default: false,
             quantization: None,
+            ollama_model: None,
+            embed: None,
             file: "models.d/potion.toml".into(),
         };
         let same = file("data/e.db", Some("potion"), Some("64"));

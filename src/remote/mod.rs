@@ -608,7 +608,9 @@ fn env_flag(name: &str) -> bool {
 
 /// Which cache to use, if any, and how: the command line first, then the
 /// environment (`PIPE_REMOTE_CACHE`, `PIPE_REMOTE_CACHE_READ_ONLY`,
-/// `PIPE_REMOTE_CACHE_REQUIRED`), then pipeline.toml's `[cache]`.
+/// `PIPE_REMOTE_CACHE_REQUIRED`, and `PIPE_REMOTE_CACHE_UPLOAD` for the
+/// trusted builds of a project whose `[cache]` says `upload = false`), then
+/// pipeline.toml's `[cache]`.
 pub fn resolve(
     settings: &crate::manifest::pipeline::CacheSettings,
     flags: &RemoteFlags,
@@ -627,7 +629,9 @@ pub fn resolve(
         .or_else(|| settings.remote.clone())?;
     Some(RemoteOptions {
         url,
-        upload: settings.upload && !flags.read_only && !env_flag("PIPE_REMOTE_CACHE_READ_ONLY"),
+        upload: (settings.upload || env_flag("PIPE_REMOTE_CACHE_UPLOAD"))
+            && !flags.read_only
+            && !env_flag("PIPE_REMOTE_CACHE_READ_ONLY"),
         required: flags.required || env_flag("PIPE_REMOTE_CACHE_REQUIRED"),
     })
 }
