@@ -323,10 +323,13 @@ impl RemoteCache {
                 ));
             }
             let result = match blob.kind.as_str() {
+                // One blob may hold several files with the same bytes (a
+                // database and its published copy).
                 "file" => members
-                    .first()
-                    .map(|f| pack::stage_file(root, f, &data).map(|s| vec![s]))
-                    .unwrap_or(Ok(vec![])),
+                    .iter()
+                    .filter(|f| needs_write(f))
+                    .map(|f| pack::stage_file(root, f, &data))
+                    .collect(),
                 _ => pack::unpack(root, &data, &members, &needs_write),
             };
             match result {
@@ -340,7 +343,7 @@ impl RemoteCache {
         for s in staged {
             let dest = root.join(&s.path);
             if let Err(e) = s.temp.persist(&dest) {
-                return Err(format!("cannot install {}: {e}", dest.display()));
+                return Err(format!("cannot install {}: {}", dest.display(), e.error));
             }
             written += 1;
         }
@@ -481,17 +484,25 @@ impl RemoteCache {
                     return Err(Upload::Local(format!("{path} changed after it was built")));
                 }
                 let sha = sha256_hex(&data);
-                sent += self.put_blob(&sha, &data)?;
+                // Files with the same bytes (a database and its published
+                // copy) share one blob, sent and fetched once.
+                let blob = match entry.blobs.iter().position(|b| b.sha256 == sha) {
+                    Some(i) => i,
+                    None => {
+                        sent += self.put_blob(&sha, &data)?;
+                        entry.blobs.push(EntryBlob {
+                            sha256: sha,
+                            size,
+                            kind: "file".into(),
+                        });
+                        entry.blobs.len() - 1
+                    }
+                };
                 entry.files.push(EntryFile {
                     path,
                     size,
                     blake3: f.hash.to_hex().to_string(),
-                    blob: entry.blobs.len(),
-                });
-                entry.blobs.push(EntryBlob {
-                    sha256: sha,
-                    size,
-                    kind: "file".into(),
+                    blob,
                 });
             } else {
                 small.push(packed);

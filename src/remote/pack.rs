@@ -61,8 +61,8 @@ pub fn pack(root: &Path, files: &[PackedFile]) -> io::Result<Vec<u8>> {
 pub struct Staged {
     /// Project-relative destination.
     pub path: PathBuf,
-    /// The temporary holding its bytes.
-    pub temp: artifact::TempPath,
+    /// The temporary holding its bytes (removed when dropped).
+    pub temp: tempfile::TempPath,
 }
 
 /// Why a download cannot be installed (a cache miss to report).
@@ -113,24 +113,20 @@ pub fn unpack(
         let mut content = (&mut gz).take(size);
         if needs_write(want) {
             let dest = root.join(&want.path);
-            if let Some(dir) = dest.parent() {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| Corrupt(format!("cannot create {}: {e}", dir.display())))?;
-            }
-            let temp = artifact::temp_path_beside(&dest)
+            // One temporary file per member, created once and written
+            // through a buffer: the per-movie JSON set is 30,000 of them.
+            let file = artifact::temp_beside(&dest)
                 .map_err(|e| Corrupt(format!("cannot write beside {}: {e}", dest.display())))?;
-            let mut out =
-                io::BufWriter::new(std::fs::File::create(temp.path()).map_err(|e| {
-                    Corrupt(format!("cannot write {}: {e}", temp.path().display()))
-                })?);
+            let mut out = io::BufWriter::with_capacity(64 << 10, file);
             let digest = copy_hashing(&mut content, &mut out)
                 .map_err(|e| bad(format!("ends early in {}: {e}", want.path)))?;
-            out.flush()
-                .map_err(|e| Corrupt(format!("cannot write {}: {e}", temp.path().display())))?;
+            let file = out
+                .into_inner()
+                .map_err(|e| Corrupt(format!("cannot write beside {}: {e}", dest.display())))?;
             check(want, digest)?;
             staged.push(Staged {
                 path: PathBuf::from(&want.path),
-                temp,
+                temp: file.into_temp_path(),
             });
         } else {
             let digest = copy_hashing(&mut content, &mut io::sink())
@@ -161,14 +157,8 @@ pub fn stage_file(root: &Path, want: &PackedFile, blob: &[u8]) -> Result<Staged,
     }
     check(want, blake3::hash(blob))?;
     let dest = root.join(&want.path);
-    if let Some(dir) = dest.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Corrupt(format!("cannot create {}: {e}", dir.display())))?;
-    }
-    let temp = artifact::temp_path_beside(&dest)
+    let temp = artifact::write_temp_beside(&dest, blob)
         .map_err(|e| Corrupt(format!("cannot write beside {}: {e}", dest.display())))?;
-    std::fs::write(temp.path(), blob)
-        .map_err(|e| Corrupt(format!("cannot write {}: {e}", temp.path().display())))?;
     Ok(Staged {
         path: PathBuf::from(&want.path),
         temp,
