@@ -140,6 +140,25 @@ pub struct Model {
     pub file: PathBuf,
 }
 
+impl Model {
+    /// The `config` rows that say which model made a file, as the
+    /// reference writes them, for every file pipe writes for a model (its
+    /// embeddings file and its database). `embedding_model_ollama` only for
+    /// a model Ollama knows: the front end embeds search queries through
+    /// Ollama with that name.
+    pub fn identity_config(&self) -> Vec<(&'static str, String)> {
+        let mut rows = vec![
+            ("embedding_model_id", self.id.clone()),
+            ("embedding_model_name", self.name.clone()),
+            ("embedding_model_dimensions", self.dimensions.to_string()),
+        ];
+        if let Some(o) = &self.ollama_model {
+            rows.push(("embedding_model_ollama", o.clone()));
+        }
+        rows
+    }
+}
+
 use super::diagnostic::{ManifestError, SourceFile};
 use super::paths::project_path;
 use serde::Deserialize;

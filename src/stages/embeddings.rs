@@ -536,14 +536,7 @@ fn write_file(
                 .map_err(e("insert a vector"))?;
         }
     }
-    let mut config: Vec<(&str, String)> = vec![
-        ("embedding_model_id", model.id.clone()),
-        ("embedding_model_name", model.name.clone()),
-        ("embedding_model_dimensions", model.dimensions.to_string()),
-    ];
-    if let Some(o) = &model.ollama_model {
-        config.push(("embedding_model_ollama", o.clone()));
-    }
+    let mut config = model.identity_config();
     config.push(("embedding_provider", embed.provider.to_string()));
     if !embed.model.is_empty() {
         config.push(("embedding_provider_model", embed.model.clone()));

@@ -470,16 +470,7 @@ fn write_config(
     catalog: &CatalogPart,
     vectors: &VectorPart,
 ) -> rusqlite::Result<()> {
-    let mut config: Vec<(&str, String)> = vec![
-        ("embedding_model_id", model.id.clone()),
-        ("embedding_model_name", model.name.clone()),
-        ("embedding_model_dimensions", model.dimensions.to_string()),
-    ];
-    // As the reference writes it: only for a model Ollama knows (the front
-    // end embeds search queries through Ollama with this name).
-    if let Some(o) = &model.ollama_model {
-        config.push(("embedding_model_ollama", o.clone()));
-    }
+    let mut config = model.identity_config();
     config.extend([
         ("embedding_model_metric", model.metric.to_string()),
         ("embeddings_blake3", vectors.emb_hash.clone()),
