@@ -217,7 +217,7 @@ mod tests {
         let b = tempfile::tempdir().unwrap();
         let staged = unpack(b.path(), &blob, &files, &|f| f.path.ends_with("a.json")).unwrap();
         assert_eq!(staged.len(), 1);
-        assert_eq!(std::fs::read(staged[0].temp.path()).unwrap(), b"{\"a\": 1}");
+        assert_eq!(std::fs::read(&staged[0].temp).unwrap(), b"{\"a\": 1}");
         // Nothing is in place until the caller renames it.
         assert!(!b.path().join("public/movies/a.json").exists());
     }
