@@ -10,9 +10,12 @@
 //! 3. [`fingerprint`] and [`state`]: what each target was built from, content
 //!    hashes cached by file stat, the `.pipe/` state and `pipe.lock`.
 //! 4. [`executor`]: decides what is stale and runs independent targets in
-//!    parallel.
+//!    parallel; a stale target another machine built is installed from the
+//!    [`remote`] cache instead.
 //! 5. [`stages`]: what each kind of target does (`movie-json`, `movies-db`,
-//!    `command`), over the domain model in [`movies`].
+//!    `embeddings`, `command`), over the domain model in [`movies`]; the
+//!    embeddings stage sends texts to the providers of [`embed`]. Stages
+//!    report problems that did not stop them as [`warning`]s.
 //! 6. [`artifact`]: every output is written to a temporary file and renamed
 //!    into place.
 //!
