@@ -470,11 +470,6 @@ impl<'a> Executor<'a> {
         self
     }
 
-    /// The remote cache, if one is used.
-    pub fn remote(&self) -> Option<&crate::remote::RemoteCache> {
-        self.remote.as_deref()
-    }
-
     /// Every directory a build writes files in (absolute): the targets'
     /// and the project root (pipe.lock).
     fn output_dirs(&self) -> std::collections::BTreeSet<PathBuf> {

@@ -542,6 +542,9 @@ fn explain(cli: &Cli, args: &cli::ExplainArgs, verbosity: Verbosity) -> Result<u
         .status(&names)
         .map_err(|e| Failure::Runtime(e.to_string()))?;
     let all = args.all || verbosity == Verbosity::Verbose;
+    // The cache of pipeline.toml or PIPE_REMOTE_CACHE, asked about each target.
+    let remote = pipe::remote::resolve(&manifest.pipeline.cache, &Default::default())
+        .and_then(|o| pipe::remote::RemoteCache::new(o).ok());
     for s in states {
         if s.reasons.is_empty() {
             outln!(
@@ -558,18 +561,19 @@ fn explain(cli: &Cli, args: &cli::ExplainArgs, verbosity: Verbosity) -> Result<u
         for line in report::path_lines("missing input", &s.missing_inputs, all) {
             outln!("  {line}")?;
         }
-        if let Some(line) = remote_entry_line(&manifest, &s) {
+        if let Some(line) = remote.as_ref().and_then(|r| remote_entry_line(r, &s)) {
             outln!("  {line}")?;
         }
     }
     Ok(exit::OK)
 }
 
-/// For `pipe explain`: whether the remote cache (from pipeline.toml or
-/// PIPE_REMOTE_CACHE) has the target's current fingerprint.
-fn remote_entry_line(manifest: &Manifest, s: &pipe::executor::Staleness) -> Option<String> {
-    let options = pipe::remote::resolve(&manifest.pipeline.cache, &Default::default())?;
-    let remote = pipe::remote::RemoteCache::new(options).ok()?;
+/// For `pipe explain`: whether the remote cache has the target's current
+/// fingerprint.
+fn remote_entry_line(
+    remote: &pipe::remote::RemoteCache,
+    s: &pipe::executor::Staleness,
+) -> Option<String> {
     let fingerprint = blake3::Hash::from_hex(&s.fingerprint).ok()?;
     Some(match remote.has_entry(&fingerprint) {
         Ok(true) => format!(

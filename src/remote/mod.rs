@@ -178,11 +178,6 @@ impl RemoteCache {
         self.client.base()
     }
 
-    /// Whether a cache that cannot be used fails the build.
-    pub fn required(&self) -> bool {
-        self.options.required
-    }
-
     /// What happened, once every upload started so far has finished.
     pub fn summary(&self) -> RemoteSummary {
         self.finish_uploads();
@@ -190,7 +185,7 @@ impl RemoteCache {
     }
 
     /// Wait for the uploads in flight.
-    pub fn finish_uploads(&self) {
+    fn finish_uploads(&self) {
         let pending = self
             .uploads
             .lock()
