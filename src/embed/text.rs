@@ -128,21 +128,25 @@ fn js_string(v: &Value) -> String {
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => js_number(n),
         Value::String(s) => s.clone(),
-        // Array.prototype.toString: elements joined by commas, null and
-        // undefined as empty.
-        Value::Array(a) => a
-            .iter()
-            .map(|x| {
-                if x.is_null() {
-                    String::new()
-                } else {
-                    js_string(x)
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(","),
+        Value::Array(a) => js_join(a, js_string),
         Value::Object(_) => "[object Object]".into(),
     }
+}
+
+/// How JavaScript turns an array into a string (`toString` and
+/// `toLocaleString` alike): each element by `element`, null and undefined
+/// as empty, joined by commas.
+fn js_join(a: &[Value], element: fn(&Value) -> String) -> String {
+    a.iter()
+        .map(|x| {
+            if x.is_null() {
+                String::new()
+            } else {
+                element(x)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn js_number(n: &serde_json::Number) -> String {
@@ -181,17 +185,7 @@ fn js_locale_string(v: &Value) -> String {
                 format!("{sign}{grouped}.{frac}")
             }
         }
-        Value::Array(a) => a
-            .iter()
-            .map(|x| {
-                if x.is_null() {
-                    String::new()
-                } else {
-                    js_locale_string(x)
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(","),
+        Value::Array(a) => js_join(a, js_locale_string),
         other => js_string(other),
     }
 }
