@@ -44,5 +44,6 @@ pub mod stage;
 pub mod stages;
 pub mod state;
 pub mod suggest;
+pub mod vectors;
 pub mod warning;
 pub mod watch;
