@@ -6,6 +6,7 @@
 
 use crate::manifest::pipeline::{substitute, KindDecl, Template};
 use crate::manifest::{paths::project_path, Manifest, ManifestError, ManifestErrors, Model};
+use crate::records::RecordsDbSpec;
 use crate::stages::command::CommandSpec;
 use crate::stages::embeddings::EmbeddingsSpec;
 use crate::stages::movie_json::MovieJsonSpec;
@@ -21,6 +22,7 @@ pub fn stage_version(kind: &str) -> u32 {
         "movie-json" => 1,
         "movies-db" => 3,
         "embeddings" => 1,
+        "records-db" => 1,
         _ => 1,
     }
 }
@@ -68,6 +70,8 @@ pub enum TargetSpec {
     Command(CommandSpec),
     /// One model's embeddings file, made by its provider.
     Embeddings(EmbeddingsSpec),
+    /// A records database (one model's, or every model's in one file).
+    RecordsDb(RecordsDbSpec),
 }
 
 impl TargetSpec {
@@ -78,6 +82,7 @@ impl TargetSpec {
             TargetSpec::MoviesDb(_) => "movies-db",
             TargetSpec::Command(_) => "command",
             TargetSpec::Embeddings(_) => "embeddings",
+            TargetSpec::RecordsDb(_) => "records-db",
         }
     }
 }
@@ -172,6 +177,7 @@ impl Target {
                     }
                 }
             }
+            TargetSpec::RecordsDb(s) => records_db_config(s, &mut c),
         }
         if let Some(m) = &self.model {
             c.insert("model.id".into(), m.id.clone());
@@ -201,6 +207,75 @@ impl Target {
         }
         c
     }
+}
+
+/// Everything besides input contents that decides a records database's
+/// bytes: how records are read, the columns, the layout, and each model's
+/// fields (every model's for the single layout, whose target has none).
+fn records_db_config(s: &RecordsDbSpec, c: &mut BTreeMap<String, String>) {
+    let r = &s.records;
+    c.insert("records".into(), r.input.display().to_string());
+    c.insert("records.format".into(), r.format.to_string());
+    c.insert("records.id".into(), r.id.as_str().to_string());
+    let columns: Vec<String> = s
+        .columns
+        .iter()
+        .map(|col| {
+            format!(
+                "{}:{}{}",
+                col.name,
+                col.ty,
+                if col.nullable { "?" } else { "" }
+            )
+        })
+        .collect();
+    c.insert(
+        "columns".into(),
+        serde_json::to_string(&columns).unwrap_or_default(),
+    );
+    c.insert(
+        "fts".into(),
+        serde_json::to_string(&s.fts).unwrap_or_default(),
+    );
+    c.insert("layout".into(), s.layout.to_string());
+    c.insert("path".into(), s.path.display().to_string());
+    c.insert("primary".into(), s.primary.clone());
+    for m in &s.models {
+        let k = |key: &str| format!("models.{}.{key}", m.id);
+        c.insert(k("embeddings"), s.embeddings_of(m).display().to_string());
+        for (key, value) in model_config(m) {
+            c.insert(k(&key), value);
+        }
+    }
+    if let Ok((sqlite, vec)) = crate::sqlite::versions() {
+        c.insert("sqlite".into(), sqlite.clone());
+        c.insert("sqlite-vec".into(), vec.clone());
+    }
+    c.insert(
+        "env.SOURCE_DATE_EPOCH".into(),
+        std::env::var("SOURCE_DATE_EPOCH").unwrap_or_default(),
+    );
+}
+
+/// A model's fields that decide what is built from it (`model.` keys of
+/// [`Target::config`]).
+fn model_config(m: &Model) -> Vec<(String, String)> {
+    let mut c = vec![
+        ("name".to_string(), m.name.clone()),
+        ("dimensions".to_string(), m.dimensions.to_string()),
+        ("metric".to_string(), m.metric.to_string()),
+        ("description".to_string(), m.description.clone()),
+        ("default".to_string(), m.default.to_string()),
+    ];
+    if let Some(q) = &m.quantization {
+        c.push(("quantization".into(), q.kind.to_string()));
+        c.push(("rescore".into(), q.rescore.to_string()));
+        c.push(("oversample".into(), q.oversample.to_string()));
+    }
+    if let Some(o) = &m.ollama_model {
+        c.push(("ollama-model".into(), o.clone()));
+    }
+    c
 }
 
 /// The targets of a project and their dependencies.

@@ -14,7 +14,8 @@
 //!    [`remote`] cache instead.
 //! 5. [`stages`]: what each kind of target does (`movie-json`, `movies-db`,
 //!    `embeddings`, `command`), over the domain model in [`movies`]; the
-//!    embeddings stage sends texts to the providers of [`embed`]. Stages
+//!    embeddings stage sends texts to the providers of [`embed`]; records of
+//!    any other shape are read by [`records`]. Stages
 //!    report problems that did not stop them as [`warning`]s.
 //! 6. [`artifact`]: every output is written to a temporary file and renamed
 //!    into place.
@@ -34,10 +35,12 @@ pub mod fingerprint;
 pub mod fused_search;
 pub mod fusion;
 pub mod graph;
+pub mod ids;
 pub mod init;
 pub mod lockfile;
 pub mod manifest;
 pub mod movies;
+pub mod records;
 pub mod remote;
 pub mod sample;
 pub mod search;
@@ -47,5 +50,6 @@ pub mod stage;
 pub mod stages;
 pub mod state;
 pub mod suggest;
+pub mod vectors;
 pub mod warning;
 pub mod watch;

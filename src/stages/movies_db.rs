@@ -415,7 +415,7 @@ fn assemble(
     conn.execute("ATTACH DATABASE ?1 AS vec", [file.as_str()])
         .map_err(e("attach the vector part"))?;
     conn.execute_batch("BEGIN").map_err(e("begin"))?;
-    conn.execute_batch(&vector_part::create_sql(model))
+    conn.execute_batch(&vector_part::table(model).create_sql())
         .map_err(e("create the vector table"))?;
     conn.execute_batch(schema::CONFIG)
         .map_err(e("create the config table"))?;

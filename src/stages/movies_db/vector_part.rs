@@ -19,9 +19,10 @@ use super::cache;
 use super::catalog_part::CatalogPart;
 use super::{db_err_at, MoviesDbSpec, Origin, PROGRESS_EVERY};
 use crate::artifact;
-use crate::manifest::model::{Model, Quantization};
+use crate::manifest::model::Model;
 use crate::sqlite;
 use crate::stage::{StageContext, StageError};
+use crate::vectors::{ItemSource, VectorProblem, VectorTable};
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashSet;
@@ -137,54 +138,19 @@ fn from_cache(path: &Path, key: &str) -> Option<VectorPart> {
     })
 }
 
-/// The statements creating `vec_movies` for `model` (and, for a rescored
-/// quantized model, `vec_movies_float`).
-///
-/// A bit column takes no `distance_metric` (vec0 rejects one: bit vectors
-/// are compared by hamming distance). The float vectors of rescoring are a
-/// plain table, not a vec0 column: they are only read by id, for the exact
-/// distance of k × oversample candidates, and reading one vector of a vec0
-/// column walks its chunk's overflow chain (1024 vectors) from the start:
-/// rescoring from a second vec0 column was 3–12 times slower than from a
-/// table. The table has rowids: a WITHOUT ROWID table keeps its rows in an
-/// index b-tree, which holds at most about 1 KB of a row in place, so each
-/// 1.5 or 3 KB vector spilled to overflow pages of its own (the rescored
-/// database was 2.25 times the float one at 384 dimensions); a rowid
-/// table's leaf holds a 4 KB page's worth in place.
-pub(crate) fn create_sql(model: &Model) -> String {
-    let dims = model.dimensions;
-    let metric = model.metric;
-    match &model.quantization {
-        None => format!(
-            "CREATE VIRTUAL TABLE vec_movies USING vec0(movieId TEXT PRIMARY KEY, embedding FLOAT[{dims}] distance_metric={metric})"
-        ),
-        Some(q) => {
-            let column = match q.kind {
-                Quantization::Int8 => format!("INT8[{dims}] distance_metric={metric}"),
-                Quantization::Bit => format!("BIT[{dims}]"),
-            };
-            let mut sql = format!(
-                "CREATE VIRTUAL TABLE vec_movies USING vec0(movieId TEXT PRIMARY KEY, embedding {column});"
-            );
-            if q.rescore {
-                sql.push_str(FLOAT_TABLE_SQL);
-            }
-            sql
-        }
-    }
+/// The vector table of a movies.db: `vec_movies(movieId, embedding)`, and
+/// `vec_movies_float` when the model rescores.
+pub(crate) fn table(model: &Model) -> VectorTable {
+    VectorTable::of_model("vec_movies", "movieId", model)
 }
 
-/// The float vectors kept for rescoring (see [`create_sql`]).
-const FLOAT_TABLE_SQL: &str =
-    "CREATE TABLE vec_movies_float (movieId TEXT PRIMARY KEY, embedding BLOB NOT NULL);";
-
-/// The SQL expression turning the float32 blob `param` into what
-/// `vec_movies.embedding` stores.
-pub(crate) fn quantize_sql(model: &Model, param: &str) -> String {
-    match model.quantization.map(|q| q.kind) {
-        None => param.to_string(),
-        Some(Quantization::Int8) => format!("vec_quantize_int8({param}, 'unit')"),
-        Some(Quantization::Bit) => format!("vec_quantize_binary({param})"),
+/// How messages about `model`'s stored vectors name them.
+fn source(model: &Model) -> ItemSource<'_> {
+    ItemSource {
+        file: &model.embeddings,
+        item: "movie",
+        model: &model.id,
+        model_file: &model.file,
     }
 }
 
@@ -259,7 +225,9 @@ fn build(
              PRAGMA synchronous = OFF; PRAGMA cache_size = -16384;"
         ))
         .map_err(e("configure"))?;
-        conn.execute_batch(&create_sql(model))
+        let table = table(model);
+        let src = source(model);
+        conn.execute_batch(&table.create_sql())
             .map_err(e("create the vector table"))?;
         conn.execute_batch("BEGIN").map_err(e("begin"))?;
         let read_err = |err: rusqlite::Error| {
@@ -274,22 +242,10 @@ fn build(
                 let mut get_vec = emb
                     .prepare("SELECT embedding FROM embeddings WHERE movie_id = ?1")
                     .map_err(read_err)?;
-                let mut ins_vec = conn
-                    .prepare(&format!(
-                        "INSERT INTO vec_movies (movieId, embedding) VALUES (?1, {})",
-                        quantize_sql(model, "?2")
-                    ))
-                    .map_err(e("prepare"))?;
-                let rescore = model.quantization.is_some_and(|q| q.rescore);
-                let mut ins_float = if rescore {
-                    Some(
-                        conn.prepare(
-                            "INSERT INTO vec_movies_float (movieId, embedding) VALUES (?1, ?2)",
-                        )
-                        .map_err(e("prepare"))?,
-                    )
-                } else {
-                    None
+                let mut ins_vec = conn.prepare(&table.insert_sql()).map_err(e("prepare"))?;
+                let mut ins_float = match table.insert_float_sql() {
+                    Some(sql) => Some(conn.prepare(&sql).map_err(e("prepare"))?),
+                    None => None,
                 };
                 let total = ids.len() as u64;
                 for (i, id) in ids.iter().enumerate() {
@@ -304,9 +260,9 @@ fn build(
                         Some(row) => {
                             let blob = match row.get_ref(0) {
                                 Ok(ValueRef::Blob(b)) => b,
-                                _ => return Err(wrong_size(model, id, -1).into()),
+                                _ => return Err(problem(table.wrong_size(&src, id, -1))),
                             };
-                            check_vector(model, id, blob)?;
+                            table.check_stored(&src, id, blob).map_err(problem)?;
                             ins_vec
                                 .execute(params![id, blob])
                                 .map_err(e("insert a vector"))?;
@@ -376,25 +332,6 @@ fn open_embeddings(abs: &Path, shown: &Path) -> Result<Connection, StageError> {
     Ok(conn)
 }
 
-/// The error for a vector of the wrong size.
-fn wrong_size(model: &Model, movie_id: &str, found: i64) -> StageError {
-    let expected = u64::from(model.dimensions) * 4;
-    let hint = if found > 0 && found % 4 == 0 {
-        format!(" ({} dimensions)", found / 4)
-    } else {
-        String::new()
-    };
-    StageError::new(format!(
-        "{}: the vector of movie {movie_id:?} has {found} bytes{hint}, but model {} has {} \
-         dimensions ({expected} bytes of float32). The usual cause is the embeddings file of \
-         another model at this path; point `embeddings` of model {} at its own file or regenerate it",
-        model.embeddings.display(),
-        model.id,
-        model.dimensions,
-        model.id
-    ))
-}
-
 /// Check the size of every stored vector; the ids of those of unknown
 /// movies, sorted.
 fn scan_embeddings(
@@ -410,6 +347,7 @@ fn scan_embeddings(
         .map_err(sql_err)?;
     let mut rows = stmt.query([]).map_err(sql_err)?;
     let expected = i64::from(model.dimensions) * 4;
+    let (table, src) = (table(model), source(model));
     let mut unknown = Vec::new();
     while let Some(row) = rows.next().map_err(sql_err)? {
         let id = match row.get_ref(0).map_err(sql_err)? {
@@ -418,15 +356,11 @@ fn scan_embeddings(
         };
         let kind: String = row.get(1).map_err(sql_err)?;
         if kind != "blob" {
-            return Err(StageError::new(format!(
-                "{shown}: the vector of movie {id:?} is stored as {kind}, not as a blob of float32; \
-                 regenerate the embeddings of model {}",
-                model.id
-            )));
+            return Err(StageError::new(table.not_blob(&src, &id, &kind).0));
         }
         let len: i64 = row.get(2).map_err(sql_err)?;
         if len != expected {
-            return Err(wrong_size(model, &id, len));
+            return Err(StageError::new(table.wrong_size(&src, &id, len).0));
         }
         if !known.contains(id.as_str()) {
             unknown.push(id);
@@ -436,44 +370,7 @@ fn scan_embeddings(
     Ok(unknown)
 }
 
-/// Reject a vector of the wrong size or with NaN/Inf components.
-fn check_vector(model: &Model, movie_id: &str, blob: &[u8]) -> Result<(), StageError> {
-    if blob.len() as u64 != u64::from(model.dimensions) * 4 {
-        return Err(wrong_size(model, movie_id, blob.len() as i64));
-    }
-    if let Some(pos) = blob
-        .chunks_exact(4)
-        .position(|c| !f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite())
-    {
-        return Err(StageError::new(format!(
-            "{}: the vector of movie {movie_id:?} has a NaN or infinite component (index {pos}); \
-             regenerate this movie's embedding for model {}",
-            model.embeddings.display(),
-            model.id
-        )));
-    }
-    // vec_quantize_int8(v, 'unit') maps [-1, 1] onto the 256 steps; outside
-    // it the value would wrap around, silently.
-    if model
-        .quantization
-        .is_some_and(|q| q.kind == Quantization::Int8)
-    {
-        if let Some((pos, x)) = blob
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .enumerate()
-            .find(|(_, x)| !(-1.0..=1.0).contains(x))
-        {
-            return Err(StageError::new(format!(
-                "{}: component {pos} of the vector of movie {movie_id:?} is {x}, outside [-1, 1]: \
-                 model {} has quantization = \"int8\", which maps [-1, 1] onto 256 steps \
-                 (unit-normalised vectors are always inside). Normalise the embeddings, or use \
-                 quantization = \"bit\" or none ({})",
-                model.embeddings.display(),
-                model.id,
-                model.file.display()
-            )));
-        }
-    }
-    Ok(())
+/// A vector that cannot be stored stops the build.
+fn problem(p: VectorProblem) -> VectorError {
+    StageError::new(p.0).into()
 }
