@@ -538,6 +538,26 @@ pub enum Query {
         /// The file.
         file: String,
     },
+    /// A text embedded by the model's provider (`--text`).
+    Text {
+        /// The text as given.
+        text: String,
+        /// What the provider was sent: the model's query prefix, then the text.
+        sent: String,
+        /// The provider, as messages name it.
+        provider: String,
+    },
+}
+
+impl Query {
+    /// Where a query vector came from, for messages about it.
+    fn source(&self) -> String {
+        match self {
+            Query::Movie { movie } => format!("movie {}", movie.movie_id),
+            Query::Vector { file } => file.clone(),
+            Query::Text { provider, .. } => format!("the query's vector from {provider}"),
+        }
+    }
 }
 
 /// The answer of `pipe search`, printed as a table or as JSON.
@@ -573,12 +593,13 @@ pub struct SearchReport {
     pub results: Vec<Neighbour>,
 }
 
-/// Search `db` for the neighbours of a movie or a vector: the whole of
-/// `pipe search` but the printing.
+/// Search `db` for the neighbours of a movie or of a vector (`query` says
+/// where the vector came from: a file or a text): the whole of `pipe search`
+/// but the printing.
 pub fn search(
     db: &Database,
     like: Option<&str>,
-    vector: Option<(&[f32], &str)>,
+    vector: Option<(&[f32], Query)>,
     k: usize,
     min_score: Option<f64>,
 ) -> Result<SearchReport, SearchError> {
@@ -588,19 +609,13 @@ pub fn search(
             let (movie, v) = db.vector_of(id)?;
             (Query::Movie { movie }, v, Some(id))
         }
-        (None, Some((v, file))) => {
-            db.check_vector(v, file)?;
-            (
-                Query::Vector {
-                    file: file.to_string(),
-                },
-                v.to_vec(),
-                None,
-            )
+        (None, Some((v, query))) => {
+            db.check_vector(v, &query.source())?;
+            (query, v.to_vec(), None)
         }
         (None, None) => {
             return Err(SearchError::Usage(
-                "say what to search for: --like MOVIE_ID or --vector FILE".into(),
+                "say what to search for: --like MOVIE_ID, --vector FILE or --text TEXT".into(),
             ))
         }
     };
@@ -633,6 +648,7 @@ pub fn render(report: &SearchReport) -> String {
     let what = match &report.query {
         Query::Movie { movie } => format!("{} {}", movie.movie_id, describe(movie)),
         Query::Vector { file } => format!("the vector in {file}"),
+        Query::Text { text, .. } => format!("{text:?}"),
     };
     let meaning = match report.score {
         ScoreKind::Similarity => "similarity = 1 − cosine distance, higher is closer",
@@ -703,7 +719,7 @@ pub fn render(report: &SearchReport) -> String {
 }
 
 /// Cut `s` to `width` characters, marking the cut with `…`.
-fn truncate(s: &str, width: usize) -> String {
+pub fn truncate(s: &str, width: usize) -> String {
     if s.chars().count() <= width {
         return s.to_string();
     }
