@@ -1188,6 +1188,7 @@ impl<'a> Executor<'a> {
                     "{}: this pipe cannot build records databases yet",
                     spec.name
                 ))),
+                TargetSpec::RecordsJson(spec) => stages::records_json::run(&ctx, spec),
             },
         };
         result.details = sink.warnings.into_inner().unwrap_or_default();

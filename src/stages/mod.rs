@@ -7,5 +7,7 @@
 
 pub mod command;
 pub mod embeddings;
+pub mod file_set;
 pub mod movie_json;
 pub mod movies_db;
+pub mod records_json;
