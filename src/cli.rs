@@ -191,9 +191,18 @@ Score:
     --min-score S keeps distance <= S.
   --min-score filters the k nearest; it does not look further than k.
 
+--text embeds the query with the model's provider (models.d [embed]), after
+its query-prefix (nomic: query-prefix = \"search_query: \").
+
+--models a,b searches each model for its k nearest and fuses the rankings by
+reciprocal rank fusion: score = sum of 1 / (60 + rank) over the models that
+rank a result; each model's rank is shown beside the fused one.
+
 Examples:
   pipe search --model potion --like tt0001083
   pipe search --model nomic --like tt0001083 -k 5 --json
+  pipe search --model potion --text \"a heist in Paris\"
+  pipe search --models potion,nomic --text \"a heist in Paris\" -k 5
   pipe search --db public/data/movies.db --vector query.json
   pipe search --model potion --vector query.f32   (raw little-endian float32)";
 
@@ -446,8 +455,8 @@ pub struct ServeArgs {
 
 /// `pipe search`.
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("query").required(true).args(["like", "vector"])))]
-#[command(group(clap::ArgGroup::new("source").required(true).args(["model", "db"]).multiple(true)))]
+#[command(group(clap::ArgGroup::new("query").required(true).args(["like", "vector", "text"])))]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["model", "db", "models"]).multiple(true)))]
 pub struct SearchArgs {
     /// The model whose database to search (found through pipeline.toml).
     #[arg(short, long, value_name = "MODEL")]
@@ -455,6 +464,14 @@ pub struct SearchArgs {
     /// Search this database (any movies.db pipe built) instead of the model's.
     #[arg(long, value_name = "PATH")]
     pub db: Option<PathBuf>,
+    /// Search several models' databases and fuse their rankings
+    /// (reciprocal rank fusion, k = 60), comma-separated.
+    #[arg(long, value_name = "A,B,...", value_delimiter = ',', conflicts_with_all = ["model", "db"])]
+    pub models: Vec<String>,
+    /// Search for this text, embedded by the model's provider (its
+    /// models.d `[embed]`, with its `query-prefix`).
+    #[arg(long, value_name = "TEXT")]
+    pub text: Option<String>,
     /// Movies like this one (it is left out of its own results).
     #[arg(long, value_name = "MOVIE_ID")]
     pub like: Option<String>,

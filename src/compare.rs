@@ -8,7 +8,8 @@
 //! reported, so that a smaller model's savings can be weighed against how
 //! differently it ranks.
 
-use crate::search::{check_k, Database, SearchError, VectorTable};
+use crate::manifest::Quantization;
+use crate::search::{check_k, Database, SearchError};
 use serde::Serialize;
 use std::collections::{BTreeSet, HashSet};
 use std::time::Instant;
@@ -206,21 +207,15 @@ pub fn compare(dbs: &[Database], opts: &CompareOptions) -> Result<CompareReport,
         }
         millis.sort_by(f64::total_cmp);
         let vectors = db.ids_with_vector()?.len();
-        let floats_kept = if db.info.rescore.is_some() {
-            db.info.dimensions as u64 * 4
-        } else {
-            0
-        };
         models.push(ModelStats {
             model: db.info.model.clone(),
             database: db.path.display().to_string(),
-            metric: db.info.distance_name().to_string(),
-            dimensions: db.info.dimensions,
+            metric: db.info.table.distance_name().to_string(),
+            dimensions: db.info.table.dimensions as usize,
             vectors,
-            quantization: db.info.table.quantization(),
-            oversample: db.info.rescore,
-            vector_bytes: vectors as u64
-                * (db.info.table.bytes_per_vector(db.info.dimensions) + floats_kept),
+            quantization: db.info.table.kind().map(Quantization::as_str),
+            oversample: db.info.table.oversample().map(|n| n as usize),
+            vector_bytes: vectors as u64 * db.info.table.stored_bytes_per_vector(),
             db_bytes: db.file_size()?,
             latency_median_ms: quantile(&millis, 0.5),
             latency_p95_ms: quantile(&millis, 0.95),
@@ -240,7 +235,7 @@ pub fn compare(dbs: &[Database], opts: &CompareOptions) -> Result<CompareReport,
     }
     let mut recalls = Vec::new();
     for (i, db) in dbs.iter().enumerate() {
-        if db.info.table == VectorTable::Float32 {
+        if db.info.table.kind().is_none() {
             continue;
         }
         let Some(j) = original_of(dbs, i) else {
@@ -249,9 +244,8 @@ pub fn compare(dbs: &[Database], opts: &CompareOptions) -> Result<CompareReport,
         let sum: f64 = (0..sample.len())
             .map(|s| recall(&lists[i][s], &lists[j][s]))
             .sum();
-        let scanned = |m: &ModelStats, d: &Database| {
-            m.vectors as u64 * d.info.table.bytes_per_vector(d.info.dimensions)
-        };
+        let scanned =
+            |m: &ModelStats, d: &Database| m.vectors as u64 * d.info.table.bytes_per_vector();
         recalls.push(Recall {
             model: db.info.model.clone(),
             original: dbs[j].info.model.clone(),
@@ -279,10 +273,10 @@ fn original_of(dbs: &[Database], i: usize) -> Option<usize> {
     let q = &dbs[i].info;
     let emb = q.embeddings_blake3.as_deref().filter(|h| !h.is_empty())?;
     dbs.iter().position(|d| {
-        d.info.table == VectorTable::Float32
+        d.info.table.kind().is_none()
             && d.info.embeddings_blake3.as_deref() == Some(emb)
-            && d.info.dimensions == q.dimensions
-            && d.info.metric == q.metric
+            && d.info.table.dimensions == q.table.dimensions
+            && d.info.table.metric == q.table.metric
     })
 }
 

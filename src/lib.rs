@@ -24,13 +24,16 @@
 //! admin page ([`server`], `pipe serve`) are thin layers over this library.
 //! [`sample`] generates synthetic inputs of any size for tests and benchmarks.
 //! [`search`] and [`compare`] query the databases pipe built, with the front
-//! end's KNN query.
+//! end's KNN query; [`fused_search`] searches several models and fuses their
+//! rankings ([`fusion`]).
 
 pub mod artifact;
 pub mod compare;
 pub mod embed;
 pub mod executor;
 pub mod fingerprint;
+pub mod fused_search;
+pub mod fusion;
 pub mod graph;
 pub mod ids;
 pub mod init;
@@ -47,5 +50,6 @@ pub mod stage;
 pub mod stages;
 pub mod state;
 pub mod suggest;
+pub mod vectors;
 pub mod warning;
 pub mod watch;

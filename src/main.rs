@@ -1000,8 +1000,20 @@ impl From<pipe::search::SearchError> for Failure {
     }
 }
 
+impl From<pipe::embed::query::QueryError> for Failure {
+    fn from(e: pipe::embed::query::QueryError) -> Self {
+        match e {
+            pipe::embed::query::QueryError::Usage(m) => Failure::Usage(m),
+            pipe::embed::query::QueryError::Provider(m) => Failure::Runtime(m),
+        }
+    }
+}
+
 fn search(cli: &Cli, args: &cli::SearchArgs, verbosity: Verbosity) -> Result<u8, Failure> {
     use pipe::search::{Database, SearchError};
+    if !args.models.is_empty() {
+        return search_models(cli, args, verbosity);
+    }
     // The manifest's model, when the database was found through it: to say
     // when the database is stale against models.d.
     let (path, declared) = match (&args.db, &args.model) {
@@ -1009,16 +1021,22 @@ fn search(cli: &Cli, args: &cli::SearchArgs, verbosity: Verbosity) -> Result<u8,
         (None, Some(model)) => {
             let (manifest, graph) = load(cli, verbosity)?;
             let path = pipe::search::locate(&manifest, &graph, model)?;
-            (path, manifest.model(model).cloned())
+            (
+                path,
+                manifest.model(model).cloned().map(|m| (m, manifest.root)),
+            )
         }
         (None, None) => {
             return Err(Failure::Usage(
-                "say which database: --model MODEL or --db PATH".into(),
+                "say which database: --model MODEL, --models A,B or --db PATH".into(),
             ))
         }
     };
     let db = Database::open(&path)?;
-    if let Some(note) = declared.and_then(|m| pipe::search::stale_note(&m, &db.info)) {
+    if let Some(note) = declared
+        .as_ref()
+        .and_then(|(m, _)| pipe::search::stale_note(m, &db.info))
+    {
         if verbosity > Verbosity::Quiet {
             errln!("note: {note}");
         }
@@ -1033,17 +1051,17 @@ fn search(cli: &Cli, args: &cli::SearchArgs, verbosity: Verbosity) -> Result<u8,
             .into());
         }
     }
-    let vector = match &args.vector {
-        Some(file) => Some((
-            pipe::search::read_vector_file(file)?,
-            file.display().to_string(),
-        )),
-        None => None,
+    // --text needs the model's provider: with --db, the manifest's model of
+    // the database's config.
+    let declared = match (declared, &args.text) {
+        (None, Some(_)) => Some(text_model(cli, verbosity, &db)?),
+        (declared, _) => declared,
     };
+    let vector = query_vector(args, declared.as_ref(), verbosity)?;
     let report = pipe::search::search(
         &db,
         args.like.as_deref(),
-        vector.as_ref().map(|(v, f)| (v.as_slice(), f.as_str())),
+        vector.as_ref().map(|(v, q)| (v.as_slice(), q.clone())),
         args.k,
         args.min_score,
     )?;
@@ -1051,6 +1069,114 @@ fn search(cli: &Cli, args: &cli::SearchArgs, verbosity: Verbosity) -> Result<u8,
         print_json(&report)?;
     } else {
         write_out(format_args!("{}", pipe::search::render(&report)))?;
+    }
+    Ok(exit::OK)
+}
+
+/// The manifest's model of a database given by `--db`, for `--text`: its
+/// `[embed]` says how to embed the query.
+fn text_model(
+    cli: &Cli,
+    verbosity: Verbosity,
+    db: &pipe::search::Database,
+) -> Result<(pipe::manifest::Model, std::path::PathBuf), Failure> {
+    let (manifest, _) = load(cli, verbosity)?;
+    let Some(model) = manifest.model(&db.info.model).cloned() else {
+        return Err(Failure::Usage(format!(
+            "{} holds model {}'s vectors, but {} declares no model {}: --text embeds the \
+             query with the provider of the model's models.d file; add it, or search with \
+             --like or --vector",
+            db.path.display(),
+            db.info.model,
+            manifest.root.join(pipe::manifest::MANIFEST_NAME).display(),
+            db.info.model
+        )));
+    };
+    if let (Some(note), true) = (
+        pipe::search::stale_note(&model, &db.info),
+        verbosity > Verbosity::Quiet,
+    ) {
+        errln!("note: {note}");
+    }
+    Ok((model, manifest.root))
+}
+
+/// The query vector of `--vector FILE` or `--text TEXT` (`model`: the
+/// model, with its project root, whose provider embeds a text); `None` for
+/// `--like`.
+fn query_vector(
+    args: &cli::SearchArgs,
+    model: Option<&(pipe::manifest::Model, std::path::PathBuf)>,
+    verbosity: Verbosity,
+) -> Result<Option<(Vec<f32>, pipe::search::Query)>, Failure> {
+    use pipe::search::Query;
+    if let Some(file) = &args.vector {
+        let v = pipe::search::read_vector_file(file)?;
+        let file = file.display().to_string();
+        return Ok(Some((v, Query::Vector { file })));
+    }
+    let Some(text) = &args.text else {
+        return Ok(None);
+    };
+    let Some((model, root)) = model else {
+        return Err(Failure::Usage(
+            "--text needs the model's models.d file: search with --model MODEL".into(),
+        ));
+    };
+    let q = pipe::embed::query::embed_query(model, root, text)?;
+    if let (Some(note), true) = (&q.note, verbosity > Verbosity::Quiet) {
+        errln!("note: {note}");
+    }
+    Ok(Some((
+        q.vector,
+        Query::Text {
+            text: text.clone(),
+            sent: q.sent,
+            provider: q.provider,
+        },
+    )))
+}
+
+/// `pipe search --models a,b`: each model's search, fused.
+fn search_models(cli: &Cli, args: &cli::SearchArgs, verbosity: Verbosity) -> Result<u8, Failure> {
+    let (manifest, graph) = load(cli, verbosity)?;
+    pipe::search::check_k(args.k)?;
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(twice) = args.models.iter().find(|m| !seen.insert(m.as_str())) {
+        return Err(Failure::Usage(format!(
+            "--models names {twice} twice: name each model once"
+        )));
+    }
+    let mut reports = Vec::with_capacity(args.models.len());
+    for id in &args.models {
+        let path = pipe::search::locate(&manifest, &graph, id)?;
+        let db = pipe::search::Database::open(&path)?;
+        let declared = manifest
+            .model(id)
+            .cloned()
+            .map(|m| (m, manifest.root.clone()));
+        if let (Some(note), true) = (
+            declared
+                .as_ref()
+                .and_then(|(m, _)| pipe::search::stale_note(m, &db.info)),
+            verbosity > Verbosity::Quiet,
+        ) {
+            errln!("note: {note}");
+        }
+        let vector = query_vector(args, declared.as_ref(), verbosity)?;
+        reports.push(pipe::search::search(
+            &db,
+            args.like.as_deref(),
+            vector.as_ref().map(|(v, q)| (v.as_slice(), q.clone())),
+            args.k,
+            args.min_score,
+        )?);
+    }
+    let report = pipe::fused_search::fuse(reports, args.k, args.min_score);
+    if args.json {
+        print_json(&report)?;
+    } else {
+        write_out(format_args!("{}", pipe::fused_search::render(&report)))?;
     }
     Ok(exit::OK)
 }

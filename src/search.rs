@@ -13,7 +13,8 @@
 //! `models.d` changed since. That is also what makes `--db` work on any
 //! database pipe built, without a rebuild.
 //!
-//! Where vectors are stored is described by [`VectorTable`]: float32, or a
+//! Where vectors are stored is described by a [`VectorTable`] (the module
+//! [`crate::vectors`], shared with the stages that write them): float32, or a
 //! quantized table (int8 or bit vectors, `embedding_quantization` in
 //! `config`). A quantized query vector is quantized in SQL with the same
 //! function the build used. With rescoring (`embedding_rescore`), the
@@ -22,13 +23,23 @@
 //! `vec_movies_float`.
 
 use crate::graph::{Graph, TargetSpec};
-use crate::manifest::{Manifest, Metric};
+use crate::manifest::{Manifest, Metric, Quantization, Quantized};
+use crate::vectors::{from_le_bytes, Display, VectorTable};
+pub use crate::vectors::{to_le_bytes, ScoreKind, VEC0_K_MAX};
+
+/// The vec0 table of a movies.db and its key column.
+const MOVIES_TABLE: &str = "vec_movies";
+const MOVIES_KEY: &str = "movieId";
+
+/// What a result shows of a movie: rows `(movieId, title, year, distance)`.
+const MOVIES_DISPLAY: Display = Display {
+    table: "movies",
+    key: "movieId",
+    columns: &["m.title", "m.year"],
+};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-
-/// The largest `k` sqlite-vec's vec0 accepts in one KNN query.
-pub const VEC0_K_MAX: usize = 4096;
 
 /// Why a search could not be made. Every message names the culprit and, when
 /// there is one, the fix.
@@ -49,165 +60,6 @@ impl SearchError {
     }
 }
 
-/// How the vectors of a database are stored, and therefore how a KNN query
-/// is written against them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum VectorTable {
-    /// `vec_movies(movieId TEXT PRIMARY KEY, embedding FLOAT[dims])`: full
-    /// float32 vectors.
-    Float32,
-    /// `embedding INT8[dims]`, written by `vec_quantize_int8(v, 'unit')`.
-    Int8,
-    /// `embedding BIT[dims]`, written by `vec_quantize_binary(v)`; vec0's
-    /// distance on it is hamming, whatever the model's metric.
-    Bit,
-}
-
-/// The table of the float vectors kept for rescoring.
-pub const FLOAT_TABLE: &str = "vec_movies_float";
-
-impl VectorTable {
-    /// The vec0 table's name.
-    pub fn table(self) -> &'static str {
-        "vec_movies"
-    }
-
-    /// The name of `embedding_quantization` in `config` (`None` for float).
-    pub fn quantization(self) -> Option<&'static str> {
-        match self {
-            VectorTable::Float32 => None,
-            VectorTable::Int8 => Some("int8"),
-            VectorTable::Bit => Some("bit"),
-        }
-    }
-
-    /// `?1` (a float32 blob) turned into what the column stores.
-    fn quantized_param(self) -> &'static str {
-        match self {
-            VectorTable::Float32 => "?1",
-            VectorTable::Int8 => "vec_quantize_int8(?1, 'unit')",
-            VectorTable::Bit => "vec_quantize_binary(?1)",
-        }
-    }
-
-    /// The KNN query, exactly as the front end writes it (parameters: the
-    /// query vector as float32 bytes, then k; with `rescore`, then the
-    /// number of candidates). Rescoring ranks the candidates by the exact
-    /// `metric` distance to their float vectors (ties by id, so the order
-    /// is stable).
-    pub fn knn_sql(self, metric: Metric, rescore: bool) -> String {
-        let q = self.quantized_param();
-        if rescore {
-            format!(
-                "SELECT c.movieId, m.title, m.year, vec_distance_{metric}(f.embedding, ?1) AS distance \
-                 FROM (SELECT movieId FROM {table} WHERE embedding MATCH {q} AND k = ?3) c \
-                 JOIN {FLOAT_TABLE} f ON f.movieId = c.movieId \
-                 JOIN movies m ON m.movieId = c.movieId \
-                 ORDER BY distance, c.movieId LIMIT ?2",
-                table = self.table()
-            )
-        } else {
-            format!(
-                "SELECT v.movieId, m.title, m.year, v.distance FROM {} v \
-                 JOIN movies m ON v.movieId = m.movieId \
-                 WHERE v.embedding MATCH {q} AND k = ?2 ORDER BY v.distance",
-                self.table()
-            )
-        }
-    }
-
-    /// Bytes stored per vector in the vec0 table (float32: 4 per
-    /// dimension; int8: 1; bit: 1/8).
-    pub fn bytes_per_vector(self, dimensions: usize) -> u64 {
-        let d = dimensions as u64;
-        match self {
-            VectorTable::Float32 => d * 4,
-            VectorTable::Int8 => d,
-            VectorTable::Bit => d.div_ceil(8),
-        }
-    }
-
-    /// The float vector a stored quantized vector was made from, as near as
-    /// the quantization keeps it, such that quantizing it again gives the
-    /// same stored bytes (so that `--like` on a table without float vectors
-    /// finds what the stored vector finds; see the tests).
-    pub fn dequantize(self, stored: &[u8], dimensions: usize) -> Vec<f32> {
-        match self {
-            VectorTable::Float32 => from_le_bytes(stored),
-            // vec_quantize_int8(x, 'unit') stores trunc((x + 1) / step − 128)
-            // with step = 2/255 (truncation toward zero): the middle of the
-            // interval that truncates to q is q ± 0.5, away from zero.
-            VectorTable::Int8 => stored
-                .iter()
-                .map(|&b| {
-                    let q = f32::from(b as i8);
-                    let t = if q >= 0.0 { q + 0.5 } else { q - 0.5 };
-                    (t + 128.0) * (2.0 / 255.0) - 1.0
-                })
-                .collect(),
-            // vec_quantize_binary sets bit i%8 (least significant first) of
-            // byte i/8 when component i is positive.
-            VectorTable::Bit => (0..dimensions)
-                .map(|i| {
-                    let set = stored.get(i / 8).is_some_and(|b| b >> (i % 8) & 1 == 1);
-                    if set {
-                        1.0
-                    } else {
-                        -1.0
-                    }
-                })
-                .collect(),
-        }
-    }
-}
-
-/// What kind of number a result's `score` is, which depends on the metric.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ScoreKind {
-    /// Cosine similarity, 1 − cosine distance: higher is closer;
-    /// `--min-score S` keeps similarity ≥ S.
-    Similarity,
-    /// The metric's distance (l2, l1): lower is closer; `--min-score S` keeps
-    /// distance ≤ S.
-    Distance,
-}
-
-impl ScoreKind {
-    /// The score kind used for a metric.
-    pub fn for_metric(metric: Metric) -> ScoreKind {
-        match metric {
-            Metric::Cosine => ScoreKind::Similarity,
-            Metric::L2 | Metric::L1 => ScoreKind::Distance,
-        }
-    }
-
-    /// The score of a vec0 distance.
-    pub fn score(self, distance: f64) -> f64 {
-        match self {
-            ScoreKind::Similarity => 1.0 - distance,
-            ScoreKind::Distance => distance,
-        }
-    }
-
-    /// Whether a score passes `--min-score threshold`.
-    pub fn passes(self, score: f64, threshold: f64) -> bool {
-        match self {
-            ScoreKind::Similarity => score >= threshold,
-            ScoreKind::Distance => score <= threshold,
-        }
-    }
-
-    /// A word for headers and messages.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ScoreKind::Similarity => "similarity",
-            ScoreKind::Distance => "distance",
-        }
-    }
-}
-
 /// What a database says about its vectors (its `config` table).
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -216,30 +68,13 @@ pub struct DbInfo {
     pub model: String,
     /// `embedding_model_name`.
     pub model_name: String,
-    /// `embedding_model_dimensions`.
-    pub dimensions: usize,
-    /// `embedding_model_metric`.
-    pub metric: Metric,
-    /// How the vectors are stored.
+    /// Where and how the vectors are stored: `embedding_model_dimensions`,
+    /// `embedding_model_metric`, `embedding_quantization`,
+    /// `embedding_rescore` and `embedding_oversample`.
     pub table: VectorTable,
-    /// For a quantized table with float vectors kept: candidates fetched per
-    /// neighbour (`embedding_oversample`); `None` when no rescoring is done.
-    pub rescore: Option<usize>,
     /// `embeddings_blake3`: which embeddings the vectors came from (a
     /// quantized model and its float original share it).
     pub embeddings_blake3: Option<String>,
-}
-
-impl DbInfo {
-    /// What a result's distance is: the metric's, or hamming for a bit
-    /// table searched without rescoring.
-    pub fn distance_name(&self) -> &'static str {
-        if self.table == VectorTable::Bit && self.rescore.is_none() {
-            "hamming"
-        } else {
-            self.metric.as_str()
-        }
-    }
 }
 
 /// One movie of a database, as shown in results.
@@ -304,7 +139,7 @@ impl Database {
         let model = get("embedding_model_id")?;
         let model_name = get("embedding_model_name").unwrap_or_else(|_| model.clone());
         let dims_text = get("embedding_model_dimensions")?;
-        let dimensions: usize = dims_text
+        let dimensions: u32 = dims_text
             .parse()
             .map_err(|_| not_pipe(&format!("embedding_model_dimensions is `{dims_text}`")))?;
         let metric_text = get("embedding_model_metric")?;
@@ -319,48 +154,50 @@ impl Database {
             }
         };
         let optional = |key: &str| get(key).ok();
-        let table = match optional("embedding_quantization").as_deref() {
-            None => VectorTable::Float32,
-            Some("int8") => VectorTable::Int8,
-            Some("bit") => VectorTable::Bit,
+        let kind = match optional("embedding_quantization").as_deref() {
+            None => None,
+            Some("int8") => Some(Quantization::Int8),
+            Some("bit") => Some(Quantization::Bit),
             Some(other) => {
                 return Err(not_pipe(&format!(
                     "unknown embedding_quantization `{other}` (this pipe knows int8 and bit)"
                 )))
             }
         };
-        let rescore = if optional("embedding_rescore").as_deref() == Some("true") {
+        let rescore = optional("embedding_rescore").as_deref() == Some("true");
+        let oversample = if rescore {
             let text = optional("embedding_oversample").unwrap_or_default();
-            let n: usize = text
-                .parse()
+            text.parse()
                 .ok()
                 .filter(|n| *n >= 1)
-                .ok_or_else(|| not_pipe(&format!("embedding_oversample is `{text}`")))?;
-            Some(n)
+                .ok_or_else(|| not_pipe(&format!("embedding_oversample is `{text}`")))?
         } else {
-            None
+            1
         };
+        let quantization = kind.map(|kind| Quantized {
+            kind,
+            rescore,
+            oversample,
+        });
+        let table = VectorTable::new(MOVIES_TABLE, MOVIES_KEY, dimensions, metric, quantization);
         let embeddings_blake3 = optional("embeddings_blake3");
         let has_table: bool = conn
             .query_row(
                 "SELECT count(*) FROM sqlite_master WHERE name = ?1",
-                [table.table()],
+                [&table.table],
                 |r| r.get::<_, i64>(0),
             )
             .map_err(|e| not_pipe(&e))?
             > 0;
         if !has_table {
-            return Err(not_pipe(&format!("no `{}` table", table.table())));
+            return Err(not_pipe(&format!("no `{}` table", table.table)));
         }
         Ok(Database {
             path: path.to_path_buf(),
             info: DbInfo {
                 model,
                 model_name,
-                dimensions,
-                metric,
                 table,
-                rescore,
                 embeddings_blake3,
             },
             conn,
@@ -369,7 +206,7 @@ impl Database {
 
     /// The kind of score of this database's results.
     pub fn score_kind(&self) -> ScoreKind {
-        ScoreKind::for_metric(self.info.metric)
+        self.info.table.score_kind()
     }
 
     /// A movie of the `movies` table.
@@ -394,12 +231,7 @@ impl Database {
     /// for a quantized table without float vectors, the quantized one
     /// turned back into floats ([`VectorTable::dequantize`]).
     pub fn vector(&self, movie_id: &str) -> Result<Option<Vec<f32>>, SearchError> {
-        let (table, quantized) = match (self.info.table, self.info.rescore) {
-            (VectorTable::Float32, _) => (self.info.table.table(), false),
-            (_, Some(_)) => (FLOAT_TABLE, false),
-            (_, None) => (self.info.table.table(), true),
-        };
-        let sql = format!("SELECT embedding FROM {table} WHERE movieId = ?1");
+        let (sql, quantized) = self.info.table.vector_sql();
         let blob: Option<Vec<u8>> = self
             .conn
             .query_row(&sql, [movie_id], |r| r.get(0))
@@ -407,7 +239,7 @@ impl Database {
             .map_err(|e| SearchError::db(&self.path, "read a vector", e))?;
         Ok(blob.map(|b| {
             if quantized {
-                self.info.table.dequantize(&b, self.info.dimensions)
+                self.info.table.dequantize(&b)
             } else {
                 from_le_bytes(&b)
             }
@@ -469,7 +301,7 @@ impl Database {
 
     /// Ids of every movie with a vector, sorted.
     pub fn ids_with_vector(&self) -> Result<Vec<String>, SearchError> {
-        let sql = format!("SELECT movieId FROM {}", self.info.table.table());
+        let sql = self.info.table.keys_sql();
         let mut stmt = self
             .conn
             .prepare(&sql)
@@ -484,20 +316,10 @@ impl Database {
 
     /// Check a query vector's length against the table's dimensions.
     pub fn check_vector(&self, vector: &[f32], source: &str) -> Result<(), SearchError> {
-        if vector.len() != self.info.dimensions {
-            return Err(SearchError::Usage(format!(
-                "{source}: wrong vector length: found {} numbers, expected {} for model {}",
-                vector.len(),
-                self.info.dimensions,
-                self.info.model
-            )));
-        }
-        if let Some(i) = vector.iter().position(|x| !x.is_finite()) {
-            return Err(SearchError::Usage(format!(
-                "{source}: component {i} of the vector is not a finite number"
-            )));
-        }
-        Ok(())
+        self.info
+            .table
+            .check_query(vector, source, &self.info.model)
+            .map_err(|p| SearchError::Usage(p.0))
     }
 
     /// The `k` nearest movies to `query`, closest first, leaving out
@@ -513,22 +335,17 @@ impl Database {
         check_k(k)?;
         let ask = if exclude.is_some() { k + 1 } else { k };
         let score = self.score_kind();
-        let sql = self
-            .info
-            .table
-            .knn_sql(self.info.metric, self.info.rescore.is_some());
+        let sql = self.info.table.knn_sql(&MOVIES_DISPLAY);
         let mut stmt = self
             .conn
             .prepare_cached(&sql)
             .map_err(|e| SearchError::db(&self.path, "prepare the KNN query", e))?;
         let blob = to_le_bytes(query);
-        let rows = match self.info.rescore {
-            // Candidates: k × oversample, within what vec0 answers.
-            Some(over) => {
-                let candidates = ask.saturating_mul(over).clamp(ask, VEC0_K_MAX);
-                stmt.query(params![blob, ask as i64, candidates as i64])
-            }
-            None => stmt.query(params![blob, ask as i64]),
+        let rows = if self.info.table.rescores() {
+            let candidates = self.info.table.candidates(ask);
+            stmt.query(params![blob, ask as i64, candidates as i64])
+        } else {
+            stmt.query(params![blob, ask as i64])
         };
         let rows = rows
             .map_err(|e| SearchError::db(&self.path, "run the KNN query", e))?
@@ -582,19 +399,6 @@ pub fn describe(movie: &Movie) -> String {
         Some(y) => format!("{} ({y})", movie.title),
         None => movie.title.clone(),
     }
-}
-
-/// float32 little-endian bytes, as vec0 stores and `MATCH` takes them.
-pub fn to_le_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-/// The inverse of [`to_le_bytes`] (a trailing partial float is ignored;
-/// callers check the length first).
-pub fn from_le_bytes(b: &[u8]) -> Vec<f32> {
-    b.chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
 }
 
 /// Parse a query vector: a JSON array of numbers, or raw little-endian
@@ -700,17 +504,18 @@ pub fn stale_note(model: &crate::manifest::Model, info: &DbInfo) -> Option<Strin
         model.quantization.map(|q| q.kind.as_str()),
         model.quantization.is_some_and(|q| q.rescore),
     );
-    let built_q = storage(info.table.quantization(), info.rescore.is_some());
-    let declared = (model.dimensions as usize, model.metric, &declared_q);
-    let built = (info.dimensions, info.metric, &built_q);
+    let t = &info.table;
+    let built_q = storage(t.kind().map(Quantization::as_str), t.rescores());
+    let declared = (model.dimensions, model.metric, &declared_q);
+    let built = (t.dimensions, t.metric, &built_q);
     (declared != built).then(|| {
         format!(
             "model {}'s database was built with {} dims, metric {}{built_q}, but {} now declares \
              {} dims, metric {}{declared_q}; searching what was built (run `pipe build` to \
              rebuild it)",
             model.id,
-            info.dimensions,
-            info.metric,
+            t.dimensions,
+            t.metric,
             model.file.display(),
             model.dimensions,
             model.metric
@@ -733,6 +538,26 @@ pub enum Query {
         /// The file.
         file: String,
     },
+    /// A text embedded by the model's provider (`--text`).
+    Text {
+        /// The text as given.
+        text: String,
+        /// What the provider was sent: the model's query prefix, then the text.
+        sent: String,
+        /// The provider, as messages name it.
+        provider: String,
+    },
+}
+
+impl Query {
+    /// Where a query vector came from, for messages about it.
+    fn source(&self) -> String {
+        match self {
+            Query::Movie { movie } => format!("movie {}", movie.movie_id),
+            Query::Vector { file } => file.clone(),
+            Query::Text { provider, .. } => format!("the query's vector from {provider}"),
+        }
+    }
 }
 
 /// The answer of `pipe search`, printed as a table or as JSON.
@@ -768,12 +593,13 @@ pub struct SearchReport {
     pub results: Vec<Neighbour>,
 }
 
-/// Search `db` for the neighbours of a movie or a vector: the whole of
-/// `pipe search` but the printing.
+/// Search `db` for the neighbours of a movie or of a vector (`query` says
+/// where the vector came from: a file or a text): the whole of `pipe search`
+/// but the printing.
 pub fn search(
     db: &Database,
     like: Option<&str>,
-    vector: Option<(&[f32], &str)>,
+    vector: Option<(&[f32], Query)>,
     k: usize,
     min_score: Option<f64>,
 ) -> Result<SearchReport, SearchError> {
@@ -783,19 +609,13 @@ pub fn search(
             let (movie, v) = db.vector_of(id)?;
             (Query::Movie { movie }, v, Some(id))
         }
-        (None, Some((v, file))) => {
-            db.check_vector(v, file)?;
-            (
-                Query::Vector {
-                    file: file.to_string(),
-                },
-                v.to_vec(),
-                None,
-            )
+        (None, Some((v, query))) => {
+            db.check_vector(v, &query.source())?;
+            (query, v.to_vec(), None)
         }
         (None, None) => {
             return Err(SearchError::Usage(
-                "say what to search for: --like MOVIE_ID or --vector FILE".into(),
+                "say what to search for: --like MOVIE_ID, --vector FILE or --text TEXT".into(),
             ))
         }
     };
@@ -807,12 +627,12 @@ pub fn search(
     Ok(SearchReport {
         database: db.path.display().to_string(),
         model: db.info.model.clone(),
-        metric: db.info.metric,
-        dimensions: db.info.dimensions,
+        metric: db.info.table.metric,
+        dimensions: db.info.table.dimensions as usize,
         score: kind,
-        distance: db.info.distance_name(),
-        quantization: db.info.table.quantization(),
-        oversample: db.info.rescore,
+        distance: db.info.table.distance_name(),
+        quantization: db.info.table.kind().map(Quantization::as_str),
+        oversample: db.info.table.oversample().map(|n| n as usize),
         query,
         k,
         min_score,
@@ -828,6 +648,7 @@ pub fn render(report: &SearchReport) -> String {
     let what = match &report.query {
         Query::Movie { movie } => format!("{} {}", movie.movie_id, describe(movie)),
         Query::Vector { file } => format!("the vector in {file}"),
+        Query::Text { text, .. } => format!("{text:?}"),
     };
     let meaning = match report.score {
         ScoreKind::Similarity => "similarity = 1 − cosine distance, higher is closer",
@@ -898,7 +719,7 @@ pub fn render(report: &SearchReport) -> String {
 }
 
 /// Cut `s` to `width` characters, marking the cut with `…`.
-fn truncate(s: &str, width: usize) -> String {
+pub fn truncate(s: &str, width: usize) -> String {
     if s.chars().count() <= width {
         return s.to_string();
     }
@@ -925,43 +746,6 @@ mod tests {
         assert!(err.contains("not a JSON array"), "{err}");
         let err = parse_vector(&[0, 0, 128], "f").unwrap_err().to_string();
         assert!(err.contains("3 bytes"), "{err}");
-    }
-
-    #[test]
-    fn scores_filter_in_the_metrics_direction() {
-        assert!(ScoreKind::Similarity.passes(0.8, 0.7));
-        assert!(!ScoreKind::Similarity.passes(0.6, 0.7));
-        assert!(ScoreKind::Distance.passes(0.6, 0.7));
-        assert!(!ScoreKind::Distance.passes(0.8, 0.7));
-        assert!((ScoreKind::Similarity.score(0.25) - 0.75).abs() < 1e-12);
-    }
-
-    /// `--like` on a quantized table without float vectors queries with the
-    /// dequantized stored vector: quantizing it again with the linked
-    /// sqlite-vec must give back every stored byte exactly.
-    #[test]
-    fn dequantized_vectors_quantize_back_to_the_stored_bytes() {
-        let conn = crate::sqlite::open(Path::new(":memory:")).unwrap();
-        let int8: Vec<u8> = (0..=255u8).collect();
-        let floats = VectorTable::Int8.dequantize(&int8, int8.len());
-        let again: Vec<u8> = conn
-            .query_row(
-                "SELECT vec_quantize_int8(?1, 'unit')",
-                [to_le_bytes(&floats)],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(again, int8);
-        let bits: Vec<u8> = vec![0x00, 0xff, 0x5a, 0x81, 0x01, 0x80, 0x3c, 0xc3];
-        let floats = VectorTable::Bit.dequantize(&bits, 64);
-        let again: Vec<u8> = conn
-            .query_row(
-                "SELECT vec_quantize_binary(?1)",
-                [to_le_bytes(&floats)],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(again, bits);
     }
 
     #[test]

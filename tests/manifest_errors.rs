@@ -225,6 +225,16 @@ const CASES: &[Case] = &[
         expect: &["models.d/potion.toml:8:", "unknown filter"],
     },
     Case {
+        name: "query-prefix that is not a string",
+        files: &[("pipeline.toml", OK_PIPELINE), ("models.d/potion.toml", "id = \"potion\"\nname = \"Potion\"\ndimensions = 64\n\n[embed]\nprovider = \"ollama\"\nmodel = \"m\"\nquery-prefix = 1\n")],
+        expect: &["models.d/potion.toml:8:16", "invalid type: integer `1`, expected a string"],
+    },
+    Case {
+        name: "query-prefix that is a document prefix",
+        files: &[("pipeline.toml", OK_PIPELINE), ("models.d/potion.toml", "id = \"potion\"\nname = \"Potion\"\ndimensions = 64\n\n[embed]\nprovider = \"ollama\"\nmodel = \"nomic-embed-text\"\nprefix = \"search_document: \"\nquery-prefix = \"search_document: \"\n")],
+        expect: &["models.d/potion.toml:9:16", "query-prefix `search_document: ` is a document prefix", "set query-prefix = \"search_query: \""],
+    },
+    Case {
         name: "embeddings target with per-model = false",
         files: &[("pipeline.toml", "[inputs]\nmovies = \"m.json\"\n[targets.e]\nkind = \"embeddings\"\nper-model = false\n"), ("models.d/potion.toml", MODEL)],
         expect: &["pipeline.toml:5:13", "a embeddings target is always per-model"],

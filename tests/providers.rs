@@ -53,6 +53,7 @@ fn config(provider: &str, url: &str) -> EmbedConfig {
         send_dimensions: false,
         encoding_format: None,
         prefix: String::new(),
+        query_prefix: None,
         template: None,
         path: None,
         command: Vec::new(),

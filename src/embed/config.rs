@@ -131,6 +131,11 @@ pub struct EmbedConfig {
     pub encoding_format: Option<String>,
     /// Prepended to every text (`search_document: `).
     pub prefix: String,
+    /// Prepended to a search query (`search_query: `) by `pipe search
+    /// --text`; `None`: queries get no prefix. Not a vector option: it
+    /// changes no document's vector, so setting it re-embeds nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query_prefix: Option<String>,
     /// The text template; `None`: the original's `movieToMarkdown`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub template: Option<TextTemplate>,
@@ -234,6 +239,8 @@ pub(crate) struct RawEmbed {
     encoding_format: Option<Spanned<String>>,
     #[serde(default)]
     prefix: Option<String>,
+    #[serde(default)]
+    query_prefix: Option<Spanned<String>>,
     #[serde(default)]
     template: Option<Spanned<String>>,
     #[serde(default)]
@@ -417,6 +424,20 @@ pub(crate) fn check_embed(
             }
         }
     });
+    if let Some(q) = &raw.query_prefix {
+        if let Some((document, query)) = document_prefix(q.get_ref()) {
+            errors.push(
+                ManifestError::at(
+                    src,
+                    q.span(),
+                    format!("query-prefix `{}` is a document prefix", q.get_ref()),
+                )
+                .help(format!(
+                    "documents get `{document}` (`prefix`), queries get `{query}`: set query-prefix = \"{query}\""
+                )),
+            );
+        }
+    }
     let request = raw.request.as_ref().map(toml_to_json);
     if errors.len() > before {
         return None;
@@ -434,6 +455,7 @@ pub(crate) fn check_embed(
         send_dimensions: raw.send_dimensions.unwrap_or(false),
         encoding_format,
         prefix: raw.prefix.unwrap_or_default(),
+        query_prefix: raw.query_prefix.map(|q| q.into_inner()),
         template,
         path,
         command,
@@ -443,6 +465,20 @@ pub(crate) fn check_embed(
         normalize: raw.normalize,
         max_length,
     })
+}
+
+/// The asymmetric models' document prefixes and the query prefix that goes
+/// with each (nomic-embed-text, E5): `Some((document, query))` when `prefix`
+/// starts with a document prefix.
+pub fn document_prefix(prefix: &str) -> Option<(&'static str, &'static str)> {
+    const PAIRS: &[(&str, &str)] = &[
+        ("search_document: ", "search_query: "),
+        ("passage: ", "query: "),
+    ];
+    PAIRS
+        .iter()
+        .find(|(document, _)| prefix.trim_start().starts_with(document.trim_end()))
+        .map(|&(document, query)| (document, query))
 }
 
 fn not_for(

@@ -12,6 +12,7 @@
 //! * [`providers`]: one module per backend (ollama, openai, rest, command,
 //!   model2vec).
 //! * [`config`]: a model file's `[embed]` table.
+//! * [`query`]: a search query embedded by its model's provider.
 //! * [`text`]: the text a movie is embedded as.
 //! * [`cache`]: the vectors obtained so far, per record, under `.pipe/`.
 
@@ -21,6 +22,7 @@ pub mod config;
 pub mod http;
 pub mod provider;
 pub mod providers;
+pub mod query;
 pub mod text;
 
 pub use provider::{Provider, ProviderError, ProviderErrorKind};

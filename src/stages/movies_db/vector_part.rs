@@ -15,15 +15,15 @@
 //! file's content), so a hit reads no vector; the counts are kept in the
 //! part's description table.
 
-use super::cache;
 use super::catalog_part::CatalogPart;
-use super::{db_err_at, MoviesDbSpec, Origin, PROGRESS_EVERY};
+use super::{db_err_at, MoviesDbSpec, Origin};
 use crate::artifact;
-use crate::manifest::model::{Model, Quantization};
+use crate::manifest::model::Model;
 use crate::sqlite;
 use crate::stage::{StageContext, StageError};
-use rusqlite::types::ValueRef;
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::stages::part_cache as cache;
+use crate::stages::vector_source;
+use crate::vectors::{ItemSource, VectorTable};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -84,7 +84,7 @@ pub(crate) fn obtain(
     let dims = model.dimensions.to_string();
     let mut fields = vec![
         ("part", "vectors"),
-        ("format", cache::PART_FORMAT),
+        ("format", super::PART_FORMAT),
         ("sqlite", sqlite_v),
         ("sqlite-vec", vec_v),
         ("embeddings", emb_hash.unwrap_or("missing")),
@@ -104,7 +104,7 @@ pub(crate) fn obtain(
         }
     }
     let key = cache::key(&fields);
-    let dir = cache::dir(ctx.root);
+    let dir = cache::dir(ctx.root, super::CACHE);
     let prefix = prefix(model);
     let name = cache::file_name(&prefix, &key);
     let path = dir.join(&name);
@@ -137,54 +137,19 @@ fn from_cache(path: &Path, key: &str) -> Option<VectorPart> {
     })
 }
 
-/// The statements creating `vec_movies` for `model` (and, for a rescored
-/// quantized model, `vec_movies_float`).
-///
-/// A bit column takes no `distance_metric` (vec0 rejects one: bit vectors
-/// are compared by hamming distance). The float vectors of rescoring are a
-/// plain table, not a vec0 column: they are only read by id, for the exact
-/// distance of k × oversample candidates, and reading one vector of a vec0
-/// column walks its chunk's overflow chain (1024 vectors) from the start:
-/// rescoring from a second vec0 column was 3–12 times slower than from a
-/// table. The table has rowids: a WITHOUT ROWID table keeps its rows in an
-/// index b-tree, which holds at most about 1 KB of a row in place, so each
-/// 1.5 or 3 KB vector spilled to overflow pages of its own (the rescored
-/// database was 2.25 times the float one at 384 dimensions); a rowid
-/// table's leaf holds a 4 KB page's worth in place.
-pub(crate) fn create_sql(model: &Model) -> String {
-    let dims = model.dimensions;
-    let metric = model.metric;
-    match &model.quantization {
-        None => format!(
-            "CREATE VIRTUAL TABLE vec_movies USING vec0(movieId TEXT PRIMARY KEY, embedding FLOAT[{dims}] distance_metric={metric})"
-        ),
-        Some(q) => {
-            let column = match q.kind {
-                Quantization::Int8 => format!("INT8[{dims}] distance_metric={metric}"),
-                Quantization::Bit => format!("BIT[{dims}]"),
-            };
-            let mut sql = format!(
-                "CREATE VIRTUAL TABLE vec_movies USING vec0(movieId TEXT PRIMARY KEY, embedding {column});"
-            );
-            if q.rescore {
-                sql.push_str(FLOAT_TABLE_SQL);
-            }
-            sql
-        }
-    }
+/// The vector table of a movies.db: `vec_movies(movieId, embedding)`, and
+/// `vec_movies_float` when the model rescores.
+pub(crate) fn table(model: &Model) -> VectorTable {
+    VectorTable::of_model("vec_movies", "movieId", model)
 }
 
-/// The float vectors kept for rescoring (see [`create_sql`]).
-const FLOAT_TABLE_SQL: &str =
-    "CREATE TABLE vec_movies_float (movieId TEXT PRIMARY KEY, embedding BLOB NOT NULL);";
-
-/// The SQL expression turning the float32 blob `param` into what
-/// `vec_movies.embedding` stores.
-pub(crate) fn quantize_sql(model: &Model, param: &str) -> String {
-    match model.quantization.map(|q| q.kind) {
-        None => param.to_string(),
-        Some(Quantization::Int8) => format!("vec_quantize_int8({param}, 'unit')"),
-        Some(Quantization::Bit) => format!("vec_quantize_binary({param})"),
+/// How messages about `model`'s stored vectors name them.
+fn source(model: &Model) -> ItemSource<'_> {
+    ItemSource {
+        file: &model.embeddings,
+        item: "movie",
+        model: &model.id,
+        model_file: &model.file,
     }
 }
 
@@ -221,7 +186,7 @@ fn build(
         catalog_unreadable: true,
     })?;
     let embeddings = match emb_hash {
-        Some(_) => Some(open_embeddings(
+        Some(_) => Some(vector_source::open(
             &ctx.abs(&model.embeddings),
             &model.embeddings,
         )?),
@@ -240,7 +205,7 @@ fn build(
     };
     if let Some(conn) = &embeddings {
         let known: HashSet<&str> = ids.iter().map(String::as_str).collect();
-        part.unknown_ids = scan_embeddings(conn, model, &known)?;
+        part.unknown_ids = vector_source::scan(conn, &table(model), &source(model), &known)?;
         part.unknown = part.unknown_ids.len();
     }
 
@@ -259,66 +224,17 @@ fn build(
              PRAGMA synchronous = OFF; PRAGMA cache_size = -16384;"
         ))
         .map_err(e("configure"))?;
-        conn.execute_batch(&create_sql(model))
+        let table = table(model);
+        let src = source(model);
+        conn.execute_batch(&table.create_sql())
             .map_err(e("create the vector table"))?;
         conn.execute_batch("BEGIN").map_err(e("begin"))?;
-        let read_err = |err: rusqlite::Error| {
-            StageError::with_source(
-                format!("cannot read {}: {err}", model.embeddings.display()),
-                err,
-            )
-        };
         match &embeddings {
             None => part.without = ids.len(),
             Some(emb) => {
-                let mut get_vec = emb
-                    .prepare("SELECT embedding FROM embeddings WHERE movie_id = ?1")
-                    .map_err(read_err)?;
-                let mut ins_vec = conn
-                    .prepare(&format!(
-                        "INSERT INTO vec_movies (movieId, embedding) VALUES (?1, {})",
-                        quantize_sql(model, "?2")
-                    ))
-                    .map_err(e("prepare"))?;
-                let rescore = model.quantization.is_some_and(|q| q.rescore);
-                let mut ins_float = if rescore {
-                    Some(
-                        conn.prepare(
-                            "INSERT INTO vec_movies_float (movieId, embedding) VALUES (?1, ?2)",
-                        )
-                        .map_err(e("prepare"))?,
-                    )
-                } else {
-                    None
-                };
-                let total = ids.len() as u64;
-                for (i, id) in ids.iter().enumerate() {
-                    if i % PROGRESS_EVERY == 0 {
-                        if ctx.is_cancelled() {
-                            return Err(StageError::cancelled().into());
-                        }
-                        ctx.progress.progress(i as u64, total, "inserting vectors");
-                    }
-                    let mut rows = get_vec.query([id]).map_err(read_err)?;
-                    match rows.next().map_err(read_err)? {
-                        Some(row) => {
-                            let blob = match row.get_ref(0) {
-                                Ok(ValueRef::Blob(b)) => b,
-                                _ => return Err(wrong_size(model, id, -1).into()),
-                            };
-                            check_vector(model, id, blob)?;
-                            ins_vec
-                                .execute(params![id, blob])
-                                .map_err(e("insert a vector"))?;
-                            if let Some(ins) = ins_float.as_mut() {
-                                ins.execute(params![id, blob])
-                                    .map_err(e("insert a float vector"))?;
-                            }
-                            part.with += 1;
-                        }
-                        None => part.without += 1,
-                    }
-                }
+                let filled = vector_source::fill(ctx, &conn, &table, &src, emb, &ids, shown)?;
+                part.with = filled.with;
+                part.without = filled.without;
             }
         }
         conn.execute_batch("COMMIT; ANALYZE;")
@@ -343,137 +259,4 @@ fn build(
     tmp.persist(path)
         .map_err(|err| StageError::io(shown, "rename into place", err))?;
     Ok(part)
-}
-
-/// Open an embeddings database read-only and check it has the expected table.
-fn open_embeddings(abs: &Path, shown: &Path) -> Result<Connection, StageError> {
-    let conn = sqlite::open_read_only(abs).map_err(|e| {
-        StageError::with_source(
-            format!("cannot open embeddings database {}: {e}", shown.display()),
-            e,
-        )
-    })?;
-    let has_table: Option<String> = conn
-        .query_row(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'embeddings'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(|e| {
-            StageError::with_source(
-                format!("{} is not a readable SQLite database: {e}", shown.display()),
-                e,
-            )
-        })?;
-    if has_table.is_none() {
-        return Err(StageError::new(format!(
-            "{} has no table 'embeddings(movie_id, embedding, created_at)'; is it really an \
-             embeddings database? Regenerate it with the model's embedding generator",
-            shown.display()
-        )));
-    }
-    Ok(conn)
-}
-
-/// The error for a vector of the wrong size.
-fn wrong_size(model: &Model, movie_id: &str, found: i64) -> StageError {
-    let expected = u64::from(model.dimensions) * 4;
-    let hint = if found > 0 && found % 4 == 0 {
-        format!(" ({} dimensions)", found / 4)
-    } else {
-        String::new()
-    };
-    StageError::new(format!(
-        "{}: the vector of movie {movie_id:?} has {found} bytes{hint}, but model {} has {} \
-         dimensions ({expected} bytes of float32). The usual cause is the embeddings file of \
-         another model at this path; point `embeddings` of model {} at its own file or regenerate it",
-        model.embeddings.display(),
-        model.id,
-        model.dimensions,
-        model.id
-    ))
-}
-
-/// Check the size of every stored vector; the ids of those of unknown
-/// movies, sorted.
-fn scan_embeddings(
-    conn: &Connection,
-    model: &Model,
-    known: &HashSet<&str>,
-) -> Result<Vec<String>, StageError> {
-    let shown = model.embeddings.display();
-    let sql_err =
-        |e: rusqlite::Error| StageError::with_source(format!("cannot read {shown}: {e}"), e);
-    let mut stmt = conn
-        .prepare("SELECT movie_id, typeof(embedding), length(embedding) FROM embeddings")
-        .map_err(sql_err)?;
-    let mut rows = stmt.query([]).map_err(sql_err)?;
-    let expected = i64::from(model.dimensions) * 4;
-    let mut unknown = Vec::new();
-    while let Some(row) = rows.next().map_err(sql_err)? {
-        let id = match row.get_ref(0).map_err(sql_err)? {
-            ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
-            other => format!("{other:?}"),
-        };
-        let kind: String = row.get(1).map_err(sql_err)?;
-        if kind != "blob" {
-            return Err(StageError::new(format!(
-                "{shown}: the vector of movie {id:?} is stored as {kind}, not as a blob of float32; \
-                 regenerate the embeddings of model {}",
-                model.id
-            )));
-        }
-        let len: i64 = row.get(2).map_err(sql_err)?;
-        if len != expected {
-            return Err(wrong_size(model, &id, len));
-        }
-        if !known.contains(id.as_str()) {
-            unknown.push(id);
-        }
-    }
-    unknown.sort();
-    Ok(unknown)
-}
-
-/// Reject a vector of the wrong size or with NaN/Inf components.
-fn check_vector(model: &Model, movie_id: &str, blob: &[u8]) -> Result<(), StageError> {
-    if blob.len() as u64 != u64::from(model.dimensions) * 4 {
-        return Err(wrong_size(model, movie_id, blob.len() as i64));
-    }
-    if let Some(pos) = blob
-        .chunks_exact(4)
-        .position(|c| !f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite())
-    {
-        return Err(StageError::new(format!(
-            "{}: the vector of movie {movie_id:?} has a NaN or infinite component (index {pos}); \
-             regenerate this movie's embedding for model {}",
-            model.embeddings.display(),
-            model.id
-        )));
-    }
-    // vec_quantize_int8(v, 'unit') maps [-1, 1] onto the 256 steps; outside
-    // it the value would wrap around, silently.
-    if model
-        .quantization
-        .is_some_and(|q| q.kind == Quantization::Int8)
-    {
-        if let Some((pos, x)) = blob
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .enumerate()
-            .find(|(_, x)| !(-1.0..=1.0).contains(x))
-        {
-            return Err(StageError::new(format!(
-                "{}: component {pos} of the vector of movie {movie_id:?} is {x}, outside [-1, 1]: \
-                 model {} has quantization = \"int8\", which maps [-1, 1] onto 256 steps \
-                 (unit-normalised vectors are always inside). Normalise the embeddings, or use \
-                 quantization = \"bit\" or none ({})",
-                model.embeddings.display(),
-                model.id,
-                model.file.display()
-            )));
-        }
-    }
-    Ok(())
 }
