@@ -1183,6 +1183,7 @@ impl<'a> Executor<'a> {
                 TargetSpec::Command(spec) => stages::command::run(&ctx, spec),
                 TargetSpec::Embeddings(spec) => stages::embeddings::run(&ctx, spec),
                 TargetSpec::RecordsDb(spec) => stages::records_db::run(&ctx, spec),
+                TargetSpec::RecordsJson(spec) => stages::records_json::run(&ctx, spec),
             },
         };
         result.details = sink.warnings.into_inner().unwrap_or_default();
