@@ -466,7 +466,7 @@ impl<'a> Executor<'a> {
     /// fingerprint the cache has is installed from it, and what is built
     /// locally is uploaded (see [`crate::remote`]).
     pub fn with_remote(mut self, remote: Option<crate::remote::RemoteCache>) -> Self {
-        self.remote = remote.map(Arc::new);
+        self.remote = remote.map(crate::remote::RemoteCache::into_shared);
         self
     }
 
@@ -1168,6 +1168,10 @@ impl<'a> Executor<'a> {
             progress: &sink,
             settings,
             cancelled: &self.cancelled,
+            shared_vectors: self
+                .remote
+                .as_deref()
+                .map(|r| r as &dyn crate::embed::share::SharedVectors),
         };
         let downloaded = installed.as_ref().map(|i| i.bytes);
         let output: Result<StageOutput, StageError> = match installed {

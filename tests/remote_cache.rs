@@ -404,3 +404,94 @@ fn a_second_machine_sends_no_text_that_the_first_embedded() {
     );
     assert_eq!(outputs(&first), outputs(&second));
 }
+
+/// The embeddings file of the beta model.
+fn beta_vectors(p: &Project) -> Vec<u8> {
+    std::fs::read(p.path("data/embeddings-beta-movies.db")).expect("embeddings file")
+}
+
+fn stat(run: &common::Run, target: &str, key: &str) -> String {
+    run.report()["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .find(|r| r["name"] == target)
+        .and_then(|r| r["stats"][key].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_second_machine_with_an_edit_sends_only_the_edited_text() {
+    let server = Nginx::start(None);
+    let url = server.url();
+    let ollama = common::embed_server::EmbedServer::start(8);
+    let first = embedding_project(&ollama.url);
+    let run = first.build(&["--remote-cache", &url]);
+    let records: usize = stat(&run, "embeddings@beta", "records")
+        .parse()
+        .unwrap_or(0);
+    let sent = ollama.texts();
+    assert_eq!(sent, records, "the first machine embeds every movie");
+
+    // The edit changes movies.json, so no target entry fits: the vectors
+    // of every other movie come from the cache, one text is sent.
+    let second = embedding_project(&ollama.url);
+    edit_first_title(&second);
+    let run = second.build(&["--remote-cache", &url]);
+    assert_eq!(ollama.texts(), sent + 1, "{}", run.stderr);
+    assert_eq!(stat(&run, "embeddings@beta", "texts_sent"), "1");
+    let shared: usize = stat(&run, "embeddings@beta", "shared").parse().unwrap_or(0);
+    assert_eq!(shared + 1, records, "{}", run.stderr);
+    assert_eq!(run.report()["remote"]["vectorsDownloaded"], shared as u64);
+    assert_eq!(run.report()["remote"]["vectorsUploaded"], 1);
+
+    // The same bytes as a machine that embedded everything itself.
+    let clean = embedding_project(&ollama.url);
+    edit_first_title(&clean);
+    clean.build(&["--no-remote-cache"]);
+    assert_eq!(beta_vectors(&second), beta_vectors(&clean));
+    assert_eq!(outputs(&second), outputs(&clean));
+
+    // A third machine with a second edit on top: the first edit's vector
+    // was uploaded by the second machine, so again one text.
+    let third = embedding_project(&ollama.url);
+    edit_first_title(&third);
+    edit_first_title(&third);
+    let before = ollama.texts();
+    let run = third.build(&["--remote-cache", &url, "--remote-cache-read-only"]);
+    assert_eq!(ollama.texts(), before + 1, "{}", run.stderr);
+    assert_eq!(run.report()["remote"]["vectorsUploaded"], 0, "read-only");
+}
+
+#[test]
+fn a_damaged_vector_shard_is_reported_and_its_texts_are_embedded() {
+    let server = Nginx::start(None);
+    let url = server.url();
+    let ollama = common::embed_server::EmbedServer::start(8);
+    let first = embedding_project(&ollama.url);
+    first.build(&["--remote-cache", &url]);
+    let sent = ollama.texts();
+    // Flip a byte in the middle of every action-cache entry: target entries
+    // and vector shards alike are now unusable.
+    for entry in std::fs::read_dir(server.store().join("ac")).expect("ac dir") {
+        let path = entry.expect("entry").path();
+        let mut bytes = std::fs::read(&path).expect("read");
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x55;
+        std::fs::write(&path, bytes).expect("write");
+    }
+    let second = embedding_project(&ollama.url);
+    edit_first_title(&second);
+    let run = second.build(&["--remote-cache", &url]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("remote vector shard") && run.stderr.contains("unusable"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(ollama.texts(), sent * 2, "every text embedded again");
+    let clean = embedding_project(&ollama.url);
+    edit_first_title(&clean);
+    clean.build(&["--no-remote-cache"]);
+    assert_eq!(beta_vectors(&second), beta_vectors(&clean));
+}

@@ -14,6 +14,8 @@
 //! * [`config`]: a model file's `[embed]` table.
 //! * [`text`]: the text a movie is embedded as.
 //! * [`cache`]: the vectors obtained so far, per record, under `.pipe/`.
+//! * [`share`]: vectors other machines embedded (the remote cache), asked
+//!   for before a text is sent.
 
 pub mod batch;
 pub mod cache;
@@ -21,6 +23,7 @@ pub mod config;
 pub mod http;
 pub mod provider;
 pub mod providers;
+pub mod share;
 pub mod text;
 
 pub use provider::{Provider, ProviderError, ProviderErrorKind};

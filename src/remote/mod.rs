@@ -22,6 +22,7 @@
 
 pub mod client;
 pub mod pack;
+pub mod vectors;
 
 use crate::graph::Target;
 use crate::stage::{OutputFile, PreviousOutputs, StageOutput};
@@ -71,6 +72,10 @@ pub struct RemoteSummary {
     pub uploaded: usize,
     /// Bytes uploaded (blobs the server already had are not sent again).
     pub uploaded_bytes: u64,
+    /// Per-record vectors taken from the cache instead of a provider.
+    pub vectors_downloaded: u64,
+    /// Vectors the cache lacked that this build uploaded.
+    pub vectors_uploaded: u64,
     /// What went wrong (the cache switched off, an unusable entry, a failed
     /// upload): each is a warning to show.
     pub problems: Vec<String>,
@@ -118,6 +123,11 @@ pub struct RemoteCache {
     summary: Mutex<RemoteSummary>,
     /// Uploads still running (see [`RemoteCache::store`]).
     uploads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// The vector shards fetched so far ([`vectors`]).
+    fetched: Mutex<vectors::Fetched>,
+    /// This cache itself, once shared ([`RemoteCache::into_shared`]), for
+    /// uploads that outlive the call that starts them.
+    me: std::sync::Weak<RemoteCache>,
 }
 
 /// The target installed from the cache.
@@ -170,6 +180,16 @@ impl RemoteCache {
             off: AtomicBool::new(false),
             summary: Mutex::new(summary),
             uploads: Mutex::new(Vec::new()),
+            fetched: Mutex::new(vectors::Fetched::new()),
+            me: std::sync::Weak::new(),
+        })
+    }
+
+    /// The cache, shared between the executor's threads and the stages.
+    pub fn into_shared(mut self) -> std::sync::Arc<RemoteCache> {
+        std::sync::Arc::new_cyclic(|me| {
+            self.me = me.clone();
+            self
         })
     }
 
