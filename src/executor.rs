@@ -893,6 +893,11 @@ impl<'a> Executor<'a> {
             )
         });
         if worked && !opts.dry_run {
+            // Uploads stream from temporaries of their own: let them end
+            // before the sweep.
+            if let Some(remote) = &self.remote {
+                remote.finish_uploads();
+            }
             self.remove_temporaries(false).map_err(BuildError::Io)?;
         }
 

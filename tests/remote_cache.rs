@@ -84,6 +84,14 @@ fn a_second_machine_installs_every_target_from_the_cache_and_builds_only_what_it
     );
     assert_eq!(first.read("pipe.lock"), second.read("pipe.lock"));
     assert_eq!(fingerprints(&first), fingerprints(&second));
+    // Transfers stream through temporaries: none is left behind.
+    for p in [&first, &second] {
+        let left: Vec<_> = tree(&p.path("."))
+            .into_keys()
+            .filter(|f| f.to_string_lossy().contains(".pipe-tmp-"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
     // Recorded as if built: nothing to do next, and --locked agrees.
     let again = second.pipe(&["build", "--locked"]);
     assert_eq!(again.code, 0, "{}", again.stderr);
