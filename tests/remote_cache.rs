@@ -503,3 +503,65 @@ fn a_damaged_vector_shard_is_reported_and_its_texts_are_embedded() {
     clean.build(&["--no-remote-cache"]);
     assert_eq!(beta_vectors(&second), beta_vectors(&clean));
 }
+
+#[test]
+fn watch_and_serve_install_from_the_remote_cache_too() {
+    use std::io::BufRead;
+    let server = Nginx::start(None);
+    let url = server.url();
+    let first = sample_project();
+    first.build(&["--remote-cache", &url]);
+
+    // `pipe watch`'s first build downloads every target.
+    let second = sample_project();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("pipe"))
+        .args(["watch", "--debounce", "300", "--remote-cache", &url])
+        .current_dir(second.dir.path())
+        .env_remove("SOURCE_DATE_EPOCH")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("pipe watch");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut start = String::new();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.expect("line");
+        if line.starts_with("watch: start:") {
+            start = line;
+            break;
+        }
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    assert!(start.contains("rebuilt"), "{start}");
+    assert_eq!(outputs(&first), outputs(&second));
+    let after_watch = server
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("GET /pipe/cas/"))
+        .count();
+    assert!(after_watch > 0, "watch downloaded nothing");
+
+    // A build started from the admin page does too.
+    let third = sample_project();
+    let page = common::server::Server::start(third.dir.path(), &["--remote-cache", &url]);
+    let mut events = page.events();
+    let r = page.post("/api/build", "{}");
+    assert_eq!(r.status, 202, "{}", r.body);
+    let done = events.until_done();
+    let last = done.last().expect("an event");
+    assert_eq!(last["status"], "completed", "{last}");
+    let statuses: Vec<&str> = last["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|r| r["status"].as_str())
+        .collect();
+    assert!(
+        !statuses.is_empty() && statuses.iter().all(|s| *s == "downloaded"),
+        "{statuses:?}"
+    );
+    assert_eq!(outputs(&first), outputs(&third));
+}

@@ -695,6 +695,18 @@ fn validate(entry: &Entry, target: &Target, fingerprint: &blake3::Hash) -> Resul
     Ok(())
 }
 
+/// A problem of the remote cache (see [`RemoteSummary::problems`]) as a
+/// warning, for fronts that show warnings rather than the summary.
+pub fn problem_warning(problem: &str) -> crate::warning::Warning {
+    crate::warning::Warning::new(
+        "remote-cache",
+        "the remote cache could not be fully used",
+        "remote cache",
+        problem,
+        "nothing to do: what the cache could not give was built locally",
+    )
+}
+
 /// The remote cache settings given on the command line.
 #[derive(Clone, Debug, Default)]
 pub struct RemoteFlags {
