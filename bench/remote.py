@@ -4,6 +4,7 @@ cost of uploading on the first machine, and a fresh copy of the project
 installing every target from the cache, against a local full build.
 
     cargo build --release && python3 bench/remote.py --sizes 30000,100000
+    python3 bench/remote.py --vectors --sizes 30000    # per-record vectors
 
 Each size gets bench/out/remote-<size>/ (gitignored): data from `pipe sample`
 (seed 1), an nginx on 127.0.0.1 serving a directory of its own, and three
@@ -158,6 +159,90 @@ def bench(n, repeat, base):
     }
 
 
+EMBED_PIPELINE = """[inputs]
+movies = "data/movies.json"
+collections = "data/collections.json"
+
+[targets.embeddings]
+kind = "embeddings"
+
+[targets.movies-db]
+kind = "movies-db"
+path = "public/data/{model}/movies.db"
+"""
+
+EMBED_MODEL = """id = "m2v"
+name = "model2vec (tokenlearn-static-model)"
+dimensions = 64
+embeddings = "data/embeddings-m2v-movies.db"
+
+[embed]
+provider = "model2vec"
+path = "models/m2v"
+"""
+
+MODEL = Path(os.environ.get("PIPE_MODEL2VEC_MODEL", REPO / ".deps/models/tokenlearn-static-model"))
+
+
+def embed_project(work, name, movies_json):
+    p = work / name
+    shutil.rmtree(p, ignore_errors=True)
+    (p / "models.d").mkdir(parents=True)
+    (p / "data").mkdir()
+    (p / "pipeline.toml").write_text(EMBED_PIPELINE)
+    (p / "models.d" / "m2v.toml").write_text(EMBED_MODEL)
+    shutil.copytree(MODEL, p / "models" / "m2v")
+    shutil.copy(movies_json, p / "data" / "movies.json")
+    (p / "data" / "collections.json").write_text("{}")
+    return p
+
+
+def edit_one_plot(p):
+    import json
+
+    movies = json.loads((p / "data" / "movies.json").read_text())
+    key = next(k for k in movies if not k.startswith("_"))
+    movies[key]["metadata"] = dict(movies[key].get("metadata") or {}, Plot="An edited plot for the benchmark.")
+    (p / "data" / "movies.json").write_text(json.dumps(movies, indent=2))
+
+
+def bench_vectors(n, repeat, base):
+    """A second machine whose movies.json has one edit: no target entry
+    fits, so without the per-record vectors it would embed every movie."""
+    import json
+
+    work = base / f"remote-vectors-{n}"
+    shutil.rmtree(work, ignore_errors=True)
+    gen = work / "gen"
+    gen.mkdir(parents=True)
+    subprocess.run([PIPE, "sample", "--movies", str(n), "--seed", "1", "--dir", gen, "-q"], cwd=gen, check=True)
+    env = dict(os.environ, SOURCE_DATE_EPOCH="1767225600")
+    env.pop("PIPE_REMOTE_CACHE", None)
+    nginx, url = start_nginx(work / "nginx")
+    try:
+        first = embed_project(work, "first", gen / "data" / "movies.json")
+        timed([PIPE, "build", "-q", "--remote-cache", url], first, env)
+        t_local, t_shared = [], []
+        for _ in range(repeat):
+            local = embed_project(work, "local", gen / "data" / "movies.json")
+            edit_one_plot(local)
+            t_local.append(timed([PIPE, "build", "-q", "--no-remote-cache"], local, env)[0])
+            second = embed_project(work, "second", gen / "data" / "movies.json")
+            edit_one_plot(second)
+            # Read-only: every repeat finds the cache as the first left it.
+            dt, r = timed([PIPE, "build", "--json", "--remote-cache", url, "--remote-cache-read-only"], second, env)
+            t_shared.append(dt)
+        report = json.loads(r.stdout)
+        emb = next(x for x in report["results"] if x["name"] == "embeddings@m2v")
+        sent = int(emb["stats"]["texts_sent"])
+        shared = int(emb["stats"].get("shared", 0))
+    finally:
+        nginx.kill()
+        nginx.wait()
+    m = statistics.median
+    return {"movies": n, "local": m(t_local), "shared": m(t_shared), "sent": sent, "taken": shared}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="30000")
@@ -167,9 +252,23 @@ def main():
         default=str(REPO / "bench" / "out"),
         help="where the projects go (e.g. /dev/shm: measures pipe, not this machine's disk)",
     )
+    ap.add_argument(
+        "--vectors",
+        action="store_true",
+        help="instead: a second machine with one edited movie and a model2vec model, per-record vectors from the cache",
+    )
     args = ap.parse_args()
     if not PIPE.exists():
         sys.exit("build first: cargo build --release")
+    if args.vectors:
+        if not (MODEL / "model.safetensors").is_file():
+            sys.exit(f"no model at {MODEL}: run .ci/deps")
+        rows = [bench_vectors(int(n), args.repeat, Path(args.work)) for n in args.sizes.split(",")]
+        print("| movies | fresh machine, one edit, no cache | the same with the cache | texts sent | vectors taken from the cache |")
+        print("|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['movies']:,} | {r['local']:.2f} s | {r['shared']:.2f} s | {r['sent']} | {r['taken']:,} |")
+        return
     rows = [bench(int(n), args.repeat, Path(args.work)) for n in args.sizes.split(",")]
     print("| movies | local full build | first machine: build + upload | upload overhead | fresh copy: download all | download / local | stored on the server | outputs |")
     print("|---|---|---|---|---|---|---|---|")

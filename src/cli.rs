@@ -422,6 +422,8 @@ pub struct WatchArgs {
     /// by default they are left alone.
     #[arg(long)]
     pub prune: bool,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 }
 
 const SERVE_HELP: &str = "\
@@ -451,6 +453,8 @@ pub struct ServeArgs {
     /// Treat data-losing warnings (a missing embeddings file) as errors.
     #[arg(long)]
     pub strict: bool,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 }
 
 /// `pipe search`.

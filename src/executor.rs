@@ -466,7 +466,7 @@ impl<'a> Executor<'a> {
     /// fingerprint the cache has is installed from it, and what is built
     /// locally is uploaded (see [`crate::remote`]).
     pub fn with_remote(mut self, remote: Option<crate::remote::RemoteCache>) -> Self {
-        self.remote = remote.map(Arc::new);
+        self.remote = remote.map(crate::remote::RemoteCache::into_shared);
         self
     }
 
@@ -893,6 +893,11 @@ impl<'a> Executor<'a> {
             )
         });
         if worked && !opts.dry_run {
+            // Uploads stream from temporaries of their own: let them end
+            // before the sweep.
+            if let Some(remote) = &self.remote {
+                remote.finish_uploads();
+            }
             self.remove_temporaries(false).map_err(BuildError::Io)?;
         }
 
@@ -1168,6 +1173,10 @@ impl<'a> Executor<'a> {
             progress: &sink,
             settings,
             cancelled: &self.cancelled,
+            shared_vectors: self
+                .remote
+                .as_deref()
+                .map(|r| r as &dyn crate::embed::share::SharedVectors),
         };
         let downloaded = installed.as_ref().map(|i| i.bytes);
         let output: Result<StageOutput, StageError> = match installed {

@@ -882,6 +882,7 @@ fn watch(
         jobs: args.jobs.unwrap_or(0),
         strict: args.strict,
         prune: args.prune,
+        remote: args.remote.flags(),
     };
     // Progress bars would fight with the one-line-per-rebuild log: build
     // details only with -v.
@@ -967,6 +968,7 @@ fn serve(
         port: args.port,
         jobs: args.jobs.unwrap_or(0),
         strict: args.strict,
+        remote: args.remote.flags(),
     };
     pipe::server::serve(&opts, cancelled.clone(), |addr| {
         if !pipe::server::is_local(addr.ip()) {

@@ -425,6 +425,13 @@ pub fn print_remote(summary: &pipe::remote::RemoteSummary, verbosity: Verbosity)
             mb(summary.uploaded_bytes)
         );
     }
+    if summary.vectors_downloaded > 0 || summary.vectors_uploaded > 0 {
+        let _ = writeln!(
+            err,
+            "remote cache {}: {} vector(s) taken instead of embedded, {} uploaded",
+            summary.url, summary.vectors_downloaded, summary.vectors_uploaded
+        );
+    }
 }
 
 #[cfg(test)]

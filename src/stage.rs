@@ -92,6 +92,9 @@ pub struct StageContext<'a> {
     /// Set when the build is being cancelled (Ctrl-C, a failed sibling
     /// without --keep-going): long stages should check it and stop early.
     pub cancelled: &'a Arc<AtomicBool>,
+    /// Vectors shared between machines (the remote cache), when one is
+    /// used: asked before a text is sent to a provider.
+    pub shared_vectors: Option<&'a dyn crate::embed::share::SharedVectors>,
 }
 
 impl StageContext<'_> {

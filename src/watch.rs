@@ -35,6 +35,9 @@ pub struct WatchOptions {
     pub strict: bool,
     /// Remove the outputs of targets that disappeared (a model file removed).
     pub prune: bool,
+    /// The remote cache flags; with pipeline.toml's `[cache]` and the
+    /// environment they decide whether rebuilds share through one.
+    pub remote: crate::remote::RemoteFlags,
 }
 
 /// What watch mode reports to its front end, one line each.
@@ -280,7 +283,20 @@ pub fn watch(
                 }
                 known_targets = names;
                 let start = Instant::now();
-                let executor = Executor::new(manifest, graph, cancelled.clone());
+                // A cache per rebuild: one that failed is tried again on
+                // the next change, and pipeline.toml's `[cache]` may change.
+                let remote = match crate::remote::resolve(&manifest.pipeline.cache, &opts.remote) {
+                    Some(o) => match crate::remote::RemoteCache::new(o) {
+                        Ok(r) => Some(r),
+                        Err(e) => {
+                            report(WatchMessage::Error(e));
+                            None
+                        }
+                    },
+                    None => None,
+                };
+                let executor =
+                    Executor::new(manifest, graph, cancelled.clone()).with_remote(remote);
                 let build = BuildOptions {
                     targets: opts.targets.clone(),
                     jobs: opts.jobs,
@@ -323,11 +339,18 @@ pub fn watch(
                             failed,
                             millis: start.elapsed().as_millis(),
                         });
-                        let warnings: Vec<(String, crate::warning::Warning)> = r
+                        let mut warnings: Vec<(String, crate::warning::Warning)> = r
                             .warnings()
                             .into_iter()
                             .map(|(t, w)| (t.to_string(), w.clone()))
                             .collect();
+                        if let Some(summary) = &r.remote {
+                            warnings.extend(
+                                summary.problems.iter().map(|p| {
+                                    (summary.url.clone(), crate::remote::problem_warning(p))
+                                }),
+                            );
+                        }
                         if !warnings.is_empty() {
                             report(WatchMessage::Warnings(warnings));
                         }

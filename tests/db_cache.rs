@@ -64,6 +64,7 @@ fn build(root: &Path, model: Model) -> StageOutput {
         progress: &NoProgress,
         settings: &settings,
         cancelled: &cancelled,
+        shared_vectors: None,
     };
     movies_db::run(&ctx, &spec(model)).unwrap()
 }

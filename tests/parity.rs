@@ -112,6 +112,7 @@ impl Run {
             progress,
             settings: &self.settings,
             cancelled: &self.cancelled,
+            shared_vectors: None,
         }
     }
 

@@ -84,6 +84,14 @@ fn a_second_machine_installs_every_target_from_the_cache_and_builds_only_what_it
     );
     assert_eq!(first.read("pipe.lock"), second.read("pipe.lock"));
     assert_eq!(fingerprints(&first), fingerprints(&second));
+    // Transfers stream through temporaries: none is left behind.
+    for p in [&first, &second] {
+        let left: Vec<_> = tree(&p.path("."))
+            .into_keys()
+            .filter(|f| f.to_string_lossy().contains(".pipe-tmp-"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
     // Recorded as if built: nothing to do next, and --locked agrees.
     let again = second.pipe(&["build", "--locked"]);
     assert_eq!(again.code, 0, "{}", again.stderr);
@@ -403,4 +411,157 @@ fn a_second_machine_sends_no_text_that_the_first_embedded() {
         std::fs::read(second.path("data/embeddings-beta-movies.db")).unwrap()
     );
     assert_eq!(outputs(&first), outputs(&second));
+}
+
+/// The embeddings file of the beta model.
+fn beta_vectors(p: &Project) -> Vec<u8> {
+    std::fs::read(p.path("data/embeddings-beta-movies.db")).expect("embeddings file")
+}
+
+fn stat(run: &common::Run, target: &str, key: &str) -> String {
+    run.report()["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .find(|r| r["name"] == target)
+        .and_then(|r| r["stats"][key].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_second_machine_with_an_edit_sends_only_the_edited_text() {
+    let server = Nginx::start(None);
+    let url = server.url();
+    let ollama = common::embed_server::EmbedServer::start(8);
+    let first = embedding_project(&ollama.url);
+    let run = first.build(&["--remote-cache", &url]);
+    let records: usize = stat(&run, "embeddings@beta", "records")
+        .parse()
+        .unwrap_or(0);
+    let sent = ollama.texts();
+    assert_eq!(sent, records, "the first machine embeds every movie");
+
+    // The edit changes movies.json, so no target entry fits: the vectors
+    // of every other movie come from the cache, one text is sent.
+    let second = embedding_project(&ollama.url);
+    edit_first_title(&second);
+    let run = second.build(&["--remote-cache", &url]);
+    assert_eq!(ollama.texts(), sent + 1, "{}", run.stderr);
+    assert_eq!(stat(&run, "embeddings@beta", "texts_sent"), "1");
+    let shared: usize = stat(&run, "embeddings@beta", "shared").parse().unwrap_or(0);
+    assert_eq!(shared + 1, records, "{}", run.stderr);
+    assert_eq!(run.report()["remote"]["vectorsDownloaded"], shared as u64);
+    assert_eq!(run.report()["remote"]["vectorsUploaded"], 1);
+
+    // The same bytes as a machine that embedded everything itself.
+    let clean = embedding_project(&ollama.url);
+    edit_first_title(&clean);
+    clean.build(&["--no-remote-cache"]);
+    assert_eq!(beta_vectors(&second), beta_vectors(&clean));
+    assert_eq!(outputs(&second), outputs(&clean));
+
+    // A third machine with a second edit on top: the first edit's vector
+    // was uploaded by the second machine, so again one text.
+    let third = embedding_project(&ollama.url);
+    edit_first_title(&third);
+    edit_first_title(&third);
+    let before = ollama.texts();
+    let run = third.build(&["--remote-cache", &url, "--remote-cache-read-only"]);
+    assert_eq!(ollama.texts(), before + 1, "{}", run.stderr);
+    assert_eq!(run.report()["remote"]["vectorsUploaded"], 0, "read-only");
+}
+
+#[test]
+fn a_damaged_vector_shard_is_reported_and_its_texts_are_embedded() {
+    let server = Nginx::start(None);
+    let url = server.url();
+    let ollama = common::embed_server::EmbedServer::start(8);
+    let first = embedding_project(&ollama.url);
+    first.build(&["--remote-cache", &url]);
+    let sent = ollama.texts();
+    // Flip a byte in the middle of every action-cache entry: target entries
+    // and vector shards alike are now unusable.
+    for entry in std::fs::read_dir(server.store().join("ac")).expect("ac dir") {
+        let path = entry.expect("entry").path();
+        let mut bytes = std::fs::read(&path).expect("read");
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x55;
+        std::fs::write(&path, bytes).expect("write");
+    }
+    let second = embedding_project(&ollama.url);
+    edit_first_title(&second);
+    let run = second.build(&["--remote-cache", &url]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("remote vector shard") && run.stderr.contains("unusable"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(ollama.texts(), sent * 2, "every text embedded again");
+    let clean = embedding_project(&ollama.url);
+    edit_first_title(&clean);
+    clean.build(&["--no-remote-cache"]);
+    assert_eq!(beta_vectors(&second), beta_vectors(&clean));
+}
+
+#[test]
+fn watch_and_serve_install_from_the_remote_cache_too() {
+    use std::io::BufRead;
+    let server = Nginx::start(None);
+    let url = server.url();
+    let first = sample_project();
+    first.build(&["--remote-cache", &url]);
+
+    // `pipe watch`'s first build downloads every target.
+    let second = sample_project();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("pipe"))
+        .args(["watch", "--debounce", "300", "--remote-cache", &url])
+        .current_dir(second.dir.path())
+        .env_remove("SOURCE_DATE_EPOCH")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("pipe watch");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut start = String::new();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.expect("line");
+        if line.starts_with("watch: start:") {
+            start = line;
+            break;
+        }
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    assert!(start.contains("rebuilt"), "{start}");
+    assert_eq!(outputs(&first), outputs(&second));
+    let after_watch = server
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("GET /pipe/cas/"))
+        .count();
+    assert!(after_watch > 0, "watch downloaded nothing");
+
+    // A build started from the admin page does too.
+    let third = sample_project();
+    let page = common::server::Server::start(third.dir.path(), &["--remote-cache", &url]);
+    let mut events = page.events();
+    let r = page.post("/api/build", "{}");
+    assert_eq!(r.status, 202, "{}", r.body);
+    let done = events.until_done();
+    let last = done.last().expect("an event");
+    assert_eq!(last["status"], "completed", "{last}");
+    let statuses: Vec<&str> = last["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|r| r["status"].as_str())
+        .collect();
+    assert!(
+        !statuses.is_empty() && statuses.iter().all(|s| *s == "downloaded"),
+        "{statuses:?}"
+    );
+    assert_eq!(outputs(&first), outputs(&third));
 }

@@ -15,6 +15,8 @@
 //! * [`query`]: a search query embedded by its model's provider.
 //! * [`text`]: the text a movie is embedded as.
 //! * [`cache`]: the vectors obtained so far, per record, under `.pipe/`.
+//! * [`share`]: vectors other machines embedded (the remote cache), asked
+//!   for before a text is sent.
 
 pub mod batch;
 pub mod cache;
@@ -23,6 +25,7 @@ pub mod http;
 pub mod provider;
 pub mod providers;
 pub mod query;
+pub mod share;
 pub mod text;
 
 pub use provider::{Provider, ProviderError, ProviderErrorKind};

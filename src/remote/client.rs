@@ -220,6 +220,51 @@ impl Client {
         Ok(Some(bytes))
     }
 
+    /// `GET` streamed into `out` (a file: a database blob may be larger
+    /// than memory): the bytes written, `None` on 404. At most `limit`
+    /// bytes are read. A failure to write `out` is `Err(Ok(io::Error))`;
+    /// the server's failures are `Err(Err(ClientError))`.
+    pub fn get_into(
+        &self,
+        store: Store,
+        key: &str,
+        limit: u64,
+        out: &mut dyn std::io::Write,
+    ) -> Result<Option<u64>, Result<std::io::Error, ClientError>> {
+        let url = self.url(store, key);
+        let mut req = self.agent.get(&url);
+        if let Some(a) = &self.authorization {
+            req = req.header("Authorization", a);
+        }
+        let mut resp = req.call().map_err(|e| Err(self.unreachable(&url, e)))?;
+        let status = resp.status().as_u16();
+        if status == 404 {
+            return Ok(None);
+        }
+        if status != 200 {
+            return Err(Err(Self::status_error(&url, status, resp.body_mut())));
+        }
+        let mut body = resp.body_mut().with_config().limit(limit).reader();
+        let mut buf = vec![0u8; 256 << 10];
+        let mut total = 0u64;
+        loop {
+            let n = match body.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(Err(ClientError::Unreachable {
+                        url: url.clone(),
+                        message: e.to_string(),
+                    }))
+                }
+            };
+            out.write_all(&buf[..n]).map_err(Ok)?;
+            total += n as u64;
+        }
+        Ok(Some(total))
+    }
+
     /// `HEAD`: whether the server has the blob.
     pub fn exists(&self, store: Store, key: &str) -> Result<bool, ClientError> {
         let url = self.url(store, key);
@@ -231,6 +276,29 @@ impl Client {
         match resp.status().as_u16() {
             200 => Ok(true),
             404 => Ok(false),
+            s => Err(Self::status_error(&url, s, resp.body_mut())),
+        }
+    }
+
+    /// `PUT` a file's bytes, streamed from the file (its length is sent
+    /// as `Content-Length`).
+    pub fn put_file(
+        &self,
+        store: Store,
+        key: &str,
+        file: &std::fs::File,
+    ) -> Result<(), ClientError> {
+        let url = self.url(store, key);
+        let mut req = self
+            .agent
+            .put(&url)
+            .header("Content-Type", "application/octet-stream");
+        if let Some(a) = &self.authorization {
+            req = req.header("Authorization", a);
+        }
+        let mut resp = req.send(file).map_err(|e| self.unreachable(&url, e))?;
+        match resp.status().as_u16() {
+            200..=299 => Ok(()),
             s => Err(Self::status_error(&url, s, resp.body_mut())),
         }
     }

@@ -22,7 +22,9 @@
 
 pub mod client;
 pub mod pack;
+pub mod vectors;
 
+use crate::artifact;
 use crate::graph::Target;
 use crate::stage::{OutputFile, PreviousOutputs, StageOutput};
 use client::{Client, ClientError, Store};
@@ -71,6 +73,10 @@ pub struct RemoteSummary {
     pub uploaded: usize,
     /// Bytes uploaded (blobs the server already had are not sent again).
     pub uploaded_bytes: u64,
+    /// Per-record vectors taken from the cache instead of a provider.
+    pub vectors_downloaded: u64,
+    /// Vectors the cache lacked that this build uploaded.
+    pub vectors_uploaded: u64,
     /// What went wrong (the cache switched off, an unusable entry, a failed
     /// upload): each is a warning to show.
     pub problems: Vec<String>,
@@ -118,6 +124,11 @@ pub struct RemoteCache {
     summary: Mutex<RemoteSummary>,
     /// Uploads still running (see [`RemoteCache::store`]).
     uploads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// The vector shards fetched so far ([`vectors`]).
+    fetched: Mutex<vectors::Fetched>,
+    /// This cache itself, once shared ([`RemoteCache::into_shared`]), for
+    /// uploads that outlive the call that starts them.
+    me: std::sync::Weak<RemoteCache>,
 }
 
 /// The target installed from the cache.
@@ -170,6 +181,16 @@ impl RemoteCache {
             off: AtomicBool::new(false),
             summary: Mutex::new(summary),
             uploads: Mutex::new(Vec::new()),
+            fetched: Mutex::new(vectors::Fetched::new()),
+            me: std::sync::Weak::new(),
+        })
+    }
+
+    /// The cache, shared between the executor's threads and the stages.
+    pub fn into_shared(mut self) -> std::sync::Arc<RemoteCache> {
+        std::sync::Arc::new_cyclic(|me| {
+            self.me = me.clone();
+            self
         })
     }
 
@@ -185,7 +206,7 @@ impl RemoteCache {
     }
 
     /// Wait for the uploads in flight.
-    fn finish_uploads(&self) {
+    pub fn finish_uploads(&self) {
         let pending = self
             .uploads
             .lock()
@@ -303,29 +324,57 @@ impl RemoteCache {
             if !members.iter().any(&needs_write) {
                 continue;
             }
-            let data = match self.client.get(Store::Cas, &blob.sha256, MAX_BLOB_BYTES) {
-                Ok(Some(d)) => d,
-                Ok(None) => return miss(format!("blob {} is not on the server", blob.sha256)),
-                Err(e) => return unusable(e),
+            // Streamed to a temporary file and checked as it arrives: a
+            // database blob may be larger than memory. A file blob lands
+            // beside the first file it becomes; a pack in the state
+            // directory, to be read back.
+            let writing: Vec<&PackedFile> = members.iter().filter(|f| needs_write(f)).collect();
+            let temp = match (blob.kind.as_str(), writing.first()) {
+                ("file", Some(first)) => artifact::temp_beside(&root.join(&first.path)),
+                _ => artifact::temp_beside(&transfer_path(root)),
             };
-            bytes += data.len() as u64;
-            if data.len() as u64 != blob.size || sha256_hex(&data) != blob.sha256 {
+            let temp = match temp {
+                Ok(t) => t,
+                Err(e) => return miss(format!("cannot write the download: {e}")),
+            };
+            let mut sink = pack::Hashing::new(std::io::BufWriter::with_capacity(256 << 10, temp));
+            match self
+                .client
+                .get_into(Store::Cas, &blob.sha256, MAX_BLOB_BYTES, &mut sink)
+            {
+                Ok(Some(_)) => {}
+                Ok(None) => return miss(format!("blob {} is not on the server", blob.sha256)),
+                Err(Err(e)) => return unusable(e),
+                Err(Ok(e)) => return miss(format!("cannot write the download: {e}")),
+            }
+            let (writer, sha, digest, len) = sink.finish();
+            let temp = match writer.into_inner() {
+                Ok(t) => t,
+                Err(e) => return miss(format!("cannot write the download: {}", e.error())),
+            };
+            bytes += len;
+            if len != blob.size || sha != blob.sha256 {
                 return miss(format!(
-                    "blob {} is damaged or truncated ({} bytes, {} expected)",
-                    blob.sha256,
-                    data.len(),
-                    blob.size
+                    "blob {} is damaged or truncated ({len} bytes, {} expected)",
+                    blob.sha256, blob.size
                 ));
             }
             let result = match blob.kind.as_str() {
                 // One blob may hold several files with the same bytes (a
                 // database and its published copy).
-                "file" => members
-                    .iter()
-                    .filter(|f| needs_write(f))
-                    .map(|f| pack::stage_file(root, f, &data))
-                    .collect(),
-                _ => pack::unpack(root, &data, &members, &needs_write),
+                "file" => stage_file_blob(root, &writing, temp, len, digest),
+                _ => {
+                    let mut file = temp.into_file();
+                    match std::io::Seek::rewind(&mut file) {
+                        Ok(()) => pack::unpack(
+                            root,
+                            std::io::BufReader::with_capacity(256 << 10, file),
+                            &members,
+                            &needs_write,
+                        ),
+                        Err(e) => return miss(format!("cannot read the download back: {e}")),
+                    }
+                }
             };
             match result {
                 Ok(s) => staged.extend(s),
@@ -473,18 +522,19 @@ impl RemoteCache {
                 size,
             };
             if size >= pack::OWN_BLOB_BYTES {
-                let data = std::fs::read(root.join(&f.path))
+                // Hashed streaming from the file, and sent streaming.
+                let abs = root.join(&f.path);
+                let (sha, digest) = hash_file(&abs)
                     .map_err(|e| Upload::Local(format!("cannot read {path}: {e}")))?;
-                if blake3::hash(&data) != f.hash {
+                if digest != f.hash {
                     return Err(Upload::Local(format!("{path} changed after it was built")));
                 }
-                let sha = sha256_hex(&data);
                 // Files with the same bytes (a database and its published
                 // copy) share one blob, sent and fetched once.
                 let blob = match entry.blobs.iter().position(|b| b.sha256 == sha) {
                     Some(i) => i,
                     None => {
-                        sent += self.put_blob(&sha, &data)?;
+                        sent += self.put_file_blob(&sha, &abs, size)?;
                         entry.blobs.push(EntryBlob {
                             sha256: sha,
                             size,
@@ -504,13 +554,20 @@ impl RemoteCache {
             }
         }
         if !small.is_empty() {
-            let data = pack::pack(root, &small).map_err(|e| Upload::Local(e.to_string()))?;
-            let sha = sha256_hex(&data);
-            sent += self.put_blob(&sha, &data)?;
+            // Packed into a temporary file in the state directory, not
+            // memory: 30,000 JSON files, or a million records' files.
+            let local = |e: std::io::Error| Upload::Local(format!("cannot pack the files: {e}"));
+            let temp = artifact::temp_beside(&transfer_path(root)).map_err(local)?;
+            let mut sink = pack::Hashing::new(std::io::BufWriter::with_capacity(256 << 10, temp));
+            pack::pack_into(root, &small, &mut sink).map_err(local)?;
+            let (writer, sha, _, len) = sink.finish();
+            let temp = writer.into_inner().map_err(|e| local(e.into_error()))?;
+            sent += self.put_file_blob(&sha, temp.path(), len)?;
+            drop(temp);
             let index = entry.blobs.len();
             entry.blobs.push(EntryBlob {
                 sha256: sha,
-                size: data.len() as u64,
+                size: len,
                 kind: "pack".into(),
             });
             for f in small {
@@ -532,8 +589,9 @@ impl RemoteCache {
         Ok(sent + json.len() as u64)
     }
 
-    /// PUT a blob unless the server has it already; the bytes sent.
-    fn put_blob(&self, sha: &str, data: &[u8]) -> Result<u64, Upload> {
+    /// PUT a file's bytes as a blob unless the server has it already; the
+    /// bytes sent.
+    fn put_file_blob(&self, sha: &str, path: &Path, size: u64) -> Result<u64, Upload> {
         if self
             .client
             .exists(Store::Cas, sha)
@@ -541,16 +599,60 @@ impl RemoteCache {
         {
             return Ok(0);
         }
+        let file = std::fs::File::open(path)
+            .map_err(|e| Upload::Local(format!("cannot read {}: {e}", path.display())))?;
         self.client
-            .put(Store::Cas, sha, data)
+            .put_file(Store::Cas, sha, &file)
             .map_err(Upload::Client)?;
-        Ok(data.len() as u64)
+        Ok(size)
     }
 }
 
 enum Upload {
     Client(ClientError),
     Local(String),
+}
+
+/// Where packs are staged on their way to or from the server: temporaries
+/// in the state directory, named like every temporary of pipe's so that a
+/// killed build's are removed by the next one.
+fn transfer_path(root: &Path) -> PathBuf {
+    root.join(crate::state::STATE_DIR).join("remote-transfer")
+}
+
+/// The sha256 (hex) and blake3 of a file, read once in blocks.
+fn hash_file(path: &Path) -> std::io::Result<(String, blake3::Hash)> {
+    let mut file = std::fs::File::open(path)?;
+    let mut sink = pack::Hashing::new(std::io::sink());
+    std::io::copy(&mut file, &mut sink)?;
+    let (_, sha, digest, _) = sink.finish();
+    Ok((sha, digest))
+}
+
+/// Stage a downloaded file blob (`temp`, `len` bytes with blake3 `digest`)
+/// as the first of `writing` and copies of it as the others.
+fn stage_file_blob(
+    root: &Path,
+    writing: &[&PackedFile],
+    temp: tempfile::NamedTempFile,
+    len: u64,
+    digest: blake3::Hash,
+) -> Result<Vec<pack::Staged>, pack::Corrupt> {
+    let Some((first, rest)) = writing.split_first() else {
+        return Ok(Vec::new());
+    };
+    pack::check_file(first, len, digest)?;
+    let staged = pack::Staged {
+        path: PathBuf::from(&first.path),
+        temp: temp.into_temp_path(),
+    };
+    let mut all = Vec::with_capacity(writing.len());
+    for f in rest {
+        pack::check_file(f, len, digest)?;
+        all.push(pack::stage_copy(root, f, &staged.temp)?);
+    }
+    all.insert(0, staged);
+    Ok(all)
 }
 
 /// An entry is used only if it is for this target and fingerprint, names
@@ -591,6 +693,18 @@ fn validate(entry: &Entry, target: &Target, fingerprint: &blake3::Hash) -> Resul
         return Err("its files are not in path order".into());
     }
     Ok(())
+}
+
+/// A problem of the remote cache (see [`RemoteSummary::problems`]) as a
+/// warning, for fronts that show warnings rather than the summary.
+pub fn problem_warning(problem: &str) -> crate::warning::Warning {
+    crate::warning::Warning::new(
+        "remote-cache",
+        "the remote cache could not be fully used",
+        "remote cache",
+        problem,
+        "nothing to do: what the cache could not give was built locally",
+    )
 }
 
 /// The remote cache settings given on the command line.

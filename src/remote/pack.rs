@@ -35,10 +35,11 @@ pub struct PackedFile {
     pub size: u64,
 }
 
-/// Pack `files` (project-relative, read under `root`) into one gzip stream,
-/// in the order given. Deterministic for the same files and flate2 version.
-pub fn pack(root: &Path, files: &[PackedFile]) -> io::Result<Vec<u8>> {
-    let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+/// Pack `files` (project-relative, read under `root`) into one gzip stream
+/// written to `out`, in the order given. Deterministic for the same files
+/// and flate2 version.
+pub fn pack_into(root: &Path, files: &[PackedFile], out: &mut dyn Write) -> io::Result<()> {
+    let mut gz = GzEncoder::new(out, flate2::Compression::fast());
     gz.write_all(PACK_MAGIC)?;
     for f in files {
         let bytes = std::fs::read(root.join(&f.path))?;
@@ -54,7 +55,52 @@ pub fn pack(root: &Path, files: &[PackedFile]) -> io::Result<Vec<u8>> {
         gz.write_all(&f.blake3)?;
         gz.write_all(&bytes)?;
     }
-    gz.finish()
+    gz.finish()?;
+    Ok(())
+}
+
+/// A writer that counts and hashes (sha256 for the cache's keys, blake3
+/// for pipe's own) what passes through it, so that a blob is checked while
+/// it streams to or from disk, never held in memory.
+pub struct Hashing<W> {
+    inner: W,
+    sha256: sha2::Sha256,
+    blake3: blake3::Hasher,
+    len: u64,
+}
+
+impl<W: Write> Hashing<W> {
+    /// Hash what is written to `inner`.
+    pub fn new(inner: W) -> Hashing<W> {
+        Hashing {
+            inner,
+            sha256: sha2::Digest::new(),
+            blake3: blake3::Hasher::new(),
+            len: 0,
+        }
+    }
+
+    /// The writer back, with the sha256 (hex), blake3 and length of
+    /// everything written.
+    pub fn finish(self) -> (W, String, blake3::Hash, u64) {
+        let sha = sha2::Digest::finalize(self.sha256);
+        let hex = sha.iter().map(|b| format!("{b:02x}")).collect();
+        (self.inner, hex, self.blake3.finalize(), self.len)
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        sha2::Digest::update(&mut self.sha256, &buf[..n]);
+        self.blake3.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// A file checked and waiting beside its destination.
@@ -75,7 +121,7 @@ pub struct Corrupt(pub String);
 /// beside its destination. Nothing is renamed; drop the result to undo.
 pub fn unpack(
     root: &Path,
-    blob: &[u8],
+    blob: impl Read,
     expected: &[PackedFile],
     needs_write: &dyn Fn(&PackedFile) -> bool,
 ) -> Result<Vec<Staged>, Corrupt> {
@@ -145,24 +191,30 @@ pub fn unpack(
     Ok(staged)
 }
 
-/// Stage one large file from its own blob (already in memory).
-pub fn stage_file(root: &Path, want: &PackedFile, blob: &[u8]) -> Result<Staged, Corrupt> {
-    if blob.len() as u64 != want.size {
-        return Err(Corrupt(format!(
-            "the blob of {} has {} bytes, the cache entry says {}",
-            want.path,
-            blob.len(),
-            want.size
-        )));
-    }
-    check(want, blake3::hash(blob))?;
+/// Stage a copy of `staged` (a file already checked against `want`'s
+/// content) for `want`: two outputs with the same bytes share one blob.
+pub fn stage_copy(root: &Path, want: &PackedFile, staged: &Path) -> Result<Staged, Corrupt> {
     let dest = root.join(&want.path);
-    let temp = artifact::write_temp_beside(&dest, blob)
-        .map_err(|e| Corrupt(format!("cannot write beside {}: {e}", dest.display())))?;
+    let cannot = |e: io::Error| Corrupt(format!("cannot write beside {}: {e}", dest.display()));
+    let temp = artifact::temp_beside(&dest)
+        .map_err(cannot)?
+        .into_temp_path();
+    std::fs::copy(staged, &temp).map_err(cannot)?;
     Ok(Staged {
         path: PathBuf::from(&want.path),
         temp,
     })
+}
+
+/// Check a downloaded file blob against the file the entry lists.
+pub fn check_file(want: &PackedFile, size: u64, digest: blake3::Hash) -> Result<(), Corrupt> {
+    if size != want.size {
+        return Err(Corrupt(format!(
+            "the blob of {} has {size} bytes, the cache entry says {}",
+            want.path, want.size
+        )));
+    }
+    check(want, digest)
 }
 
 fn check(want: &PackedFile, got: blake3::Hash) -> Result<(), Corrupt> {
@@ -206,6 +258,12 @@ mod tests {
         }
     }
 
+    fn packed(root: &Path, files: &[PackedFile]) -> Vec<u8> {
+        let mut out = Vec::new();
+        pack_into(root, files, &mut out).unwrap();
+        out
+    }
+
     #[test]
     fn a_pack_round_trips_and_stages_only_what_is_asked_for() {
         let a = tempfile::tempdir().unwrap();
@@ -213,9 +271,9 @@ mod tests {
             file(a.path(), "public/movies/a.json", b"{\"a\": 1}"),
             file(a.path(), "public/movies/b.json", b""),
         ];
-        let blob = pack(a.path(), &files).unwrap();
+        let blob = packed(a.path(), &files);
         let b = tempfile::tempdir().unwrap();
-        let staged = unpack(b.path(), &blob, &files, &|f| f.path.ends_with("a.json")).unwrap();
+        let staged = unpack(b.path(), &blob[..], &files, &|f| f.path.ends_with("a.json")).unwrap();
         assert_eq!(staged.len(), 1);
         assert_eq!(std::fs::read(&staged[0].temp).unwrap(), b"{\"a\": 1}");
         // Nothing is in place until the caller renames it.
@@ -226,13 +284,13 @@ mod tests {
     fn a_damaged_or_truncated_pack_is_refused_and_leaves_no_temporary() {
         let a = tempfile::tempdir().unwrap();
         let files = vec![file(a.path(), "out/x.json", b"0123456789abcdef")];
-        let blob = pack(a.path(), &files).unwrap();
+        let blob = packed(a.path(), &files);
         let b = tempfile::tempdir().unwrap();
         let truncated = &blob[..blob.len() - 9];
         assert!(unpack(b.path(), truncated, &files, &|_| true).is_err());
         let mut other = files.clone();
         other[0].blake3[0] ^= 1;
-        assert!(unpack(b.path(), &blob, &other, &|_| true).is_err());
+        assert!(unpack(b.path(), &blob[..], &other, &|_| true).is_err());
         let leftovers: Vec<_> = std::fs::read_dir(b.path().join("out"))
             .map(|d| d.flatten().collect())
             .unwrap_or_default();

@@ -40,6 +40,8 @@ pub struct App {
     pub jobs: usize,
     /// `--strict` for builds.
     pub strict: bool,
+    /// The remote cache flags for builds.
+    pub remote: crate::remote::RemoteFlags,
     /// Set by Ctrl-C; the executor stops on it.
     pub cancelled: Arc<AtomicBool>,
     events: broadcast::Sender<Arc<str>>,
@@ -75,6 +77,7 @@ impl App {
             manifest: opts.manifest.clone(),
             jobs: opts.jobs,
             strict: opts.strict,
+            remote: opts.remote.clone(),
             cancelled,
             events,
             shutdown,

@@ -202,7 +202,14 @@ pub fn run(
     targets: Vec<String>,
     publish_model: Option<String>,
 ) -> ProgressEvent {
-    let executor = Executor::new(&manifest, &graph, app.cancelled.clone());
+    let remote = match crate::remote::resolve(&manifest.pipeline.cache, &app.remote) {
+        Some(o) => match crate::remote::RemoteCache::new(o) {
+            Ok(r) => Some(r),
+            Err(e) => return failure(id, e, Vec::new()),
+        },
+        None => None,
+    };
+    let executor = Executor::new(&manifest, &graph, app.cancelled.clone()).with_remote(remote);
     let lock = executor.state().lock(|holder| {
         let message = format!("waiting: {holder} is building this project");
         app.update(|r| r.message = message.clone());
@@ -256,11 +263,16 @@ pub fn run(
         e.total = total;
         return e;
     }
-    let message = if built == 0 {
+    let mut message = if built == 0 {
         format!("nothing to do: {total} target(s) up to date ({secs:.3}s)")
     } else {
         format!("built {built} of {total} target(s) in {secs:.2}s")
     };
+    if let Some(summary) = &report.remote {
+        for problem in &summary.problems {
+            message.push_str(&format!("; warning: {problem}"));
+        }
+    }
     let mut done = ProgressEvent::new("completed", id, message);
     done.current = total;
     done.total = total;

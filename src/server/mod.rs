@@ -53,6 +53,9 @@ pub struct ServeOptions {
     pub jobs: usize,
     /// Treat data-losing warnings as errors in builds.
     pub strict: bool,
+    /// The remote cache flags for builds (with pipeline.toml's `[cache]`
+    /// and the environment).
+    pub remote: crate::remote::RemoteFlags,
 }
 
 /// Serve until `cancelled` is set (Ctrl-C). `on_listening` is called once

@@ -277,6 +277,8 @@ struct Planned {
     /// Unique keys to embed, with their texts, in record order.
     missing: Vec<(Key, String)>,
     counts: Counts,
+    /// The space of the keys ([`crate::embed::share::space`]).
+    space: String,
 }
 
 /// How many records are new, changed, unchanged and removed since the last
@@ -385,6 +387,7 @@ fn plan(
         records,
         missing,
         counts,
+        space: crate::embed::share::space(&options),
     })
 }
 
@@ -455,7 +458,7 @@ pub fn run(ctx: &StageContext, spec: &EmbeddingsSpec) -> Result<StageOutput, Sta
         Some(e) => Loaded::Movies(e),
         None => Loaded::Records,
     };
-    let planned = plan(
+    let mut planned = plan(
         ctx.root,
         spec,
         &loaded,
@@ -465,6 +468,12 @@ pub fn run(ctx: &StageContext, spec: &EmbeddingsSpec) -> Result<StageOutput, Sta
     )?;
     drop(entries);
     let total = planned.records.len();
+    let shared = match ctx.shared_vectors {
+        Some(share) if !planned.missing.is_empty() => {
+            take_shared(ctx, share, &cache, &vectors_path, dims, &mut planned)?
+        }
+        _ => 0,
+    };
     let to_send = planned.missing.len();
     let mut stats = crate::embed::batch::BatchStats::default();
     if to_send > 0 {
@@ -565,10 +574,16 @@ pub fn run(ctx: &StageContext, spec: &EmbeddingsSpec) -> Result<StageOutput, Sta
         hash,
     });
 
+    let keys: Vec<Key> = planned.records.iter().map(|r| r.key).collect();
+    if let Some(share) = ctx.shared_vectors {
+        share.offer(&planned.space, dims, &keys, &|k| {
+            cache.get(k).ok().flatten()
+        });
+    }
+
     // Only what the output uses stays cached; the record keys are what the
     // next explain compares with. Both best effort: losing them costs
     // embedding again, never a wrong vector.
-    let keys: Vec<Key> = planned.records.iter().map(|r| r.key).collect();
     if let Err(e) = cache.compact(&keys) {
         let msg = Warning::new(
             "vector-cache-unsaved",
@@ -613,10 +628,51 @@ pub fn run(ctx: &StageContext, spec: &EmbeddingsSpec) -> Result<StageOutput, Sta
     s.insert("retries".into(), stats.retries.to_string());
     s.insert(
         "reused".into(),
-        (c.records - to_send.min(c.records)).to_string(),
+        (c.records - (to_send + shared).min(c.records)).to_string(),
     );
+    if ctx.shared_vectors.is_some() {
+        s.insert("shared".into(), shared.to_string());
+    }
     s.insert("provider".into(), embed.provider.to_string());
     Ok(out)
+}
+
+/// Take the vectors of `planned.missing` that other machines embedded (the
+/// remote cache) into the local cache, and drop them from what is sent.
+/// How many were taken.
+fn take_shared(
+    ctx: &StageContext,
+    share: &dyn crate::embed::share::SharedVectors,
+    cache: &VectorCache,
+    vectors_path: &Path,
+    dims: usize,
+    planned: &mut Planned,
+) -> Result<usize, StageError> {
+    let total = planned.records.len() as u64;
+    let wanted = planned.missing.len();
+    ctx.progress.progress(
+        total - wanted as u64,
+        total,
+        &format!("asking the remote cache for {wanted} vectors"),
+    );
+    let keys: Vec<Key> = planned.missing.iter().map(|(k, _)| *k).collect();
+    let got = share.fetch(&planned.space, dims, &keys);
+    if got.is_empty() {
+        return Ok(0);
+    }
+    // Checked again here: nothing reaches the cache unchecked.
+    let got: Vec<(Key, Vec<f32>)> = got
+        .into_iter()
+        .filter(|(_, v)| v.len() == dims && v.iter().all(|x| x.is_finite()))
+        .collect();
+    let pairs: Vec<(Key, &[f32])> = got.iter().map(|(k, v)| (*k, v.as_slice())).collect();
+    cache
+        .append(&pairs)
+        .map_err(|e| StageError::io(vectors_path, "store vectors in", e))?;
+    let taken: HashSet<Key> = got.iter().map(|(k, _)| *k).collect();
+    planned.missing.retain(|(k, _)| !taken.contains(k));
+    planned.counts.to_send = planned.missing.len();
+    Ok(taken.len())
 }
 
 /// Write the embeddings database to `path` (a temporary file).
