@@ -1177,6 +1177,10 @@ impl<'a> Executor<'a> {
                 .remote
                 .as_deref()
                 .map(|r| r as &dyn crate::embed::share::SharedVectors),
+            shared_parts: self
+                .remote
+                .as_deref()
+                .map(|r| r as &dyn crate::stage::SharedParts),
         };
         let downloaded = installed.as_ref().map(|i| i.bytes);
         let output: Result<StageOutput, StageError> = match installed {

@@ -425,6 +425,13 @@ pub fn print_remote(summary: &pipe::remote::RemoteSummary, verbosity: Verbosity)
             mb(summary.uploaded_bytes)
         );
     }
+    if summary.parts_downloaded > 0 {
+        let _ = writeln!(
+            err,
+            "remote cache {}: {} database part(s) taken instead of built",
+            summary.url, summary.parts_downloaded
+        );
+    }
     if summary.vectors_downloaded > 0 || summary.vectors_uploaded > 0 {
         let _ = writeln!(
             err,

@@ -95,6 +95,22 @@ pub struct StageContext<'a> {
     /// Vectors shared between machines (the remote cache), when one is
     /// used: asked before a text is sent to a provider.
     pub shared_vectors: Option<&'a dyn crate::embed::share::SharedVectors>,
+    /// Files shared between machines by key (the remote cache): the
+    /// database stages' cached parts.
+    pub shared_parts: Option<&'a dyn SharedParts>,
+}
+
+/// A store of files other machines made, by a key over everything their
+/// content depends on (the database stages' part cache keys).
+pub trait SharedParts: Send + Sync {
+    /// Install the file of `key` at `dest` (checked against the digests
+    /// the store lists, written to a temporary and renamed); whether it was.
+    /// Never fails: a miss or a problem (reported by the store) is `false`.
+    fn fetch_part(&self, key: &str, dest: &Path) -> bool;
+
+    /// Offer the file at `path`, just made, under `key`. May return before
+    /// the upload is done; never fails the build.
+    fn offer_part(&self, key: &str, path: &Path);
 }
 
 impl StageContext<'_> {

@@ -65,6 +65,7 @@ fn build(root: &Path, model: Model) -> StageOutput {
         settings: &settings,
         cancelled: &cancelled,
         shared_vectors: None,
+        shared_parts: None,
     };
     movies_db::run(&ctx, &spec(model)).unwrap()
 }

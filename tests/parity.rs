@@ -113,6 +113,7 @@ impl Run {
             settings: &self.settings,
             cancelled: &self.cancelled,
             shared_vectors: None,
+            shared_parts: None,
         }
     }
 

@@ -166,6 +166,8 @@ fn run(root: &Path, spec: &RecordsDbSpec) -> StageOutput {
         progress: &NoProgress,
         settings: &settings,
         cancelled: &cancelled,
+        shared_vectors: None,
+        shared_parts: None,
     };
     records_db::run(&ctx, spec).unwrap_or_else(|e| panic!("{e}"))
 }

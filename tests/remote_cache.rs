@@ -565,3 +565,60 @@ fn watch_and_serve_install_from_the_remote_cache_too() {
     );
     assert_eq!(outputs(&first), outputs(&third));
 }
+
+#[test]
+fn an_edited_title_takes_the_unchanged_vector_parts_from_the_cache() {
+    let server = Nginx::start(None);
+    let url = server.url();
+    let first = sample_project();
+    let run = first.build(&["--remote-cache", &url]);
+    let models: Vec<String> = statuses(&run)
+        .into_keys()
+        .filter(|n| n.starts_with("movies-db@"))
+        .collect();
+    assert_eq!(models.len(), 3, "{models:?}");
+
+    // A title edit changes the catalog, not the vectors: the databases are
+    // built, each from the vector part the first machine built.
+    let second = sample_project();
+    edit_first_title(&second);
+    let run = second.build(&["--remote-cache", &url]);
+    for m in &models {
+        assert_eq!(
+            stat(&run, m, "vector_part"),
+            "downloaded",
+            "{m}: {}",
+            run.stdout
+        );
+        // Built once, by whichever model's target came first.
+        let catalog = stat(&run, m, "catalog_part");
+        assert!(catalog == "built" || catalog == "shared", "{m}: {catalog}");
+    }
+    assert_eq!(run.report()["remote"]["partsDownloaded"], 3);
+    assert!(
+        run.stderr.contains("3 database part(s) taken"),
+        "{}",
+        run.stderr
+    );
+    let clean = sample_project();
+    edit_first_title(&clean);
+    clean.build(&["--no-remote-cache"]);
+    assert_eq!(outputs(&second), outputs(&clean));
+    assert_eq!(second.read("pipe.lock"), clean.read("pipe.lock"));
+
+    // A damaged part blob is a reported miss: the part is built.
+    for blob in server.blobs() {
+        let mut bytes = std::fs::read(&blob).expect("read");
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x55;
+        std::fs::write(&blob, bytes).expect("write");
+    }
+    let third = sample_project();
+    edit_first_title(&third);
+    let run = third.build(&["--remote-cache", &url]);
+    for m in &models {
+        assert_eq!(stat(&run, m, "vector_part"), "built", "{m}");
+    }
+    assert!(run.stderr.contains("remote cache part"), "{}", run.stderr);
+    assert_eq!(outputs(&third), outputs(&clean));
+}

@@ -22,6 +22,7 @@
 
 pub mod client;
 pub mod pack;
+pub mod parts;
 pub mod vectors;
 
 use crate::artifact;
@@ -77,6 +78,11 @@ pub struct RemoteSummary {
     pub vectors_downloaded: u64,
     /// Vectors the cache lacked that this build uploaded.
     pub vectors_uploaded: u64,
+    /// Database parts (the database stages' part cache) taken from the
+    /// cache instead of built.
+    pub parts_downloaded: u64,
+    /// Database parts uploaded.
+    pub parts_uploaded: u64,
     /// What went wrong (the cache switched off, an unusable entry, a failed
     /// upload): each is a warning to show.
     pub problems: Vec<String>,

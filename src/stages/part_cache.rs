@@ -38,6 +38,8 @@ pub(crate) enum Origin {
     Shared,
     /// Read from the cache of an earlier build.
     Cached,
+    /// Taken from the remote cache (another machine built it).
+    Downloaded,
 }
 
 impl Origin {
@@ -52,6 +54,7 @@ impl Origin {
             Origin::Patched => "patched",
             Origin::Shared => "shared",
             Origin::Cached => "cached",
+            Origin::Downloaded => "downloaded",
         }
     }
 }
@@ -92,6 +95,19 @@ pub(crate) fn key(fields: &[(&str, &str)]) -> String {
 pub(crate) fn versions() -> Result<&'static (String, String), StageError> {
     crate::sqlite::versions()
         .map_err(|e| StageError::with_source(format!("cannot query the SQLite versions: {e}"), e))
+}
+
+/// The part of `key` from another machine (the remote cache), installed at
+/// `path`, if the context shares parts and the cache has it.
+pub(crate) fn fetch_shared(ctx: &crate::stage::StageContext, key: &str, path: &Path) -> bool {
+    ctx.shared_parts.is_some_and(|s| s.fetch_part(key, path))
+}
+
+/// Offer the part just built at `path` to other machines.
+pub(crate) fn offer_shared(ctx: &crate::stage::StageContext, key: &str, path: &Path) {
+    if let Some(s) = ctx.shared_parts {
+        s.offer_part(key, path);
+    }
 }
 
 /// Read the description table of a part; `None` if the file is missing,

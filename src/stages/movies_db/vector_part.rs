@@ -111,7 +111,15 @@ pub(crate) fn obtain(
     if let Some(part) = from_cache(&path, &key) {
         return Ok((part, Origin::Cached));
     }
+    if cache::fetch_shared(ctx, &key, &path) {
+        if let Some(part) = from_cache(&path, &key) {
+            cache::prune(&dir, &prefix, &key);
+            return Ok((part, Origin::Downloaded));
+        }
+        cache::discard(&path);
+    }
     let part = build(ctx, spec, catalog, emb_hash, &key, &path)?;
+    cache::offer_shared(ctx, &key, &path);
     cache::prune(&dir, &prefix, &key);
     Ok((part, Origin::Built))
 }
