@@ -128,6 +128,7 @@ fn spec(models: &[Model], layout: Layout, path: &str) -> RecordsDbSpec {
             input: "data/films.jsonl".into(),
             format: Format::JsonLines,
             id: IdRule::Field("sku".into()),
+            file_names: false,
         },
         columns: vec![
             Column {
@@ -151,6 +152,10 @@ fn spec(models: &[Model], layout: Layout, path: &str) -> RecordsDbSpec {
 }
 
 fn run(root: &Path, spec: &RecordsDbSpec) -> StageOutput {
+    try_run(root, spec).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn try_run(root: &Path, spec: &RecordsDbSpec) -> Result<StageOutput, String> {
     let settings = BuildSettings {
         strict: false,
         source_date_epoch: None,
@@ -169,7 +174,7 @@ fn run(root: &Path, spec: &RecordsDbSpec) -> StageOutput {
         shared_vectors: None,
         shared_parts: None,
     };
-    records_db::run(&ctx, spec).unwrap_or_else(|e| panic!("{e}"))
+    records_db::run(&ctx, spec).map_err(|e| e.to_string())
 }
 
 /// Per-model databases (`public/<model>/films.db`) and the single one
@@ -380,7 +385,7 @@ fn bytes_are_the_same_in_two_directories_and_from_the_cache() {
     // Built again from cached parts: the same bytes.
     std::fs::remove_dir_all(a.path().join("public")).unwrap();
     let again = run(a.path(), &spec(&models, Layout::Single, "public/films.db"));
-    assert_eq!(again.stats["records_part"], "cached");
+    assert_ne!(again.stats["records_part"], "built");
     assert_eq!(std::fs::read(&sa).unwrap(), single);
 }
 
@@ -424,7 +429,7 @@ fn an_edit_rebuilds_only_the_parts_it_touches() {
     // One model's embedding of one record: only that model's table.
     write_embeddings(root, &models[1], 1, Some("r004"));
     let third = run(root, &single);
-    assert_eq!(third.stats["records_part"], "cached");
+    assert_ne!(third.stats["records_part"], "built");
     for m in &models {
         let want = if m.id == models[1].id {
             "built"
@@ -605,4 +610,194 @@ fn search_and_compare_read_records_databases() {
     for i in 0..3 {
         assert_eq!(report.overlap[i][i], 1.0);
     }
+}
+
+/// A project declaring the records target in pipeline.toml, its models in
+/// models.d with `embeddings` files (the original format, made here).
+fn manifest_project(layout: &str, path: &str) -> (common::Project, Vec<Model>) {
+    let models = vec![
+        model("f-l2", 8, Metric::L2, None),
+        model("q-cos", 16, Metric::Cosine, Some(Quantization::Int8)),
+    ];
+    let p = common::Project {
+        dir: project(&models),
+    };
+    p.write(
+        "pipeline.toml",
+        &format!(
+            "[inputs]\nfilms = \"data/films.jsonl\"\n\n[targets.films-db]\nkind = \"records-db\"\n\
+             records = \"films\"\nid = \"sku\"\ncolumns = {{ Title = \"text\", Rating = \"real?\" }}\n\
+             fts = [\"Title\"]\nlayout = \"{layout}\"\npath = \"{path}\"\n"
+        ),
+    );
+    p.write(
+        "models.d/f-l2.toml",
+        "id = \"f-l2\"\nname = \"Float l2\"\ndimensions = 8\nembeddings = \"data/f-l2.embeddings.db\"\ndefault = true\n",
+    );
+    p.write(
+        "models.d/q-cos.toml",
+        "id = \"q-cos\"\nname = \"Int8 cosine\"\ndimensions = 16\nmetric = \"cosine\"\nquantization = \"int8\"\nrescore = false\nembeddings = \"data/q-cos.embeddings.db\"\n",
+    );
+    (p, models)
+}
+
+/// The result of target `name` in a `--json` build report.
+fn result<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {report}"))
+}
+
+#[test]
+fn a_manifest_builds_searches_and_compares_records_databases() {
+    for (layout, path, targets) in [
+        ("single", "public/films.db", vec!["films-db"]),
+        (
+            "per-model",
+            "public/{model}/films.db",
+            vec!["films-db@f-l2", "films-db@q-cos"],
+        ),
+    ] {
+        let (p, models) = manifest_project(layout, path);
+        let run = p.build(&[]);
+        assert_eq!(run.built(), targets, "{layout}: {}", run.stdout);
+
+        // -m finds the model's database (or table) through the manifest.
+        let report = common::json(&p.pipe(&[
+            "search", "-m", "q-cos", "--like", "r020", "-k", "3", "--json",
+        ]));
+        assert_eq!(report["model"], "q-cos", "{layout}");
+        assert_eq!(report["quantization"], "int8", "{layout}");
+        assert_eq!(result_ids(&report).len(), 3, "{layout}");
+        let report = common::json(&p.pipe(&[
+            "search", "-m", "f-l2", "--like", "r020", "-k", "3", "--json",
+        ]));
+        assert_eq!(
+            result_ids(&report),
+            brute_force_like(p.dir.path(), &models[0], "r020", 3),
+            "{layout}"
+        );
+        let report = common::json(&p.pipe(&["compare", "-k", "3", "--sample", "5", "--json"]));
+        assert_eq!(report["common"], RECORDS - 1, "{layout}");
+        assert_eq!(report["models"][1]["quantization"], "int8", "{layout}");
+
+        // A record's title: the records part is rebuilt, the vector tables reused.
+        p.settle();
+        let file = p.path("data/films.jsonl");
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(
+            &file,
+            text.replace("The heist number 9\"", "The heist number nine\""),
+        )
+        .unwrap();
+        let run = p.build(&[]);
+        let report = run.report();
+        for t in &targets {
+            let stats = &result(&report, t)["stats"];
+            let records = stats["records_part"].as_str().unwrap();
+            assert!(
+                ["built", "shared"].contains(&records),
+                "{layout} {t}: {stats}"
+            );
+            for m in &models {
+                if t.contains('@') && !t.ends_with(&format!("@{}", m.id)) {
+                    continue;
+                }
+                let part = &stats[format!("vector_part.{}", m.id)];
+                assert_eq!(part, "cached", "{layout} {t}: {stats}");
+            }
+        }
+        let built: Vec<_> = targets
+            .iter()
+            .filter(|t| result(&report, t)["stats"]["records_part"] == "built")
+            .collect();
+        assert_eq!(built.len(), 1, "{layout}: the records part is built once");
+        let nothing = p.build(&[]);
+        assert!(nothing.built().is_empty(), "{layout}: {}", nothing.stdout);
+    }
+}
+
+#[test]
+fn bad_input_and_damaged_parts_never_damage_the_database() {
+    let models = models();
+    let dir = project(&models);
+    let root = dir.path();
+    let single = spec(&models, Layout::Single, "public/films.db");
+    run(root, &single);
+    let good = std::fs::read(root.join("public/films.db")).unwrap();
+
+    // A record whose declared real column holds text: an error naming the
+    // file, the line and the record; the database in place is untouched.
+    let file = root.join("data/films.jsonl");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replace("\"Rating\": 3.5}", "\"Rating\": \"high\"}"),
+    )
+    .unwrap();
+    let err = try_run(root, &single).unwrap_err();
+    assert!(err.starts_with("data/films.jsonl:"), "{err}");
+    assert!(err.contains("Rating"), "{err}");
+    assert!(std::fs::read(root.join("public/films.db")).unwrap() == good);
+    std::fs::write(&file, &text).unwrap();
+
+    // A vector of the wrong size: the file, the record and the model.
+    let m = &models[2];
+    let conn = rusqlite::Connection::open(root.join(&m.embeddings)).unwrap();
+    let saved: Vec<u8> = conn
+        .query_row(
+            "SELECT embedding FROM embeddings WHERE movie_id = 'r003'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    conn.execute(
+        "UPDATE embeddings SET embedding = zeroblob(12) WHERE movie_id = 'r003'",
+        [],
+    )
+    .unwrap();
+    let err = try_run(root, &single).unwrap_err();
+    assert!(
+        err.contains("data/f-l1.embeddings.db: the vector of record \"r003\" has 12 bytes (3 dimensions), but model f-l1 has 6 dimensions"),
+        "{err}"
+    );
+    assert!(std::fs::read(root.join("public/films.db")).unwrap() == good);
+    conn.execute(
+        "UPDATE embeddings SET embedding = ?1 WHERE movie_id = 'r003'",
+        [&saved],
+    )
+    .unwrap();
+    drop(conn);
+
+    // A cached records part damaged on disk (its description intact): the
+    // assembly fails, the part is built again, the bytes are the same.
+    let cache = root.join(".pipe/cache/records-db");
+    let part = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let name = p.file_name().unwrap().to_str().unwrap();
+            name.starts_with("records.") && name.ends_with(".db")
+        })
+        .unwrap();
+    std::fs::write(&part, b"not a database").unwrap();
+    std::fs::remove_file(root.join("public/films.db")).unwrap();
+    let out = run(root, &single);
+    assert!(
+        out.warnings.iter().any(|w| w.code == "cache-damaged"),
+        "{:?}",
+        out.warnings
+    );
+    assert_eq!(out.stats["records_part"], "built");
+    let clean = tempfile::tempdir().unwrap();
+    common::copy_tree(&root.join("data"), &clean.path().join("data"));
+    run(clean.path(), &single);
+    let hash = |p: &Path| blake3::hash(&std::fs::read(p).unwrap());
+    assert_eq!(
+        hash(&root.join("public/films.db")),
+        hash(&clean.path().join("public/films.db"))
+    );
 }

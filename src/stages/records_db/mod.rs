@@ -128,19 +128,34 @@ pub fn run(ctx: &StageContext, spec: &RecordsDbSpec) -> Result<StageOutput, Stag
         attempt += 1;
         let (records, records_origin) = records_part::obtain(ctx, spec)?;
         let mut parts = Vec::with_capacity(models.len());
+        let mut damaged = None;
         for (model, hash) in models.iter().zip(&hashes) {
             if ctx.is_cancelled() {
                 return Err(StageError::cancelled());
             }
             let table = vector_table(spec.layout, model);
             let (part, origin) =
-                vector_part::obtain(ctx, spec, model, &table, &records, hash.as_deref())?;
+                match vector_part::obtain(ctx, spec, model, &table, &records, hash.as_deref()) {
+                    Ok(v) => v,
+                    Err(v) if v.records_unreadable && attempt == 1 && !records_origin.is_new() => {
+                        records_part::forget(&records);
+                        damaged = Some(v.error);
+                        break;
+                    }
+                    Err(v) => return Err(v.error),
+                };
             parts.push(ModelPart {
                 model,
                 table,
                 part,
                 origin,
             });
+        }
+        if let Some(e) = damaged {
+            let w = cache_damaged(ctx, &e);
+            ctx.progress.warn(&w);
+            out.warnings.push(w);
+            continue;
         }
         let tmp = artifact::temp_path_beside(&dest)
             .map_err(|e| StageError::io(&spec.path, "create a temporary file beside", e))?;
@@ -157,13 +172,7 @@ pub fn run(ctx: &StageContext, spec: &RecordsDbSpec) -> Result<StageOutput, Stag
                 for p in parts.iter().filter(|p| !p.origin.is_new()) {
                     cache::discard(&p.part.path);
                 }
-                let w = Warning::new(
-                    "cache-damaged",
-                    "a cached part of the database could not be read and was built again",
-                    ctx.target.to_string(),
-                    format!("{e}; the cached parts were discarded and built again"),
-                    "nothing to do; if it happens again, check the disk under .pipe/cache/ (deleting it is always safe)",
-                );
+                let w = cache_damaged(ctx, &e);
                 ctx.progress.warn(&w);
                 out.warnings.push(w);
             }
@@ -210,6 +219,17 @@ pub fn run(ctx: &StageContext, spec: &RecordsDbSpec) -> Result<StageOutput, Stag
         s.insert(format!("vector_part.{id}"), p.origin.as_str().into());
     }
     Ok(out)
+}
+
+/// A damaged cache entry was rebuilt: nothing lost, but worth knowing.
+fn cache_damaged(ctx: &StageContext, error: &StageError) -> Warning {
+    Warning::new(
+        "cache-damaged",
+        "a cached part of the database could not be read and was built again",
+        ctx.target.to_string(),
+        format!("{error}; the cached parts were discarded and built again"),
+        "nothing to do; if it happens again, check the disk under .pipe/cache/ (deleting it is always safe)",
+    )
 }
 
 /// Whether `model`'s embeddings file exists.

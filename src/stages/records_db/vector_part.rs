@@ -33,6 +33,25 @@ pub(crate) struct VectorPart {
     pub emb_hash: String,
 }
 
+/// Why a vector part could not be had.
+#[derive(Debug)]
+pub(crate) struct VectorError {
+    /// What went wrong.
+    pub error: StageError,
+    /// The records part could not be read (a damaged cache entry: build it
+    /// again), as opposed to a problem with the embeddings.
+    pub records_unreadable: bool,
+}
+
+impl From<StageError> for VectorError {
+    fn from(error: StageError) -> Self {
+        VectorError {
+            error,
+            records_unreadable: false,
+        }
+    }
+}
+
 /// Page size of a vector part: an internal file whose rows assembly copies
 /// into the database's pages (see movies-db's vector part: vec0 walks a
 /// chunk's overflow chain for every write, 16 times shorter with 64 KiB).
@@ -58,7 +77,7 @@ pub(crate) fn obtain(
     table: &VectorTable,
     records: &RecordsPart,
     emb_hash: Option<&str>,
-) -> Result<(VectorPart, Origin), StageError> {
+) -> Result<(VectorPart, Origin), VectorError> {
     let (sqlite_v, vec_v) = cache::versions()?;
     let dims = table.dimensions.to_string();
     let mut fields = vec![
@@ -123,10 +142,13 @@ fn build(
     emb_hash: Option<&str>,
     key: &str,
     path: &Path,
-) -> Result<VectorPart, StageError> {
+) -> Result<VectorPart, VectorError> {
     let shown = path.strip_prefix(ctx.root).unwrap_or(path);
     let e = |what: &'static str| move |err: rusqlite::Error| db_err_at(shown, what, err);
-    let ids = records_part::ids(records, shown)?;
+    let ids = records_part::ids(records, shown).map_err(|error| VectorError {
+        error,
+        records_unreadable: true,
+    })?;
     let emb_file = spec.embeddings_of(model);
     let src = source(model, emb_file);
     let embeddings = match emb_hash {
