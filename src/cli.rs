@@ -166,10 +166,15 @@ Models: nomic (768 dims), bge-micro (384), potion (64), or ID:DIMS for
 another. pipe init never overwrites: it stops if pipeline.toml or a model
 file it would write exists.
 
+--records FILE starts a project for records of any shape (README: \"Your own
+records\"): the id field, columns, full-text fields and embedded text are
+proposed from the file's first record.
+
 Examples:
   pipe init                        here, with the three shipped models
   pipe init movies --model potion --sample
-  pipe init --model minilm:384";
+  pipe init --model minilm:384
+  pipe init shop --records products.jsonl --model2vec ~/models/potion-base-8M";
 
 const COMPLETIONS_HELP: &str = "\
 Examples:
@@ -528,6 +533,15 @@ pub struct InitArgs {
     /// Movies in the sample data.
     #[arg(long, default_value_t = 300, value_name = "N", requires = "sample")]
     pub movies: usize,
+    /// A records project instead of the movie pipeline: a records-db target
+    /// proposed from this file's first record (.json, .jsonl or .csv;
+    /// copied into data/ when it is not in the project).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["models", "sample"])]
+    pub records: Option<PathBuf>,
+    /// With --records: the model2vec model directory to embed with (copied
+    /// into models/, its dimensions read from it).
+    #[arg(long, value_name = "DIR", requires = "records")]
+    pub model2vec: Option<PathBuf>,
 }
 
 /// `pipe completions`.

@@ -1220,6 +1220,9 @@ fn init(args: &cli::InitArgs, verbosity: Verbosity) -> Result<u8, Failure> {
         Some(d) => d.clone(),
         None => std::env::current_dir().map_err(|e| Failure::Runtime(e.to_string()))?,
     };
+    if let Some(records) = &args.records {
+        return init_records(args, &dir, records, verbosity);
+    }
     let models = if args.models.is_empty() {
         InitModel::shipped()
     } else {
@@ -1252,6 +1255,43 @@ fn init(args: &cli::InitArgs, verbosity: Verbosity) -> Result<u8, Failure> {
             errln!("next: {cd}pipe build");
         } else {
             errln!("next: put your records in data/movies.json and data/collections.json and each model's vectors in data/embeddings-<model>-movies.db (or run `{cd}pipe sample`), then `pipe build`");
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// `pipe init --records FILE`.
+fn init_records(
+    args: &cli::InitArgs,
+    dir: &std::path::Path,
+    records: &std::path::Path,
+    verbosity: Verbosity,
+) -> Result<u8, Failure> {
+    use pipe::init::records::{init_records, RecordsInitSpec};
+    use pipe::init::InitError;
+    let spec = RecordsInitSpec {
+        dir: dir.to_path_buf(),
+        records: records.to_path_buf(),
+        model2vec: args.model2vec.clone(),
+    };
+    let report = init_records(&spec).map_err(|e| match e {
+        InitError::Usage(_) | InitError::Exists { .. } => Failure::Usage(e.to_string()),
+        other => Failure::Runtime(other.to_string()),
+    })?;
+    // The project must load as written: a defect here is ours, say so.
+    Manifest::load(&dir.join("pipeline.toml"))?;
+    if verbosity > Verbosity::Quiet {
+        for f in &report.files {
+            errln!("wrote {}", f.display());
+        }
+        let cd = match &args.dir {
+            Some(d) => format!("cd {} && ", d.display()),
+            None => String::new(),
+        };
+        if args.model2vec.is_some() {
+            errln!("next: check the columns and text in pipeline.toml, then {cd}pipe build && pipe search --text \"...\"");
+        } else {
+            errln!("next: put a model2vec model where models.d says (and its dimensions there), check the columns and text in pipeline.toml, then {cd}pipe build");
         }
     }
     Ok(exit::OK)
