@@ -1182,12 +1182,8 @@ impl<'a> Executor<'a> {
                 TargetSpec::MoviesDb(spec) => stages::movies_db::run(&ctx, spec),
                 TargetSpec::Command(spec) => stages::command::run(&ctx, spec),
                 TargetSpec::Embeddings(spec) => stages::embeddings::run(&ctx, spec),
-                // The records-db stage is vectab's (issue 11); until it is
-                // merged no manifest expands to this kind.
-                TargetSpec::RecordsDb(spec) => Err(StageError::new(format!(
-                    "{}: this pipe cannot build records databases yet",
-                    spec.name
-                ))),
+                TargetSpec::RecordsDb(spec) => stages::records_db::run(&ctx, spec),
+                TargetSpec::RecordsJson(spec) => stages::records_json::run(&ctx, spec),
             },
         };
         result.details = sink.warnings.into_inner().unwrap_or_default();

@@ -15,6 +15,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+mod records;
+
 /// Bumped whenever a stage changes what it writes, so that targets built by
 /// an older pipe are rebuilt.
 pub fn stage_version(kind: &str) -> u32 {
@@ -23,6 +25,7 @@ pub fn stage_version(kind: &str) -> u32 {
         "movies-db" => 3,
         "embeddings" => 1,
         "records-db" => 1,
+        "records-json" => 1,
         _ => 1,
     }
 }
@@ -72,6 +75,8 @@ pub enum TargetSpec {
     Embeddings(EmbeddingsSpec),
     /// A records database (one model's, or every model's in one file).
     RecordsDb(RecordsDbSpec),
+    /// One JSON file per record of a records target.
+    RecordsJson(crate::stages::records_json::RecordsJsonSpec),
 }
 
 impl TargetSpec {
@@ -83,6 +88,7 @@ impl TargetSpec {
             TargetSpec::Command(_) => "command",
             TargetSpec::Embeddings(_) => "embeddings",
             TargetSpec::RecordsDb(_) => "records-db",
+            TargetSpec::RecordsJson(_) => "records-json",
         }
     }
 }
@@ -159,7 +165,24 @@ impl Target {
                 }
             }
             TargetSpec::Embeddings(s) => {
-                c.insert("movies".into(), p(&s.movies));
+                match &s.source {
+                    // The key movies.json targets always had: their
+                    // fingerprints (and pipe.lock) stay what they were.
+                    crate::stages::embeddings::Source::Movies(movies) => {
+                        c.insert("movies".into(), p(movies));
+                    }
+                    crate::stages::embeddings::Source::Records {
+                        target,
+                        records,
+                        text,
+                    } => {
+                        c.insert("records".into(), p(&records.input));
+                        c.insert("records.format".into(), records.format.to_string());
+                        c.insert("records.id".into(), records.id.as_str().to_string());
+                        c.insert("records.target".into(), target.clone());
+                        c.insert("text".into(), text.source.clone());
+                    }
+                }
                 c.insert("path".into(), p(&s.model.embeddings));
                 if let Ok((sqlite, _)) = crate::sqlite::versions() {
                     c.insert("sqlite".into(), sqlite.clone());
@@ -178,6 +201,13 @@ impl Target {
                 }
             }
             TargetSpec::RecordsDb(s) => records_db_config(s, &mut c),
+            TargetSpec::RecordsJson(s) => {
+                let r = &s.records;
+                c.insert("records".into(), p(&r.input));
+                c.insert("records.format".into(), r.format.to_string());
+                c.insert("records.id".into(), r.id.as_str().to_string());
+                c.insert("path".into(), p(&s.out_dir.join(&s.file_template)));
+            }
         }
         if let Some(m) = &self.model {
             c.insert("model.id".into(), m.id.clone());
@@ -323,6 +353,15 @@ impl Graph {
         let mut errors = Vec::new();
         let mut targets = Vec::new();
         for decl in &manifest.pipeline.targets {
+            if let KindDecl::RecordsDb(r) = &decl.kind {
+                match records::expand(manifest, decl, r) {
+                    Ok(t) => targets.extend(t),
+                    Err(e) => errors.extend(e.into_iter().map(|(span, message, help)| {
+                        ManifestError::at(src, span, message).help(help)
+                    })),
+                }
+                continue;
+            }
             let models: Vec<Option<&Model>> = if decl.per_model {
                 manifest.models.iter().map(Some).collect()
             } else {
@@ -343,6 +382,28 @@ impl Graph {
                 }
             }
         }
+        if !errors.is_empty() {
+            return Err(ManifestErrors { errors });
+        }
+        // A records target's expansion (`X-json`, `X-embeddings@m`) may
+        // take a name another table declares.
+        let mut names: HashMap<&str, &Target> = HashMap::new();
+        for t in &targets {
+            if let Some(other) = names.insert(&t.name, t) {
+                errors.push(
+                    ManifestError::at(
+                        src,
+                        t.span.clone(),
+                        format!("two targets are named `{}`", t.name),
+                    )
+                    .help(format!(
+                        "`{}` expands to it, and so does `{}`: rename one of the tables",
+                        t.base, other.base
+                    )),
+                );
+            }
+        }
+        drop(names);
         if !errors.is_empty() {
             return Err(ManifestErrors { errors });
         }
@@ -803,13 +864,20 @@ fn expand(
                 )
             })?;
             let spec = EmbeddingsSpec {
-                movies: input_path(movies),
+                source: crate::stages::embeddings::Source::Movies(input_path(movies)),
                 model,
             };
-            let mut inputs = vec![spec.movies.clone()];
+            let mut inputs = vec![input_path(movies)];
             inputs.extend(spec.extra_inputs(&manifest.root));
             let outputs = vec![Output::File(spec.model.embeddings.clone())];
             (TargetSpec::Embeddings(spec), inputs, outputs)
+        }
+        KindDecl::RecordsDb(_) => {
+            return Err((
+                decl.span.clone(),
+                "a records-db target expands to several targets".into(),
+                "this is a bug in pipe".into(),
+            ))
         }
         KindDecl::Command {
             command,

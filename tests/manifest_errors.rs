@@ -147,7 +147,7 @@ const CASES: &[Case] = &[
     Case {
         name: "unknown target kind",
         files: &[("pipeline.toml", "[targets.x]\nkind = \"movie-jsn\"\n"), ("models.d/potion.toml", MODEL)],
-        expect: &["pipeline.toml:2:8", "unknown target kind `movie-jsn`", "movie-json, movies-db, embeddings, command"],
+        expect: &["pipeline.toml:2:8", "unknown target kind `movie-jsn`", "movie-json, movies-db, records-db, embeddings, command"],
     },
     Case {
         name: "option of another kind",
@@ -259,6 +259,11 @@ const CASES: &[Case] = &[
         files: &[("pipeline.toml", "[targets.c]\nkind = \"command\"\ncommand = \"sort a.txt > {out}\"\ndeps = [\"a.txt\"]\nouts = [\"a.txt\"]\n"), ("models.d/potion.toml", MODEL)],
         expect: &["pipeline.toml:2:8", "`c` reads a.txt, which is its output a.txt"],
     },
+    Case {
+        name: "records-db naming an unknown input",
+        files: &[("pipeline.toml", "[inputs]\nfilms = \"f.jsonl\"\n[targets.f]\nkind = \"records-db\"\nrecords = \"flims\"\nid = \"sku\"\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:5:11", "unknown input `flims`", "did you mean `films`?"],
+    },
 ];
 
 /// Problems that must be reported once, without errors that only follow
@@ -278,6 +283,127 @@ const SINGLE: &[Case] = &[
         name: "an output over the target's own input is not a cycle",
         files: &[("pipeline.toml", "[targets.c]\nkind = \"command\"\ncommand = \"sort a.txt > {out}\"\ndeps = [\"a.txt\"]\nouts = [\"a.txt\"]\n"), ("models.d/potion.toml", MODEL)],
         expect: &["declared over one of its inputs"],
+    },
+    // Records (issue 11): [inputs] with a format, and records-db targets.
+    Case {
+        name: "records-db without records",
+        files: &[("pipeline.toml", "[targets.f]\nkind = \"records-db\"\nid = \"sku\"\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:2:8", "a records-db target needs `records`", "records = \"films\""],
+    },
+    Case {
+        name: "records-db without id",
+        files: &[("pipeline.toml", "[inputs]\nfilms = \"f.jsonl\"\n[targets.f]\nkind = \"records-db\"\nrecords = \"films\"\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:4:8", "a records-db target needs `id`", "id = \"row-{{ _n }}\""],
+    },
+    Case {
+        name: "an id template that does not compile",
+        files: &[("pipeline.toml", "[inputs]\nfilms = \"f.jsonl\"\n[targets.f]\nkind = \"records-db\"\nrecords = \"films\"\nid = \"{{ sku \"\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:6:6", "invalid id template: syntax error"],
+    },
+    Case {
+        name: "an unknown records format",
+        files: &[("pipeline.toml", "[inputs]\nfilms = { path = \"f.txt\", format = \"yaml\" }\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:2:36", "unknown records format `yaml`", "use json, jsonl or csv"],
+    },
+    Case {
+        name: "an unknown key in an input table",
+        files: &[("pipeline.toml", "[inputs]\nfilms = { path = \"f.csv\", fromat = \"csv\" }\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:2:", "unknown field `fromat`"],
+    },
+    Case {
+        name: "a records input whose format the extension does not tell",
+        files: &[("pipeline.toml", "[inputs]\nfilms = \"f.txt\"\n[targets.f]\nkind = \"records-db\"\nrecords = \"films\"\nid = \"sku\"\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:2:9", "cannot tell the format of records input `films` from its extension", "films = { path = \"f.txt\", format = \"jsonl\" }"],
+    },
+    Case {
+        name: "an unknown column type",
+        files: &[("pipeline.toml", "[inputs]\nfilms = \"f.jsonl\"\n[targets.f]\nkind = \"records-db\"\nrecords = \"films\"\nid = \"sku\"\ncolumns = { Title = \"string\" }\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:7:21", "unknown column type `string`", "use text, integer or real; add `?`"],
+    },
+    Case {
+        name: "a column named id",
+        files: &[("pipeline.toml", "[inputs]\nfilms = \"f.jsonl\"\n[targets.f]\nkind = \"records-db\"\nrecords = \"films\"\nid = \"sku\"\ncolumns = { ID = \"text\" }\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:7:13", "`ID` cannot be a declared column", "its own `id` column"],
+    },
+    Case {
+        name: "two columns SQLite sees as one",
+        files: &[("pipeline.toml", "[inputs]\nfilms = \"f.jsonl\"\n[targets.f]\nkind = \"records-db\"\nrecords = \"films\"\nid = \"sku\"\ncolumns = { title = \"text\", Title = \"text\" }\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:7:29", "column `Title` is declared twice"],
+    },
+    Case {
+        name: "fts naming an undeclared column",
+        files: &[("pipeline.toml", "[inputs]\nfilms = \"f.jsonl\"\n[targets.f]\nkind = \"records-db\"\nrecords = \"films\"\nid = \"sku\"\ncolumns = { Title = \"text\" }\nfts = [\"Titel\"]\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:8:8", "`Titel` in fts is not a declared column", "did you mean `Title`?"],
+    },
+    Case {
+        name: "fts over a number column",
+        files: &[("pipeline.toml", "[inputs]\nfilms = \"f.jsonl\"\n[targets.f]\nkind = \"records-db\"\nrecords = \"films\"\nid = \"sku\"\ncolumns = { Year = \"integer\" }\nfts = [\"Year\"]\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:8:8", "column `Year` is integer, so it cannot be full-text indexed"],
+    },
+    Case {
+        name: "an unknown layout",
+        files: &[("pipeline.toml", "[inputs]\nfilms = \"f.jsonl\"\n[targets.f]\nkind = \"records-db\"\nrecords = \"films\"\nid = \"sku\"\nlayout = \"one\"\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:7:10", "unknown layout `one`", "per-model", "single"],
+    },
+    Case {
+        name: "a per-model records path without {model}",
+        files: &[("pipeline.toml", "[inputs]\nfilms = \"f.jsonl\"\n[targets.f]\nkind = \"records-db\"\nrecords = \"films\"\nid = \"sku\"\npath = \"public/f.db\"\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:7:8", "the path of a per-model records-db target needs `{model}`", "layout = \"single\""],
+    },
+    Case {
+        name: "a single-layout path with {model}",
+        files: &[("pipeline.toml", "[inputs]\nfilms = \"f.jsonl\"\n[targets.f]\nkind = \"records-db\"\nrecords = \"films\"\nid = \"sku\"\nlayout = \"single\"\npath = \"public/{model}/f.db\"\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:8:8", "the path of a single-layout records-db target cannot have `{model}`"],
+    },
+    Case {
+        name: "an embeddings path without {model}",
+        files: &[("pipeline.toml", "[inputs]\nfilms = \"f.jsonl\"\n[targets.f]\nkind = \"records-db\"\nrecords = \"films\"\nid = \"sku\"\nembeddings = \"data/e.db\"\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:7:14", "the embeddings path of a records-db target needs `{model}`"],
+    },
+    Case {
+        name: "a json path without {id}",
+        files: &[("pipeline.toml", "[inputs]\nfilms = \"f.jsonl\"\n[targets.f]\nkind = \"records-db\"\nrecords = \"films\"\nid = \"sku\"\njson = \"public/{id}/f.json\"\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:7:8", "needs `{id}` once, in its file name", "json = \"public/films/{id}.json\""],
+    },
+    Case {
+        name: "an unknown placeholder in a json path",
+        files: &[("pipeline.toml", "[inputs]\nfilms = \"f.jsonl\"\n[targets.f]\nkind = \"records-db\"\nrecords = \"films\"\nid = \"sku\"\njson = \"public/{model}/{id}.json\"\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:7:8", "unknown placeholder `{model}`"],
+    },
+    Case {
+        name: "a text template that does not compile",
+        files: &[("pipeline.toml", "[inputs]\nfilms = \"f.jsonl\"\n[targets.f]\nkind = \"records-db\"\nrecords = \"films\"\nid = \"sku\"\ntext = \"{{ Title | nosuch }}\"\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:7:", "invalid text template: unknown filter"],
+    },
+    Case {
+        name: "a text template for a model the target does not use",
+        files: &[("pipeline.toml", "[inputs]\nfilms = \"f.jsonl\"\n[targets.f]\nkind = \"records-db\"\nrecords = \"films\"\nid = \"sku\"\ntext = { default = \"{{ Title }}\", potoin = \"{{ Plot }}\" }\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:7:44", "unknown model `potoin` in a text template", "did you mean `potion`?"],
+    },
+    Case {
+        name: "models naming an unknown model",
+        files: &[("pipeline.toml", "[inputs]\nfilms = \"f.jsonl\"\n[targets.f]\nkind = \"records-db\"\nrecords = \"films\"\nid = \"sku\"\nmodels = [\"potoin\"]\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:7:11", "unknown model `potoin` in `models`", "did you mean `potion`?"],
+    },
+    Case {
+        name: "a model with [embed] and no text for the records",
+        files: &[("pipeline.toml", "[inputs]\nfilms = \"f.jsonl\"\n[targets.f]\nkind = \"records-db\"\nrecords = \"films\"\nid = \"sku\"\n"), ("models.d/potion.toml", "id = \"potion\"\nname = \"P\"\ndimensions = 8\n[embed]\nprovider = \"model2vec\"\npath = \"m\"\n")],
+        expect: &["pipeline.toml:4:8", "records-db target `f` has no text template for model `potion`", "add text = \"{{ Title }}: {{ Plot }}\""],
+    },
+    Case {
+        name: "per-model on a records-db target",
+        files: &[("pipeline.toml", "[inputs]\nfilms = \"f.jsonl\"\n[targets.f]\nkind = \"records-db\"\nrecords = \"films\"\nid = \"sku\"\nper-model = true\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:7:13", "`per-model` is not an option of a records-db target", "layout"],
+    },
+    Case {
+        name: "a records option on another kind",
+        files: &[("pipeline.toml", "[inputs]\nmovies = \"m.json\"\ncollections = \"c.json\"\n[targets.x]\nkind = \"movie-json\"\nlayout = \"single\"\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["pipeline.toml:6:10", "`layout` is not an option of a movie-json target"],
+    },
+    Case {
+        name: "an expanded name another table takes",
+        files: &[("pipeline.toml", "[inputs]\nfilms = \"f.jsonl\"\n[targets.f]\nkind = \"records-db\"\nrecords = \"films\"\nid = \"sku\"\njson = \"public/f/{id}.json\"\n[targets.f-json]\nkind = \"command\"\ncommand = \"true\"\n"), ("models.d/potion.toml", MODEL)],
+        expect: &["two targets are named `f-json`", "rename one of the tables"],
     },
 ];
 

@@ -501,7 +501,11 @@ fn not_for(
 /// Where the template's text starts in the file (after the opening quotes
 /// and, for a multi-line string, the newline that follows them), and the
 /// text itself.
-fn template_start(src: &SourceFile, span: std::ops::Range<usize>, value: &str) -> (usize, String) {
+pub(crate) fn template_start(
+    src: &SourceFile,
+    span: std::ops::Range<usize>,
+    value: &str,
+) -> (usize, String) {
     let raw = src.text.get(span.clone()).unwrap_or("");
     let mut start = span.start;
     if raw.starts_with("\"\"\"") || raw.starts_with("'''") {

@@ -15,10 +15,13 @@ use std::ops::Range;
 /// The template's name inside its minijinja environment.
 const NAME: &str = "text";
 
-/// How a model turns a movie into the text it embeds.
+/// How a model turns a movie (or a record) into the text it embeds.
 pub struct TextMaker {
     env: Option<(minijinja::Environment<'static>, TextTemplate)>,
     prefix: String,
+    /// A records template: an undefined field is an error (a typo would
+    /// otherwise embed every record without it), and there is no `movie`.
+    records: bool,
 }
 
 impl TextMaker {
@@ -39,7 +42,19 @@ impl TextMaker {
         Ok(TextMaker {
             env,
             prefix: prefix.to_string(),
+            records: false,
         })
+    }
+
+    /// A maker for a records target's template: over the record's fields
+    /// (and `_line`, `_index`, `_key`, `_n`), strict about undefined ones.
+    pub fn for_records(template: &TextTemplate, prefix: &str) -> Result<TextMaker, String> {
+        let mut maker = TextMaker::new(Some(template), prefix)?;
+        if let Some((env, _)) = &mut maker.env {
+            env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        }
+        maker.records = true;
+        Ok(maker)
     }
 
     /// The text of `movie` (one entry of movies.json), with the prefix.
@@ -52,14 +67,23 @@ impl TextMaker {
                     Value::Object(o) => o.clone(),
                     _ => serde_json::Map::new(),
                 };
-                ctx.insert("movie".into(), movie.clone());
+                if !self.records {
+                    ctx.insert("movie".into(), movie.clone());
+                }
                 tmpl.render(minijinja::Value::from_serialize(&ctx))
                     .map_err(|e| {
                         let at = e
                             .range()
                             .map(|r| t.position(r.start))
                             .unwrap_or_else(|| t.position(0));
-                        format!("{at}: the text template failed: {}", describe(&e))
+                        // Name the expression that failed (`Titel`).
+                        let what = match e.range().and_then(|r| t.source.get(r)) {
+                            Some(x) if self.records && !x.trim().is_empty() => {
+                                format!(" (`{}`)", x.trim())
+                            }
+                            _ => String::new(),
+                        };
+                        format!("{at}: the text template failed: {}{what}", describe(&e))
                     })?
             }
         };

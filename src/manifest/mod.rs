@@ -9,6 +9,7 @@ pub mod diagnostic;
 pub mod model;
 pub mod paths;
 pub mod pipeline;
+pub mod records;
 
 pub use diagnostic::{ManifestError, ManifestErrors, SourceFile};
 pub use model::{Metric, Model, Quantization, Quantized};

@@ -15,7 +15,7 @@ struct RawPipeline {
     #[serde(default)]
     settings: RawSettings,
     #[serde(default)]
-    inputs: BTreeMap<String, Spanned<String>>,
+    inputs: BTreeMap<String, Spanned<super::records::RawInput>>,
     #[serde(default)]
     targets: BTreeMap<String, Spanned<RawTarget>>,
     #[serde(default)]
@@ -81,6 +81,25 @@ struct RawTarget {
     outs: Option<Vec<Spanned<String>>>,
     #[serde(default)]
     env: Option<BTreeMap<String, Spanned<String>>>,
+    // records-db (src/manifest/records.rs)
+    #[serde(default)]
+    records: Option<Spanned<String>>,
+    #[serde(default)]
+    id: Option<Spanned<String>>,
+    #[serde(default)]
+    columns: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
+    #[serde(default)]
+    fts: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    layout: Option<Spanned<String>>,
+    #[serde(default)]
+    text: Option<Spanned<super::records::RawText>>,
+    #[serde(default)]
+    models: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    embeddings: Option<Spanned<String>>,
+    #[serde(default)]
+    json: Option<Spanned<String>>,
 }
 
 /// A named input file of the pipeline.
@@ -90,6 +109,9 @@ pub struct InputDecl {
     pub path: PathBuf,
     /// Where it is declared in pipeline.toml.
     pub span: Range<usize>,
+    /// The records format it declares (`{ path = "…", format = "csv" }`),
+    /// with where; `None`: from the extension.
+    pub format: Option<(String, Range<usize>)>,
 }
 
 /// Global settings.
@@ -140,6 +162,9 @@ pub enum KindDecl {
         /// Input name of movies.json.
         movies: String,
     },
+    /// A records database: records of any shape, a table per model or a
+    /// database per model.
+    RecordsDb(Box<super::records::RecordsDecl>),
     /// A user's shell command with declared inputs and outputs.
     Command {
         /// The command line, run with `sh -c` in the project root.
@@ -247,14 +272,33 @@ pub fn parse(src: &SourceFile, errors: &mut Vec<ManifestError>) -> Option<Pipeli
     // Inputs declared with a bad path: already reported, so a target that
     // names one is not reported again as naming an unknown input.
     let mut broken = std::collections::BTreeSet::new();
-    for (name, path) in &raw.inputs {
-        match path_of(path, errors, "input") {
+    for (name, entry) in &raw.inputs {
+        let (path, format) = match entry.get_ref() {
+            super::records::RawInput::Path(p) => (Spanned::new(entry.span(), p.clone()), None),
+            super::records::RawInput::Table(t) => (t.path.clone(), t.format.clone()),
+        };
+        let format = format.and_then(|f| match crate::records::Format::parse(f.get_ref()) {
+            Some(_) => Some((f.get_ref().clone(), f.span())),
+            None => {
+                errors.push(
+                    ManifestError::at(
+                        src,
+                        f.span(),
+                        format!("unknown records format `{}`", f.get_ref()),
+                    )
+                    .help("use json, jsonl or csv"),
+                );
+                None
+            }
+        });
+        match path_of(&path, errors, "input") {
             Some(p) => {
                 inputs.insert(
                     name.clone(),
                     InputDecl {
                         path: p,
                         span: path.span(),
+                        format,
                     },
                 );
             }
@@ -338,10 +382,11 @@ fn check_target(
         "movies-db" => DB_KEYS,
         "command" => COMMAND_KEYS,
         "embeddings" => EMBEDDINGS_KEYS,
+        "records-db" => super::records::RECORDS_DB_KEYS,
         other => {
             errors.push(
                 ManifestError::at(src, kind_span, format!("unknown target kind `{other}`"))
-                    .help("use one of: movie-json, movies-db, embeddings, command"),
+                    .help("use one of: movie-json, movies-db, records-db, embeddings, command"),
             );
             return None;
         }
@@ -349,7 +394,11 @@ fn check_target(
     let kind = raw.kind.get_ref().clone();
     // Keys that are present but belong to another kind.
     let whole = || Some(table_span.clone());
-    let present: [(&str, Option<Range<usize>>); 9] = [
+    let first = |v: &Option<Vec<Spanned<String>>>| {
+        v.as_ref()
+            .and_then(|v| v.first().map(|s| s.span()).or_else(whole))
+    };
+    let present: [(&str, Option<Range<usize>>); 18] = [
         ("movies", raw.movies.as_ref().map(|s| s.span())),
         ("collections", raw.collections.as_ref().map(|s| s.span())),
         ("path", raw.path.as_ref().map(|s| s.span())),
@@ -382,6 +431,15 @@ fn check_target(
                 .as_ref()
                 .and_then(|m| m.values().next().map(|s| s.span()).or_else(whole)),
         ),
+        ("records", raw.records.as_ref().map(|s| s.span())),
+        ("id", raw.id.as_ref().map(|s| s.span())),
+        ("columns", raw.columns.as_ref().map(|s| s.span())),
+        ("fts", first(&raw.fts)),
+        ("layout", raw.layout.as_ref().map(|s| s.span())),
+        ("text", raw.text.as_ref().map(|s| s.span())),
+        ("models", first(&raw.models)),
+        ("embeddings", raw.embeddings.as_ref().map(|s| s.span())),
+        ("json", raw.json.as_ref().map(|s| s.span())),
     ];
     for (key, span) in present {
         if let Some(span) = span.filter(|_| !allowed.contains(&key)) {
@@ -413,6 +471,14 @@ fn check_target(
             name
         };
 
+    if kind == "records-db" {
+        if let Some(p) = &raw.per_model {
+            errors.push(
+                ManifestError::at(src, p.span(), "`per-model` is not an option of a records-db target")
+                    .help("a records-db target sets `layout`: \"per-model\" (one database per model, the default) or \"single\" (one database, a table per model)"),
+            );
+        }
+    }
     let always_per_model = kind == "movies-db" || kind == "embeddings";
     let per_model = raw
         .per_model
@@ -502,6 +568,32 @@ fn check_target(
         "embeddings" => KindDecl::Embeddings {
             movies: input_ref(&raw.movies, "movies", errors),
         },
+        "records-db" => {
+            let records = raw
+                .records
+                .is_some()
+                .then(|| input_ref(&raw.records, "", errors));
+            let keys = super::records::RawRecordsDb {
+                id: raw.id,
+                columns: raw.columns,
+                fts: raw.fts,
+                layout: raw.layout,
+                path: raw.path,
+                text: raw.text,
+                models: raw.models,
+                embeddings: raw.embeddings,
+                json: raw.json,
+            };
+            let table = super::records::Table {
+                src,
+                name: &name,
+                kind_span: kind_span.clone(),
+                inputs,
+                output_root,
+            };
+            let decl = super::records::check(&table, keys, records, errors)?;
+            KindDecl::RecordsDb(Box::new(decl))
+        }
         _ => {
             let Some(command) = raw.command.as_ref() else {
                 errors.push(
@@ -611,7 +703,7 @@ fn unknown_input(
 }
 
 /// Check that a template's `{placeholders}` are among `allowed`.
-fn check_template(
+pub(super) fn check_template(
     src: &SourceFile,
     t: &Template,
     allowed: &[&str],

@@ -76,6 +76,9 @@ pub(super) struct IdCheck {
     /// blake3 of each id seen (16 bytes, not the id: at a million records
     /// the ids themselves would be the largest thing held) → where it was.
     seen: HashMap<u128, Position>,
+    /// With `file_names`: the ids by the name a common file system stores
+    /// their files under.
+    files: Option<HashMap<String, (String, Position)>>,
     ordinal: u64,
 }
 
@@ -85,7 +88,11 @@ enum Compiled {
 }
 
 impl IdCheck {
-    pub(super) fn new(file: &Path, rule: &IdRule) -> Result<IdCheck, RecordError> {
+    pub(super) fn new(
+        file: &Path,
+        rule: &IdRule,
+        file_names: bool,
+    ) -> Result<IdCheck, RecordError> {
         let rule =
             match rule {
                 IdRule::Field(f) => Compiled::Field(f.clone()),
@@ -97,6 +104,7 @@ impl IdCheck {
             file: file.to_path_buf(),
             rule,
             seen: HashMap::new(),
+            files: file_names.then(HashMap::new),
             ordinal: 0,
         })
     }
@@ -129,6 +137,23 @@ impl IdCheck {
                 "duplicate id {id:?}: {before} has it too; ids must be unique"
             ))
             .with_id(id));
+        }
+        if let Some(files) = &mut self.files {
+            if let Some(why) = crate::ids::id_problem(&id) {
+                return Err(at(format!(
+                    "the id cannot be used as a file name: {why}; fix the record's id"
+                ))
+                .with_id(id));
+            }
+            let name = crate::ids::collision_key(&id);
+            if let Some((other, before)) = files.get(&name) {
+                return Err(at(format!(
+                    "its file would be the file of record {other:?} ({before}): {}; change one of the ids",
+                    crate::ids::collision_reason(other, &id)
+                ))
+                .with_id(id));
+            }
+            files.insert(name, (id.clone(), position.clone()));
         }
         self.seen.insert(key, position.clone());
         Ok(Record {

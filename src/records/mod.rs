@@ -114,6 +114,11 @@ pub struct RecordsSpec {
     pub format: Format,
     /// How each record's id is found.
     pub id: IdRule,
+    /// The ids become file names (the records target writes a JSON file
+    /// per record): each must be a safe file name, and no two may be one
+    /// file on macOS or Windows. Checked by every reader of the records,
+    /// so that no stage builds from ids another must refuse.
+    pub file_names: bool,
 }
 
 /// A record as a format reads it, before its id is found.
@@ -151,7 +156,7 @@ impl Iterator for Records {
 /// errors name the file, the position and the id.
 pub fn read(root: &Path, spec: &RecordsSpec) -> Result<Records, RecordError> {
     let file = spec.input.clone();
-    let ids = id::IdCheck::new(&file, &spec.id)?;
+    let ids = id::IdCheck::new(&file, &spec.id, spec.file_names)?;
     let path = root.join(&spec.input);
     let opened = std::fs::File::open(&path)
         .map_err(|e| RecordError::file(&file, format!("cannot read the records file: {e}")))?;
@@ -179,6 +184,7 @@ mod tests {
             input: PathBuf::from(name),
             format: Format::from_path(Path::new(name)).unwrap(),
             id,
+            file_names: false,
         };
         read(dir.path(), &spec)
             .map_err(|e| e.to_string())?
@@ -268,6 +274,7 @@ mod tests {
             input: "r.jsonl".into(),
             format: Format::JsonLines,
             id: IdRule::Field("id".into()),
+            file_names: false,
         };
         let mut records = read(dir.path(), &spec).unwrap();
         assert_eq!(records.next().unwrap().unwrap().id, "r0");

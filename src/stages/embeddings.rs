@@ -1,8 +1,10 @@
 //! The `embeddings` stage: one model's embeddings file, made by the
 //! provider its model file names (`[embed]`), re-embedding only what changed.
 //!
-//! Every movie of movies.json is a record (as in the original's
-//! generators: movies whose sources are all quality-marked too). Its text
+//! The records are every movie of movies.json (as in the original's
+//! generators: movies whose sources are all quality-marked too), or the
+//! records of a `records-db` target ([`crate::records`]) with its text
+//! template, read a chunk at a time. A record's text
 //! ([`crate::embed::text`]) and the model's vector-changing options make its
 //! key ([`crate::embed::cache::key`]); only keys not in the model's vector
 //! cache are sent to the provider, and the vectors are stored in the cache
@@ -17,6 +19,7 @@
 use crate::artifact;
 use crate::embed::batch::{embed_all, BatchPlan, RetryPolicy};
 use crate::embed::cache::{self, Key, RecordKeys, VectorCache};
+use crate::embed::config::TextTemplate;
 use crate::embed::config::{EmbedConfig, ProviderKind};
 use crate::embed::text::TextMaker;
 use crate::manifest::Model;
@@ -34,10 +37,38 @@ use std::time::{Duration, Instant};
 /// What an `embeddings@<model>` target declares.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EmbeddingsSpec {
-    /// movies.json, relative to the project root.
-    pub movies: PathBuf,
+    /// Where the records come from.
+    pub source: Source,
     /// The model; its `embed` is set and its `embeddings` is the output.
     pub model: Model,
+}
+
+/// Where an embeddings target's records and their texts come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    /// Every movie of movies.json (relative to the project root), as text
+    /// the model's template (or the original's markdown) makes.
+    Movies(PathBuf),
+    /// The records of records-db target `target`, as text its template
+    /// makes for this model.
+    Records {
+        /// The declared records target (`films-db`): it names the cache.
+        target: String,
+        /// How to read the records.
+        records: crate::records::RecordsSpec,
+        /// The text template.
+        text: TextTemplate,
+    },
+}
+
+impl Source {
+    /// The file the records are read from (project-relative).
+    pub fn input(&self) -> &Path {
+        match self {
+            Source::Movies(p) => p,
+            Source::Records { records, .. } => &records.input,
+        }
+    }
 }
 
 impl EmbeddingsSpec {
@@ -80,12 +111,18 @@ impl EmbeddingsSpec {
     }
 }
 
-/// Where a model's vector cache and record keys live.
-fn cache_paths(root: &Path, model: &Model) -> (PathBuf, PathBuf) {
+/// Where a target's vector cache and record keys live: per model for
+/// movies.json, per records target and model otherwise (each output keeps
+/// only the vectors it uses, so two outputs cannot share one cache).
+fn cache_paths(root: &Path, spec: &EmbeddingsSpec) -> (PathBuf, PathBuf) {
     let dir = cache::dir(root);
+    let stem = match &spec.source {
+        Source::Movies(_) => spec.model.id.clone(),
+        Source::Records { target, .. } => format!("{target}@{}", spec.model.id),
+    };
     (
-        dir.join(format!("{}.vectors", model.id)),
-        dir.join(format!("{}.records", model.id)),
+        dir.join(format!("{stem}.vectors")),
+        dir.join(format!("{stem}.records")),
     )
 }
 
@@ -113,6 +150,124 @@ struct Record {
     id: String,
     key: Key,
     created_at: String,
+}
+
+/// A record's id, `created_at` and text, before its key is known.
+struct Text {
+    id: String,
+    created_at: String,
+    text: String,
+}
+
+/// Records whose texts are made (in parallel) and handed on together:
+/// bounds what is held to one chunk of texts.
+const CHUNK: usize = 8192;
+
+/// What the records are read from: movies.json loaded, or a records file
+/// streamed when the texts are made.
+enum Loaded<'a> {
+    Movies(&'a MovieEntries),
+    Records,
+}
+
+/// Every record's text, a chunk at a time, to `each`.
+fn texts(
+    root: &Path,
+    spec: &EmbeddingsSpec,
+    embed: &EmbedConfig,
+    loaded: &Loaded,
+    settings_epoch: Option<i64>,
+    each: &mut dyn FnMut(Vec<Text>),
+) -> Result<(), StageError> {
+    match (&spec.source, loaded) {
+        (Source::Movies(movies), Loaded::Movies(entries)) => {
+            let maker =
+                TextMaker::new(embed.template.as_ref(), &embed.prefix).map_err(StageError::new)?;
+            let fallback_time = match settings_epoch {
+                Some(e) => crate::movies::time::iso_from_epoch(e),
+                None => entries.input_timestamp(),
+            };
+            let all: Vec<&crate::movies::entries::Entry> = entries
+                .movies
+                .iter()
+                .chain(entries.dropped.iter())
+                .collect();
+            for chunk in all.chunks(CHUNK) {
+                let made = chunk
+                    .par_iter()
+                    .map(|e| {
+                        let movie: serde_json::Value =
+                            serde_json::from_slice(entries.entry_text(e)).map_err(|err| {
+                                StageError::new(format!(
+                                    "{}: movie {:?}: {err}",
+                                    movies.display(),
+                                    e.summary.movie_id
+                                ))
+                            })?;
+                        let text = maker.text(&movie).map_err(|err| {
+                            StageError::new(format!("{err} (movie {:?})", e.summary.movie_id))
+                        })?;
+                        let created_at = match settings_epoch {
+                            Some(_) => fallback_time.clone(),
+                            None => e
+                                .summary
+                                .last_updated
+                                .clone()
+                                .unwrap_or_else(|| fallback_time.clone()),
+                        };
+                        Ok(Text {
+                            id: e.summary.movie_id.clone(),
+                            created_at,
+                            text,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, StageError>>()?;
+                each(made);
+            }
+            Ok(())
+        }
+        (Source::Records { records, text, .. }, _) => {
+            let maker = TextMaker::for_records(text, &embed.prefix).map_err(StageError::new)?;
+            // Records carry no time of their own.
+            let created_at = crate::movies::time::iso_from_epoch(settings_epoch.unwrap_or(0));
+            let file = &records.input;
+            let mut reader = crate::records::read(root, records)?;
+            let mut ordinal = 0u64;
+            loop {
+                let mut chunk = Vec::with_capacity(CHUNK);
+                for r in reader.by_ref().take(CHUNK) {
+                    ordinal += 1;
+                    chunk.push((r?, ordinal));
+                }
+                if chunk.is_empty() {
+                    return Ok(());
+                }
+                let made = chunk
+                    .into_par_iter()
+                    .map(|(r, n)| {
+                        let fields =
+                            crate::records::id::position_context(&r.fields, &r.position, n);
+                        let text =
+                            maker
+                                .text(&serde_json::Value::Object(fields))
+                                .map_err(|err| {
+                                    crate::records::RecordError::at(file, r.position.clone(), err)
+                                        .with_id(r.id.clone())
+                                })?;
+                        Ok(Text {
+                            id: r.id,
+                            created_at: created_at.clone(),
+                            text,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, StageError>>()?;
+                each(made);
+            }
+        }
+        (Source::Movies(_), Loaded::Records) => Err(StageError::new(
+            "movies.json was not loaded for its embeddings target",
+        )),
+    }
 }
 
 /// Every record's key and, for keys not cached, its text.
@@ -155,7 +310,7 @@ impl std::fmt::Display for Counts {
 fn plan(
     root: &Path,
     spec: &EmbeddingsSpec,
-    entries: &MovieEntries,
+    loaded: &Loaded,
     settings_epoch: Option<i64>,
     cache: &VectorCache,
     hash: &dyn Fn(&Path) -> Option<blake3::Hash>,
@@ -170,63 +325,30 @@ fn plan(
         })
         .collect();
     let options = key_options(spec, embed, &extra);
-    let maker = TextMaker::new(embed.template.as_ref(), &embed.prefix).map_err(StageError::new)?;
-    let fallback_time = match settings_epoch {
-        Some(e) => crate::movies::time::iso_from_epoch(e),
-        None => entries.input_timestamp(),
-    };
-    let all: Vec<&crate::movies::entries::Entry> = entries
-        .movies
-        .iter()
-        .chain(entries.dropped.iter())
-        .collect();
-    let computed: Vec<Result<(Record, Option<String>), StageError>> = all
-        .par_iter()
-        .map(|e| {
-            let movie: serde_json::Value =
-                serde_json::from_slice(entries.entry_text(e)).map_err(|err| {
-                    StageError::new(format!(
-                        "{}: movie {:?}: {err}",
-                        spec.movies.display(),
-                        e.summary.movie_id
-                    ))
-                })?;
-            let text = maker.text(&movie).map_err(|err| {
-                StageError::new(format!("{err} (movie {:?})", e.summary.movie_id))
-            })?;
-            let created_at = match settings_epoch {
-                Some(_) => fallback_time.clone(),
-                None => e
-                    .summary
-                    .last_updated
-                    .clone()
-                    .unwrap_or_else(|| fallback_time.clone()),
-            };
-            let key = cache::key(&options, &text);
+    let mut pairs: Vec<(Record, Option<String>)> = Vec::new();
+    texts(root, spec, embed, loaded, settings_epoch, &mut |chunk| {
+        pairs.par_extend(chunk.into_par_iter().map(|t| {
+            let key = cache::key(&options, &t.text);
             // Only texts to send are kept: at 100k movies all texts would
             // be ~70 MB for an edit that sends one.
             let text = if cache.contains(&key) {
                 None
             } else {
-                Some(text)
+                Some(t.text)
             };
-            Ok((
+            (
                 Record {
-                    id: e.summary.movie_id.clone(),
+                    id: t.id,
                     key,
-                    created_at,
+                    created_at: t.created_at,
                 },
                 text,
-            ))
-        })
-        .collect();
-    let mut records = Vec::with_capacity(computed.len());
+            )
+        }));
+    })?;
+    let mut records = Vec::with_capacity(pairs.len());
     let mut missing = Vec::new();
     let mut queued = HashSet::new();
-    let mut pairs = Vec::with_capacity(computed.len());
-    for c in computed {
-        pairs.push(c?);
-    }
     pairs.sort_by(|a, b| a.0.id.cmp(&b.0.id));
     for (r, text) in pairs {
         if let Some(text) = text {
@@ -236,7 +358,7 @@ fn plan(
         }
         records.push(r);
     }
-    let (_, records_path) = cache_paths(root, &spec.model);
+    let (_, records_path) = cache_paths(root, spec);
     let previous: HashMap<String, Key> = RecordKeys::load(&records_path)
         .records
         .into_iter()
@@ -267,11 +389,19 @@ fn plan(
 }
 
 /// What a build of `spec` would do now: for `pipe explain`, `pipe status`
-/// and `pipe build -n`. Reads movies.json and the cache; sends nothing.
+/// and `pipe build -n`. Reads the records and the cache; sends nothing.
 pub fn pending(root: &Path, spec: &EmbeddingsSpec) -> Result<Counts, StageError> {
-    let (_, entries) =
-        crate::movies::entries::load_file(&root.join(&spec.movies), &spec.movies, None)?;
-    let (vectors_path, _) = cache_paths(root, &spec.model);
+    let entries = match &spec.source {
+        Source::Movies(movies) => {
+            Some(crate::movies::entries::load_file(&root.join(movies), movies, None)?.1)
+        }
+        Source::Records { .. } => None,
+    };
+    let loaded = match &entries {
+        Some(e) => Loaded::Movies(e),
+        None => Loaded::Records,
+    };
+    let (vectors_path, _) = cache_paths(root, spec);
     let cache = if vectors_path.is_file() {
         VectorCache::open(&vectors_path, spec.model.dimensions as usize)
             .map_err(|e| StageError::io(&vectors_path, "read", e))?
@@ -286,7 +416,7 @@ pub fn pending(root: &Path, spec: &EmbeddingsSpec) -> Result<Counts, StageError>
         .ok()
         .and_then(|s| s.parse().ok());
     let hash = |p: &Path| crate::fingerprint::hash_file(&root.join(p)).ok();
-    Ok(plan(root, spec, &entries, epoch, &cache, &hash)?.counts)
+    Ok(plan(root, spec, &loaded, epoch, &cache, &hash)?.counts)
 }
 
 /// How often progress is reported while embedding.
@@ -297,8 +427,11 @@ pub fn run(ctx: &StageContext, spec: &EmbeddingsSpec) -> Result<StageOutput, Sta
     let embed = spec.embed()?;
     let model = &spec.model;
     let dims = model.dimensions as usize;
-    let entries = crate::movies::entries::load(ctx, &spec.movies)?;
-    let (vectors_path, records_path) = cache_paths(ctx.root, model);
+    let entries = match &spec.source {
+        Source::Movies(movies) => Some(crate::movies::entries::load(ctx, movies)?),
+        Source::Records { .. } => None,
+    };
+    let (vectors_path, records_path) = cache_paths(ctx.root, spec);
     let cache = VectorCache::open(&vectors_path, dims)
         .map_err(|e| StageError::io(&vectors_path, "open the vector cache", e))?;
     let mut out = StageOutput::default();
@@ -318,10 +451,14 @@ pub fn run(ctx: &StageContext, spec: &EmbeddingsSpec) -> Result<StageOutput, Sta
         out.warnings.push(msg);
     }
     let hash = |p: &Path| ctx.input_hash(p).ok().flatten();
+    let loaded = match &entries {
+        Some(e) => Loaded::Movies(e),
+        None => Loaded::Records,
+    };
     let planned = plan(
         ctx.root,
         spec,
-        &entries,
+        &loaded,
         ctx.settings.source_date_epoch,
         &cache,
         &hash,
@@ -523,7 +660,7 @@ fn write_file(
                 .map_err(|err| StageError::io(shown, "read the vector cache for", err))?
                 .ok_or_else(|| {
                     StageError::new(format!(
-                        "the cached vector of movie {:?} was damaged while this build ran; run the build again",
+                        "the cached vector of record {:?} was damaged while this build ran; run the build again",
                         r.id
                     ))
                 })?;

@@ -4,6 +4,7 @@
 //! a file is only written when its bytes change, files of movies that
 //! disappeared are deleted, and files pipe did not create are never touched.
 
+use super::file_set;
 use crate::artifact;
 use crate::movies::catalog::{load_collections, Collection};
 use crate::movies::entries::{self, Digest, MovieEntries};
@@ -14,7 +15,7 @@ use crate::stage::{OutputFile, StageContext, StageError, StageOutput};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 
 /// What a `movie-json` target declares.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -197,17 +198,7 @@ pub fn run(ctx: &StageContext, spec: &MovieJsonSpec) -> Result<StageOutput, Stag
         .map_err(|e| StageError::io(&spec.out_dir, "create directory", e))?;
 
     let by_movie = collections_by_movie(&collections);
-    // What `ctx.previous.is_unchanged` answers, keyed by the path's bytes:
-    // comparing 30,000 paths component by component in its sorted map
-    // cost more than hashing the documents. The executor records paths as
-    // this stage reports them, so equal paths have equal bytes (a miss
-    // would only mean a needless rewrite).
-    let previous: HashMap<&std::ffi::OsStr, &crate::stage::PreviousFile> = ctx
-        .previous
-        .files
-        .iter()
-        .map(|(p, f)| (p.as_os_str(), f))
-        .collect();
+    let previous = file_set::Previous::of(ctx);
     let previous_index: HashMap<&str, usize> = previous_state
         .as_ref()
         .map(|s| {
@@ -234,7 +225,7 @@ pub fn run(ctx: &StageContext, spec: &MovieJsonSpec) -> Result<StageOutput, Stag
                 state.movies.get(a as usize).map(|m| m.movie_id.as_str())
                     == Some(movies[b as usize].summary.movie_id.as_str())
             });
-        let file = previous.get(names[i].as_os_str())?;
+        let file = previous.get(&names[i])?;
         (p.entry == movies[i].digest
             && same_related
             && file.intact
@@ -242,122 +233,86 @@ pub fn run(ctx: &StageContext, spec: &MovieJsonSpec) -> Result<StageOutput, Stag
             .then_some(file.hash)
     };
 
-    // Rendering runs on all cores; writing is done by one thread, because
-    // creating and renaming files in one directory serialises on the
-    // directory's lock in the kernel, and several writers only spin on it.
-    // Every changed document goes to a temporary file first; they are
-    // renamed into place together once all are written, so a failure or a
-    // kill before that leaves every file of the directory as it was (the
-    // temporaries are removed, or swept by the next build).
+    // Rendering runs on all cores, one thread writes the changed files to
+    // temporaries, renamed into place together at the end (file_set).
     let mut files: Vec<OutputFile> = Vec::with_capacity(total);
     let mut rendered_count = 0;
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(usize, Vec<u8>)>>(2);
-    let staged = std::thread::scope(|scope| -> Result<Vec<_>, StageError> {
-        let names = &names;
-        let writer = scope.spawn(
-            move || -> Result<Vec<(usize, tempfile::TempPath)>, StageError> {
-                let mut staged = Vec::new();
-                for batch in rx {
-                    for (i, bytes) in batch {
-                        let rel = &names[i];
-                        let tmp = artifact::write_temp_beside(&ctx.abs(rel), &bytes)
-                            .map_err(|e| StageError::io(rel, "write", e))?;
-                        staged.push((i, tmp));
-                    }
+    let staged = file_set::stage(
+        ctx,
+        |&i: &usize| names[i].clone(),
+        |send| {
+            for start in (0..total).step_by(BATCH) {
+                if ctx.is_cancelled() {
+                    return Err(StageError::cancelled());
                 }
-                Ok(staged)
-            },
-        );
-        let mut stop = None;
-        for start in (0..total).step_by(BATCH) {
-            if ctx.is_cancelled() {
-                stop = Some(StageError::cancelled());
-                break;
-            }
-            let end = (start + BATCH).min(total);
-            type Done = (blake3::Hash, Option<Vec<u8>>, bool);
-            let done: Vec<Done> = match (start..end)
-                .into_par_iter()
-                .map(|i| -> Result<Done, StageError> {
-                    if let Some(hash) = reusable(i) {
-                        return Ok((hash, None, false));
-                    }
-                    let related: Vec<&str> = related[i]
-                        .iter()
-                        .map(|&j| movies[j as usize].summary.movie_id.as_str())
-                        .collect();
-                    let colls: Vec<&Collection> = by_movie
-                        .get(movies[i].summary.movie_id.as_str())
-                        .map(|v| v.iter().map(|&c| &collections[c as usize]).collect())
-                        .unwrap_or_default();
-                    // Straight from the text when it can be (no parsed
-                    // movie); through the typed record otherwise.
-                    let bytes = match render_raw(catalog.text_of(i), &related, &colls) {
-                        Some(bytes) => bytes,
-                        None => {
-                            let mut movie: crate::movies::catalog::Movie =
-                                catalog.parse(i, &spec.movies)?;
-                            movie
-                                .sources
-                                .retain(crate::movies::catalog::SourceView::is_clean);
-                            MovieDoc {
-                                movie: &movie,
-                                related,
-                                collections: colls,
-                            }
-                            .to_bytes()
+                let end = (start + BATCH).min(total);
+                type Done = (blake3::Hash, Option<Vec<u8>>, bool);
+                let done: Vec<Done> = match (start..end)
+                    .into_par_iter()
+                    .map(|i| -> Result<Done, StageError> {
+                        if let Some(hash) = reusable(i) {
+                            return Ok((hash, None, false));
                         }
-                    };
-                    let hash = blake3::hash(&bytes);
-                    // Unchanged bytes: leave the file (and its mtime) alone.
-                    let write = !previous
-                        .get(names[i].as_os_str())
-                        .is_some_and(|f| f.intact && f.hash == hash);
-                    Ok((hash, write.then_some(bytes), true))
-                })
-                .collect()
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    stop = Some(e);
-                    break;
+                        let related: Vec<&str> = related[i]
+                            .iter()
+                            .map(|&j| movies[j as usize].summary.movie_id.as_str())
+                            .collect();
+                        let colls: Vec<&Collection> = by_movie
+                            .get(movies[i].summary.movie_id.as_str())
+                            .map(|v| v.iter().map(|&c| &collections[c as usize]).collect())
+                            .unwrap_or_default();
+                        // Straight from the text when it can be (no parsed
+                        // movie); through the typed record otherwise.
+                        let bytes = match render_raw(catalog.text_of(i), &related, &colls) {
+                            Some(bytes) => bytes,
+                            None => {
+                                let mut movie: crate::movies::catalog::Movie =
+                                    catalog.parse(i, &spec.movies)?;
+                                movie
+                                    .sources
+                                    .retain(crate::movies::catalog::SourceView::is_clean);
+                                MovieDoc {
+                                    movie: &movie,
+                                    related,
+                                    collections: colls,
+                                }
+                                .to_bytes()
+                            }
+                        };
+                        let hash = blake3::hash(&bytes);
+                        // Unchanged bytes: leave the file (and its mtime) alone.
+                        let write = !previous.is_unchanged(&names[i], &hash);
+                        Ok((hash, write.then_some(bytes), true))
+                    })
+                    .collect()
+                {
+                    Ok(r) => r,
+                    Err(e) => return Err(e),
+                };
+                let mut batch = Vec::new();
+                for (k, (hash, bytes, rendered)) in done.into_iter().enumerate() {
+                    rendered_count += usize::from(rendered);
+                    files.push(OutputFile {
+                        path: names[start + k].clone(),
+                        hash,
+                    });
+                    if let Some(bytes) = bytes {
+                        batch.push((start + k, bytes));
+                    }
                 }
-            };
-            let mut batch = Vec::new();
-            for (k, (hash, bytes, rendered)) in done.into_iter().enumerate() {
-                rendered_count += usize::from(rendered);
-                files.push(OutputFile {
-                    path: names[start + k].clone(),
-                    hash,
-                });
-                if let Some(bytes) = bytes {
-                    batch.push((start + k, bytes));
+                if !send(batch) {
+                    break; // the writer failed; its error is reported instead
                 }
+                ctx.progress
+                    .progress(end as u64, total as u64, "rendering movie JSON");
             }
-            if !batch.is_empty() && tx.send(batch).is_err() {
-                break; // the writer failed; its error is reported below
-            }
-            ctx.progress
-                .progress(end as u64, total as u64, "rendering movie JSON");
-        }
-        drop(tx);
-        let staged = writer
-            .join()
-            .map_err(|_| StageError::new("the movie JSON writer thread panicked"))??;
-        match stop {
-            Some(e) => Err(e),
-            None => Ok(staged),
-        }
-    })?;
+            Ok(())
+        },
+    )?;
     if ctx.is_cancelled() {
         return Err(StageError::cancelled());
     }
-    let written = staged.len();
-    for (i, tmp) in staged {
-        let rel = &names[i];
-        tmp.persist(ctx.abs(rel))
-            .map_err(|e| StageError::io(rel, "rename into place", e.error))?;
-    }
+    let written = file_set::commit(ctx, staged, |&i: &usize| names[i].clone())?;
 
     RenderState {
         format: RenderState::format(),
@@ -387,19 +342,8 @@ pub fn run(ctx: &StageContext, spec: &MovieJsonSpec) -> Result<StageOutput, Stag
         ..StageOutput::default()
     };
 
-    // Delete what this target made before and no longer makes; only paths
-    // the executor recorded as ours, never anything else in out_dir.
-    let now: HashSet<&Path> = out.files.iter().map(|f| f.path.as_path()).collect();
-    for old in ctx.previous.files.keys() {
-        if now.contains(old.as_path()) || !is_plain_relative(old) {
-            continue;
-        }
-        match std::fs::remove_file(ctx.abs(old)) {
-            Ok(()) => out.deleted += 1,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StageError::io(old, "delete stale", e)),
-        }
-    }
+    // Delete what this target made before and no longer makes.
+    out.deleted = file_set::remove_leftovers(ctx, &out.files)?;
 
     ctx.progress
         .progress(total as u64, total as u64, "movie JSON done");
@@ -479,11 +423,4 @@ fn unknown_collection_movies(
             spec.collections.display()
         ),
     ))
-}
-
-/// A relative path without `..`, root or prefix components: safe to join
-/// to the project root.
-fn is_plain_relative(p: &Path) -> bool {
-    p.components()
-        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }

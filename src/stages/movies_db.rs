@@ -22,7 +22,6 @@
 //! built in a temporary file beside the destination and renamed into place
 //! only when complete, so a failure leaves the previous database intact.
 
-mod cache;
 mod catalog_part;
 mod schema;
 mod vector_part;
@@ -31,6 +30,7 @@ use crate::artifact;
 use crate::manifest::model::Model;
 use crate::sqlite;
 use crate::stage::{OutputFile, StageContext, StageError, StageOutput, Warning};
+use crate::stages::part_cache::{self as cache, Origin};
 use catalog_part::CatalogPart;
 use rusqlite::{params, Connection};
 use std::path::{Path, PathBuf};
@@ -52,41 +52,19 @@ pub struct MoviesDbSpec {
     pub publish: Option<PathBuf>,
 }
 
+/// Bump when the content or layout of a part changes: old entries then
+/// stop matching and are rebuilt (and pruned).
+const PART_FORMAT: &str = "movies-db-parts-5";
+
+/// The stage's directory in the part cache (`.pipe/cache/movies-db/`).
+const CACHE: &str = "movies-db";
+
 /// How often (in movies) progress is reported and cancellation checked.
 const PROGRESS_EVERY: usize = 1000;
 
 /// Page size of every database we write; fixed so bytes never depend on
 /// the SQLite default of the machine.
 const PAGE_SIZE: u32 = 4096;
-
-/// Where a part came from, reported in the stage's stats.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Origin {
-    /// Built by this target.
-    Built,
-    /// Made by this target by patching the previous build's part.
-    Patched,
-    /// Built by another target of this process.
-    Shared,
-    /// Read from the cache of an earlier build.
-    Cached,
-}
-
-impl Origin {
-    /// Made by this target (so not a cache entry that may be damaged).
-    fn is_new(self) -> bool {
-        matches!(self, Origin::Built | Origin::Patched)
-    }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Origin::Built => "built",
-            Origin::Patched => "patched",
-            Origin::Shared => "shared",
-            Origin::Cached => "cached",
-        }
-    }
-}
 
 /// Build the database of one model.
 pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, StageError> {
@@ -419,7 +397,7 @@ fn assemble(
         .map_err(e("create the vector table"))?;
     conn.execute_batch(schema::CONFIG)
         .map_err(e("create the config table"))?;
-    copy_part(&conn, "vec").map_err(e("copy the vector part"))?;
+    cache::copy_part(&conn, "vec").map_err(e("copy the vector part"))?;
     write_config(&conn, model, catalog, vectors).map_err(e("insert config"))?;
     conn.execute_batch("ANALYZE main.config;")
         .map_err(e("analyze"))?;
@@ -429,38 +407,6 @@ fn assemble(
     conn.close()
         .map_err(|(_, err)| db_err(spec, "close", err))?;
     Ok(())
-}
-
-/// Copy every stored table of the attached part `part` into `main`, in the
-/// part's schema order, then its `sqlite_sequence` and statistics rows
-/// (`sqlite_stat1`, and `sqlite_stat4`: the bundled SQLite keeps samples).
-/// Shadow tables of virtual tables were given initial rows by `CREATE
-/// VIRTUAL TABLE` and are emptied first (the part's rows replace them).
-fn copy_part(conn: &Connection, part: &str) -> rusqlite::Result<()> {
-    let tables: Vec<String> = {
-        let mut stmt = conn.prepare(&format!(
-            "SELECT name FROM {part}.sqlite_schema WHERE type = 'table' AND rootpage > 0 \
-             AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name != '{}' ORDER BY rowid",
-            cache::META_TABLE
-        ))?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        rows.collect::<Result<_, _>>()?
-    };
-    for t in tables.iter().map(|t| t.replace('"', "\"\"")) {
-        conn.execute_batch(&format!(
-            "DELETE FROM main.\"{t}\"; INSERT INTO main.\"{t}\" SELECT * FROM {part}.\"{t}\";"
-        ))?;
-    }
-    // The part's sequence values (the catalog's are the reference's, above
-    // the largest ids) replace those the copy left.
-    conn.execute_batch(&format!(
-        "DELETE FROM main.sqlite_sequence WHERE name IN (SELECT name FROM {part}.sqlite_sequence); \
-         INSERT INTO main.sqlite_sequence (name, seq) SELECT name, seq FROM {part}.sqlite_sequence ORDER BY rowid; \
-         INSERT INTO main.sqlite_stat1 (tbl, idx, stat) SELECT tbl, idx, stat FROM {part}.sqlite_stat1 \
-           WHERE tbl != '{meta}' ORDER BY rowid; \
-         INSERT INTO main.sqlite_stat4 SELECT * FROM {part}.sqlite_stat4 WHERE tbl != '{meta}' ORDER BY rowid;",
-        meta = cache::META_TABLE
-    ))
 }
 
 /// The `config` rows of a model's database.

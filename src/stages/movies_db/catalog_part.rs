@@ -17,7 +17,6 @@
 //! writes a function of the rows, not of their history), its bytes, and the
 //! published databases', are the same too (`tests/db_cache.rs` checks this).
 
-use super::cache;
 use super::schema::{INDEXES, SCHEMA};
 use super::{db_err_at, MoviesDbSpec, Origin, PROGRESS_EVERY};
 use crate::artifact;
@@ -29,6 +28,7 @@ use crate::movies::people::{add_people, normalise_country, Registry, Tally};
 use crate::movies::time::iso_from_epoch;
 use crate::sqlite;
 use crate::stage::{StageContext, StageError};
+use crate::stages::part_cache as cache;
 use rayon::prelude::*;
 use rusqlite::types::Value as Sql;
 use rusqlite::{params, params_from_iter, Connection};
@@ -90,7 +90,7 @@ fn catalog_key(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<String, StageE
         .map_or_else(|| "none".to_string(), |s| s.to_string());
     Ok(cache::key(&[
         ("part", "catalog"),
-        ("format", cache::PART_FORMAT),
+        ("format", super::PART_FORMAT),
         ("sqlite", sqlite_v),
         ("sqlite-vec", vec_v),
         ("movies", &hash(&spec.movies)?),
@@ -118,7 +118,7 @@ pub(crate) fn obtain(
             return Ok((part.clone(), Origin::Shared));
         }
     }
-    let dir = cache::dir(ctx.root);
+    let dir = cache::dir(ctx.root, super::CACHE);
     let path = dir.join(cache::file_name(PREFIX, &key));
     if let Some(part) = from_cache(&path, &key) {
         let part = Arc::new(part);
@@ -185,7 +185,7 @@ fn patch_base() -> Result<String, StageError> {
     let (sqlite_v, vec_v) = cache::versions()?;
     Ok(cache::key(&[
         ("part", "catalog-patch-base"),
-        ("format", cache::PART_FORMAT),
+        ("format", super::PART_FORMAT),
         ("sqlite", sqlite_v),
         ("sqlite-vec", vec_v),
     ]))
@@ -271,7 +271,7 @@ fn build(
 
     // Patchable: the same movies in the same order, the same collections,
     // and every changed movie keeps the fields the shared tables count.
-    let patch = previous_part(&cache::dir(ctx.root), key).and_then(|prev| {
+    let patch = previous_part(&cache::dir(ctx.root, super::CACHE), key).and_then(|prev| {
         let same = prev.meta.get("patch_base") == Some(&base)
             && prev.meta.get("ids_blake3") == Some(&ids_hash)
             && prev.meta.get("collections") == Some(&collections_hash)
@@ -626,18 +626,8 @@ fn finish(conn: &Connection, analyze: &str, shown: &Path) -> Result<(), StageErr
          INSERT INTO fts_directors(fts_directors) VALUES('optimize');
          INSERT INTO fts_writers(fts_writers) VALUES('optimize');
          {analyze}
-         BEGIN;
-         CREATE TEMP TABLE stat1 AS SELECT tbl, idx, stat FROM main.sqlite_stat1
-           ORDER BY tbl, idx;
-         DELETE FROM main.sqlite_stat1;
-         INSERT INTO main.sqlite_stat1 (tbl, idx, stat) SELECT tbl, idx, stat FROM temp.stat1
-           ORDER BY rowid;
-         CREATE TEMP TABLE stat4 AS SELECT * FROM main.sqlite_stat4 ORDER BY tbl, idx, rowid;
-         DELETE FROM main.sqlite_stat4;
-         INSERT INTO main.sqlite_stat4 SELECT * FROM temp.stat4 ORDER BY rowid;
-         DROP TABLE temp.stat1;
-         DROP TABLE temp.stat4;
-         COMMIT;"
+         {}",
+        cache::SORT_STATISTICS
     ))
     .map_err(|err| db_err_at(shown, "optimize and analyze", err))
 }

@@ -15,16 +15,15 @@
 //! file's content), so a hit reads no vector; the counts are kept in the
 //! part's description table.
 
-use super::cache;
 use super::catalog_part::CatalogPart;
-use super::{db_err_at, MoviesDbSpec, Origin, PROGRESS_EVERY};
+use super::{db_err_at, MoviesDbSpec, Origin};
 use crate::artifact;
 use crate::manifest::model::Model;
 use crate::sqlite;
 use crate::stage::{StageContext, StageError};
-use crate::vectors::{ItemSource, VectorProblem, VectorTable};
-use rusqlite::types::ValueRef;
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::stages::part_cache as cache;
+use crate::stages::vector_source;
+use crate::vectors::{ItemSource, VectorTable};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -85,7 +84,7 @@ pub(crate) fn obtain(
     let dims = model.dimensions.to_string();
     let mut fields = vec![
         ("part", "vectors"),
-        ("format", cache::PART_FORMAT),
+        ("format", super::PART_FORMAT),
         ("sqlite", sqlite_v),
         ("sqlite-vec", vec_v),
         ("embeddings", emb_hash.unwrap_or("missing")),
@@ -105,7 +104,7 @@ pub(crate) fn obtain(
         }
     }
     let key = cache::key(&fields);
-    let dir = cache::dir(ctx.root);
+    let dir = cache::dir(ctx.root, super::CACHE);
     let prefix = prefix(model);
     let name = cache::file_name(&prefix, &key);
     let path = dir.join(&name);
@@ -187,7 +186,7 @@ fn build(
         catalog_unreadable: true,
     })?;
     let embeddings = match emb_hash {
-        Some(_) => Some(open_embeddings(
+        Some(_) => Some(vector_source::open(
             &ctx.abs(&model.embeddings),
             &model.embeddings,
         )?),
@@ -206,7 +205,7 @@ fn build(
     };
     if let Some(conn) = &embeddings {
         let known: HashSet<&str> = ids.iter().map(String::as_str).collect();
-        part.unknown_ids = scan_embeddings(conn, model, &known)?;
+        part.unknown_ids = vector_source::scan(conn, &table(model), &source(model), &known)?;
         part.unknown = part.unknown_ids.len();
     }
 
@@ -230,51 +229,12 @@ fn build(
         conn.execute_batch(&table.create_sql())
             .map_err(e("create the vector table"))?;
         conn.execute_batch("BEGIN").map_err(e("begin"))?;
-        let read_err = |err: rusqlite::Error| {
-            StageError::with_source(
-                format!("cannot read {}: {err}", model.embeddings.display()),
-                err,
-            )
-        };
         match &embeddings {
             None => part.without = ids.len(),
             Some(emb) => {
-                let mut get_vec = emb
-                    .prepare("SELECT embedding FROM embeddings WHERE movie_id = ?1")
-                    .map_err(read_err)?;
-                let mut ins_vec = conn.prepare(&table.insert_sql()).map_err(e("prepare"))?;
-                let mut ins_float = match table.insert_float_sql() {
-                    Some(sql) => Some(conn.prepare(&sql).map_err(e("prepare"))?),
-                    None => None,
-                };
-                let total = ids.len() as u64;
-                for (i, id) in ids.iter().enumerate() {
-                    if i % PROGRESS_EVERY == 0 {
-                        if ctx.is_cancelled() {
-                            return Err(StageError::cancelled().into());
-                        }
-                        ctx.progress.progress(i as u64, total, "inserting vectors");
-                    }
-                    let mut rows = get_vec.query([id]).map_err(read_err)?;
-                    match rows.next().map_err(read_err)? {
-                        Some(row) => {
-                            let blob = match row.get_ref(0) {
-                                Ok(ValueRef::Blob(b)) => b,
-                                _ => return Err(problem(table.wrong_size(&src, id, -1))),
-                            };
-                            table.check_stored(&src, id, blob).map_err(problem)?;
-                            ins_vec
-                                .execute(params![id, blob])
-                                .map_err(e("insert a vector"))?;
-                            if let Some(ins) = ins_float.as_mut() {
-                                ins.execute(params![id, blob])
-                                    .map_err(e("insert a float vector"))?;
-                            }
-                            part.with += 1;
-                        }
-                        None => part.without += 1,
-                    }
-                }
+                let filled = vector_source::fill(ctx, &conn, &table, &src, emb, &ids, shown)?;
+                part.with = filled.with;
+                part.without = filled.without;
             }
         }
         conn.execute_batch("COMMIT; ANALYZE;")
@@ -299,78 +259,4 @@ fn build(
     tmp.persist(path)
         .map_err(|err| StageError::io(shown, "rename into place", err))?;
     Ok(part)
-}
-
-/// Open an embeddings database read-only and check it has the expected table.
-fn open_embeddings(abs: &Path, shown: &Path) -> Result<Connection, StageError> {
-    let conn = sqlite::open_read_only(abs).map_err(|e| {
-        StageError::with_source(
-            format!("cannot open embeddings database {}: {e}", shown.display()),
-            e,
-        )
-    })?;
-    let has_table: Option<String> = conn
-        .query_row(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'embeddings'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(|e| {
-            StageError::with_source(
-                format!("{} is not a readable SQLite database: {e}", shown.display()),
-                e,
-            )
-        })?;
-    if has_table.is_none() {
-        return Err(StageError::new(format!(
-            "{} has no table 'embeddings(movie_id, embedding, created_at)'; is it really an \
-             embeddings database? Regenerate it with the model's embedding generator",
-            shown.display()
-        )));
-    }
-    Ok(conn)
-}
-
-/// Check the size of every stored vector; the ids of those of unknown
-/// movies, sorted.
-fn scan_embeddings(
-    conn: &Connection,
-    model: &Model,
-    known: &HashSet<&str>,
-) -> Result<Vec<String>, StageError> {
-    let shown = model.embeddings.display();
-    let sql_err =
-        |e: rusqlite::Error| StageError::with_source(format!("cannot read {shown}: {e}"), e);
-    let mut stmt = conn
-        .prepare("SELECT movie_id, typeof(embedding), length(embedding) FROM embeddings")
-        .map_err(sql_err)?;
-    let mut rows = stmt.query([]).map_err(sql_err)?;
-    let expected = i64::from(model.dimensions) * 4;
-    let (table, src) = (table(model), source(model));
-    let mut unknown = Vec::new();
-    while let Some(row) = rows.next().map_err(sql_err)? {
-        let id = match row.get_ref(0).map_err(sql_err)? {
-            ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
-            other => format!("{other:?}"),
-        };
-        let kind: String = row.get(1).map_err(sql_err)?;
-        if kind != "blob" {
-            return Err(StageError::new(table.not_blob(&src, &id, &kind).0));
-        }
-        let len: i64 = row.get(2).map_err(sql_err)?;
-        if len != expected {
-            return Err(StageError::new(table.wrong_size(&src, &id, len).0));
-        }
-        if !known.contains(id.as_str()) {
-            unknown.push(id);
-        }
-    }
-    unknown.sort();
-    Ok(unknown)
-}
-
-/// A vector that cannot be stored stops the build.
-fn problem(p: VectorProblem) -> VectorError {
-    StageError::new(p.0).into()
 }

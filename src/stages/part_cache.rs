@@ -1,10 +1,13 @@
-//! The part cache of the `movies-db` stage: SQLite files under
-//! `.pipe/cache/movies-db/`, each named by a blake3 key over everything its
-//! content depends on, so a file with the right name is the right content.
+//! The part cache of the database stages (`movies-db`, `records-db`):
+//! SQLite files under `.pipe/cache/<stage>/`, each named by a blake3 key
+//! over everything its content depends on, so a file with the right name is
+//! the right content. A database is assembled from parts (rows shared by
+//! every model's database; one vector table per model), so an edit rebuilds
+//! only the parts it touches.
 //!
-//! Only the newest entry of each part kind (the catalog; the vectors of one
-//! model) is kept: older ones are deleted after a successful build, so the
-//! cache never grows beyond one catalog and one vector part per model.
+//! Only the newest entry of each part kind (movies-db's catalog; the vectors
+//! of one model) is kept: older ones are deleted after a successful build, so
+//! the cache never grows beyond one entry per part kind.
 //! Every entry is written to a temporary file and renamed into place; an
 //! entry that cannot be opened or read is treated as missing.
 
@@ -13,21 +16,63 @@ use rusqlite::Connection;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Bump when the content or layout of a part changes: old entries then
-/// stop matching and are rebuilt (and pruned).
-pub(crate) const PART_FORMAT: &str = "movies-db-parts-5";
-
 /// Name of the small table in a vector part that describes it; it is never
 /// copied into a published database. (The catalog part, whose bytes go whole
 /// into every database, is described by a JSON file beside it instead.)
 pub(crate) const META_TABLE: &str = "pipe_part";
 
-/// The cache directory of a project.
-pub(crate) fn dir(root: &Path) -> PathBuf {
-    root.join(crate::state::STATE_DIR)
-        .join("cache")
-        .join("movies-db")
+/// The cache directory of a stage (`movies-db`) in a project.
+pub(crate) fn dir(root: &Path, stage: &str) -> PathBuf {
+    root.join(crate::state::STATE_DIR).join("cache").join(stage)
 }
+
+/// Where a part came from, reported in the stage's stats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Built by this target.
+    Built,
+    /// Made by this target by patching the previous build's part
+    /// (movies-db's catalog).
+    Patched,
+    /// Built by another target of this process.
+    Shared,
+    /// Read from the cache of an earlier build.
+    Cached,
+}
+
+impl Origin {
+    /// Made by this target (so not a cache entry that may be damaged).
+    pub(crate) fn is_new(self) -> bool {
+        matches!(self, Origin::Built | Origin::Patched)
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Origin::Built => "built",
+            Origin::Patched => "patched",
+            Origin::Shared => "shared",
+            Origin::Cached => "cached",
+        }
+    }
+}
+
+/// After ANALYZE: its rows put in (table, index) order, the samples of an
+/// index keeping their order. ANALYZE visits tables in the order of the
+/// connection's in-memory schema hash, which depends on how the connection
+/// came by its schema (created it, or read it from a file laid out by
+/// VACUUM), so without this the stored rows would depend on that.
+pub(crate) const SORT_STATISTICS: &str = "BEGIN;
+         CREATE TEMP TABLE stat1 AS SELECT tbl, idx, stat FROM main.sqlite_stat1
+           ORDER BY tbl, idx;
+         DELETE FROM main.sqlite_stat1;
+         INSERT INTO main.sqlite_stat1 (tbl, idx, stat) SELECT tbl, idx, stat FROM temp.stat1
+           ORDER BY rowid;
+         CREATE TEMP TABLE stat4 AS SELECT * FROM main.sqlite_stat4 ORDER BY tbl, idx, rowid;
+         DELETE FROM main.sqlite_stat4;
+         INSERT INTO main.sqlite_stat4 SELECT * FROM temp.stat4 ORDER BY rowid;
+         DROP TABLE temp.stat1;
+         DROP TABLE temp.stat4;
+         COMMIT;";
 
 /// A key over labelled fields: each field is length-prefixed, so no two
 /// different field lists hash alike.
@@ -175,6 +220,38 @@ pub(crate) fn discard(path: &Path) {
     let _ = std::fs::remove_file(sidecar(path));
     let _ = std::fs::remove_file(path.with_extension("rows"));
     let _ = std::fs::remove_file(path);
+}
+
+/// Copy every stored table of the attached part `part` into `main`, in the
+/// part's schema order, then its `sqlite_sequence` and statistics rows
+/// (`sqlite_stat1`, and `sqlite_stat4`: the bundled SQLite keeps samples).
+/// Shadow tables of virtual tables were given initial rows by `CREATE
+/// VIRTUAL TABLE` and are emptied first (the part's rows replace them).
+pub(crate) fn copy_part(conn: &Connection, part: &str) -> rusqlite::Result<()> {
+    let tables: Vec<String> = {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT name FROM {part}.sqlite_schema WHERE type = 'table' AND rootpage > 0 \
+             AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name != '{}' ORDER BY rowid",
+            META_TABLE
+        ))?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for t in tables.iter().map(|t| t.replace('"', "\"\"")) {
+        conn.execute_batch(&format!(
+            "DELETE FROM main.\"{t}\"; INSERT INTO main.\"{t}\" SELECT * FROM {part}.\"{t}\";"
+        ))?;
+    }
+    // The part's sequence values (the catalog's are the reference's, above
+    // the largest ids) replace those the copy left.
+    conn.execute_batch(&format!(
+        "DELETE FROM main.sqlite_sequence WHERE name IN (SELECT name FROM {part}.sqlite_sequence); \
+         INSERT INTO main.sqlite_sequence (name, seq) SELECT name, seq FROM {part}.sqlite_sequence ORDER BY rowid; \
+         INSERT INTO main.sqlite_stat1 (tbl, idx, stat) SELECT tbl, idx, stat FROM {part}.sqlite_stat1 \
+           WHERE tbl != '{meta}' ORDER BY rowid; \
+         INSERT INTO main.sqlite_stat4 SELECT * FROM {part}.sqlite_stat4 WHERE tbl != '{meta}' ORDER BY rowid;",
+        meta = META_TABLE
+    ))
 }
 
 #[cfg(test)]

@@ -1,0 +1,448 @@
+//! The `records-db` stage: both layouts open in a stock `sqlite3` with
+//! sqlite-vec and answer KNN queries as a brute force over the input vectors
+//! does (l2, cosine and l1; float and int8), the bytes are reproducible, an
+//! edit reuses the vector tables it does not touch, and `pipe search` /
+//! `pipe compare` read records databases.
+
+mod common;
+
+use pipe::manifest::model::{Metric, Model, Quantization, Quantized};
+use pipe::records::{Column, ColumnType, Format, IdRule, Layout, RecordsDbSpec, RecordsSpec};
+use pipe::stage::{BuildSettings, NoProgress, PreviousOutputs, StageContext, StageOutput};
+use pipe::stages::records_db;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+const RECORDS: usize = 60;
+const K: usize = 5;
+
+/// A deterministic generator (xorshift), so the data needs no crate.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+
+    /// A unit vector (every component in [-1, 1], as int8 needs).
+    fn unit(&mut self, dims: usize) -> Vec<f32> {
+        let v: Vec<f32> = (0..dims).map(|_| self.next()).collect();
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.into_iter().map(|x| x / n).collect()
+    }
+}
+
+fn model(id: &str, dims: u32, metric: Metric, q: Option<Quantization>) -> Model {
+    Model {
+        id: id.into(),
+        name: format!("Model {id}"),
+        dimensions: dims,
+        metric,
+        embeddings: format!("data/{id}.embeddings.db").into(),
+        description: "test".into(),
+        default: false,
+        file: format!("models.d/{id}.toml").into(),
+        quantization: q.map(|kind| Quantized {
+            kind,
+            rescore: false,
+            oversample: 8,
+        }),
+        ollama_model: None,
+        embed: None,
+    }
+}
+
+/// Float and int8 tables for each metric, with different dimensions.
+fn models() -> Vec<Model> {
+    vec![
+        model("f-l2", 8, Metric::L2, None),
+        model("f-cos", 12, Metric::Cosine, None),
+        model("f-l1", 6, Metric::L1, None),
+        model("q-l2", 8, Metric::L2, Some(Quantization::Int8)),
+        model("q-cos", 16, Metric::Cosine, Some(Quantization::Int8)),
+        model("q-l1", 10, Metric::L1, Some(Quantization::Int8)),
+    ]
+}
+
+fn to_blob(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// A project: `data/films.jsonl` and one embeddings file per model (the
+/// original format: `embeddings(movie_id, embedding, created_at)`). Every
+/// record but the last has a vector in every model.
+fn project(models: &[Model]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("data")).unwrap();
+    let mut text = String::new();
+    // File order is not id order: the database sorts.
+    for i in (0..RECORDS).rev() {
+        let word = ["heist", "comet", "river"][i % 3];
+        text.push_str(&format!(
+            "{{\"sku\": \"r{i:03}\", \"Title\": \"The {word} number {i}\", \"Rating\": {}.5}}\n",
+            i % 10
+        ));
+    }
+    std::fs::write(root.join("data/films.jsonl"), text).unwrap();
+    for (n, m) in models.iter().enumerate() {
+        write_embeddings(root, m, n as u64, None);
+    }
+    dir
+}
+
+/// Write `m`'s embeddings file (seeded by `seed`); `changed` replaces one
+/// record's vector.
+fn write_embeddings(root: &Path, m: &Model, seed: u64, changed: Option<&str>) {
+    let path = root.join(&m.embeddings);
+    let _ = std::fs::remove_file(&path);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE embeddings (movie_id TEXT PRIMARY KEY, embedding BLOB NOT NULL, created_at TEXT)",
+    )
+    .unwrap();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((seed + 1) * 7919));
+    for i in 0..RECORDS - 1 {
+        let id = format!("r{i:03}");
+        let mut v = rng.unit(m.dimensions as usize);
+        if changed == Some(id.as_str()) {
+            v.reverse();
+        }
+        conn.execute(
+            "INSERT INTO embeddings VALUES (?1, ?2, '2024-01-01')",
+            rusqlite::params![id, to_blob(&v)],
+        )
+        .unwrap();
+    }
+}
+
+fn spec(models: &[Model], layout: Layout, path: &str) -> RecordsDbSpec {
+    RecordsDbSpec {
+        name: "films-db".into(),
+        records: RecordsSpec {
+            input: "data/films.jsonl".into(),
+            format: Format::JsonLines,
+            id: IdRule::Field("sku".into()),
+        },
+        columns: vec![
+            Column {
+                name: "Title".into(),
+                ty: ColumnType::Text,
+                nullable: false,
+            },
+            Column {
+                name: "Rating".into(),
+                ty: ColumnType::Real,
+                nullable: true,
+            },
+        ],
+        fts: vec!["Title".into()],
+        layout,
+        path: path.into(),
+        models: models.to_vec(),
+        primary: models[0].id.clone(),
+        embeddings: BTreeMap::new(),
+    }
+}
+
+fn run(root: &Path, spec: &RecordsDbSpec) -> StageOutput {
+    let settings = BuildSettings {
+        strict: false,
+        source_date_epoch: None,
+    };
+    let previous = PreviousOutputs::default();
+    let inputs = pipe::fingerprint::InputHashes::new();
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let ctx = StageContext {
+        root,
+        target: "films-db",
+        previous: &previous,
+        inputs: &inputs,
+        progress: &NoProgress,
+        settings: &settings,
+        cancelled: &cancelled,
+    };
+    records_db::run(&ctx, spec).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Per-model databases (`public/<model>/films.db`) and the single one
+/// (`public/films.db`), built; their paths.
+fn build_all(root: &Path, models: &[Model]) -> (Vec<PathBuf>, PathBuf) {
+    let mut per_model = Vec::new();
+    for m in models {
+        let path = format!("public/{}/films.db", m.id);
+        run(
+            root,
+            &spec(std::slice::from_ref(m), Layout::PerModel, &path),
+        );
+        per_model.push(root.join(path));
+    }
+    run(root, &spec(models, Layout::Single, "public/films.db"));
+    (per_model, root.join("public/films.db"))
+}
+
+/// `trunc((x + 1) / (2/255) − 128)`, as sqlite-vec's `vec_quantize_int8(v,
+/// 'unit')` defines it, computed here independently of pipe.
+fn int8(v: &[f32]) -> Vec<f32> {
+    let step = 2.0f32 / 255.0;
+    v.iter()
+        .map(|&x| (((x + 1.0) / step) - 128.0).trunc())
+        .collect()
+}
+
+fn distance(metric: Metric, a: &[f32], b: &[f32]) -> f64 {
+    let (a, b): (Vec<f64>, Vec<f64>) = (
+        a.iter().map(|&x| f64::from(x)).collect(),
+        b.iter().map(|&x| f64::from(x)).collect(),
+    );
+    match metric {
+        Metric::L2 => a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).powi(2))
+            .sum::<f64>()
+            .sqrt(),
+        Metric::L1 => a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum(),
+        Metric::Cosine => {
+            let dot: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            let na = a.iter().map(|x| x * x).sum::<f64>().sqrt();
+            let nb = b.iter().map(|x| x * x).sum::<f64>().sqrt();
+            1.0 - dot / (na * nb)
+        }
+    }
+}
+
+/// The k nearest (id, distance) by brute force over the input vectors (as
+/// the table stores them: int8 tables compare quantized vectors).
+fn brute_force(root: &Path, m: &Model, query: &[f32]) -> Vec<(String, f64)> {
+    let quantized = m.quantization.is_some();
+    let q = if quantized {
+        int8(query)
+    } else {
+        query.to_vec()
+    };
+    let mut all: Vec<(String, f64)> = common::embeddings(&root.join(&m.embeddings))
+        .into_iter()
+        .map(|(id, v)| {
+            let v = if quantized { int8(&v) } else { v };
+            (id, distance(m.metric, &q, &v))
+        })
+        .collect();
+    all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    all.truncate(K);
+    all
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The KNN answer of the stock shell for `table` (id, distance).
+fn stock_knn(db: &Path, table: &str, m: &Model, query: &[f32]) -> Vec<(String, f64)> {
+    let blob = format!("X'{}'", hex(&to_blob(query)));
+    let arg = if m.quantization.is_some() {
+        format!("vec_quantize_int8({blob}, 'unit')")
+    } else {
+        blob
+    };
+    let out = common::stock_sqlite(
+        db,
+        &format!("SELECT id, distance FROM {table} WHERE embedding MATCH {arg} AND k = {K} ORDER BY distance;"),
+    );
+    out.lines()
+        .map(|l| {
+            let (id, d) = l.split_once('|').unwrap();
+            (id.to_string(), d.parse().unwrap())
+        })
+        .collect()
+}
+
+/// Same neighbours as the brute force: the same distances in order (ties
+/// may swap ids), and each id at its own brute-force distance.
+fn assert_same(
+    what: &str,
+    got: &[(String, f64)],
+    want: &[(String, f64)],
+    all: &BTreeMap<String, f64>,
+) {
+    assert_eq!(got.len(), want.len(), "{what}: {got:?} vs {want:?}");
+    for ((id, d), (_, wd)) in got.iter().zip(want) {
+        let tol = 1e-4 * wd.abs().max(1.0);
+        assert!((d - wd).abs() < tol, "{what}: {got:?} vs {want:?}");
+        assert!(
+            (all[id] - d).abs() < tol,
+            "{what}: {id} at {d}, brute force {}",
+            all[id]
+        );
+    }
+}
+
+#[test]
+fn both_layouts_answer_knn_as_a_brute_force_does_in_the_stock_shell() {
+    let models = models();
+    let dir = project(&models);
+    let root = dir.path();
+    let (per_model, single) = build_all(root, &models);
+    let mut rng = Rng(42);
+    for (m, db) in models.iter().zip(&per_model) {
+        let query = rng.unit(m.dimensions as usize);
+        let want = brute_force(root, m, &query);
+        let all: BTreeMap<String, f64> = {
+            let quantized = m.quantization.is_some();
+            let q = if quantized {
+                int8(&query)
+            } else {
+                query.clone()
+            };
+            common::embeddings(&root.join(&m.embeddings))
+                .into_iter()
+                .map(|(id, v)| {
+                    let v = if quantized { int8(&v) } else { v };
+                    (id, distance(m.metric, &q, &v))
+                })
+                .collect()
+        };
+        let got = stock_knn(db, "vec_records", m, &query);
+        assert_same(&format!("{} per-model", m.id), &got, &want, &all);
+        let table = format!("{}_embeddings", m.id.replace('-', "_"));
+        let got = stock_knn(&single, &table, m, &query);
+        assert_same(&format!("{} single", m.id), &got, &want, &all);
+    }
+
+    // The registry, coverage and full-text tables, read by the stock shell.
+    let registry = common::stock_sqlite(
+        &single,
+        "SELECT model, dimensions, metric, ifnull(quantization, '-'), vector_table, is_primary FROM models ORDER BY model;",
+    );
+    assert_eq!(
+        registry,
+        "f-cos|12|cosine|-|f_cos_embeddings|0\nf-l1|6|l1|-|f_l1_embeddings|0\n\
+         f-l2|8|l2|-|f_l2_embeddings|1\nq-cos|16|cosine|int8|q_cos_embeddings|0\n\
+         q-l1|10|l1|int8|q_l1_embeddings|0\nq-l2|8|l2|int8|q_l2_embeddings|0\n"
+    );
+    let coverage = common::stock_sqlite(
+        &single,
+        "SELECT count(*), count(DISTINCT id) FROM record_models; \
+         SELECT count(*) FROM records WHERE id NOT IN (SELECT id FROM record_models);",
+    );
+    assert_eq!(
+        coverage,
+        format!("{}|{}\n1\n", 6 * (RECORDS - 1), RECORDS - 1)
+    );
+    let ordered = common::stock_sqlite(
+        &single,
+        "SELECT group_concat(id, ',') FROM (SELECT id FROM records ORDER BY rowid LIMIT 3);",
+    );
+    assert_eq!(ordered, "r000,r001,r002\n");
+    let fts = common::stock_sqlite(
+        &per_model[0],
+        "SELECT count(*) FROM records_fts WHERE records_fts MATCH 'comet'; \
+         SELECT r.id FROM records_fts f JOIN records r ON r.rowid = f.rowid WHERE records_fts MATCH 'number 7';",
+    );
+    assert_eq!(fts, format!("{}\nr007\n", RECORDS / 3));
+    let config = common::stock_sqlite(
+        &single,
+        "SELECT value FROM config WHERE key = 'q-l2.embedding_quantization'; \
+         SELECT value FROM config WHERE key = 'f-cos.embedding_model_dimensions';",
+    );
+    assert_eq!(config, "int8\n12\n");
+    let rating = common::stock_sqlite(
+        &single,
+        "SELECT typeof(Rating), Rating FROM records WHERE id = 'r013';",
+    );
+    assert_eq!(rating, "real|3.5\n");
+}
+
+#[test]
+fn bytes_are_the_same_in_two_directories_and_from_the_cache() {
+    let models = models();
+    let a = project(&models);
+    let b = project(&models);
+    let (pa, sa) = build_all(a.path(), &models);
+    let (pb, sb) = build_all(b.path(), &models);
+    for (x, y) in pa.iter().zip(&pb) {
+        assert_eq!(
+            std::fs::read(x).unwrap(),
+            std::fs::read(y).unwrap(),
+            "{}",
+            x.display()
+        );
+    }
+    let single = std::fs::read(&sa).unwrap();
+    assert_eq!(single, std::fs::read(&sb).unwrap());
+    // Built again from cached parts: the same bytes.
+    std::fs::remove_dir_all(a.path().join("public")).unwrap();
+    let again = run(a.path(), &spec(&models, Layout::Single, "public/films.db"));
+    assert_eq!(again.stats["records_part"], "cached");
+    assert_eq!(std::fs::read(&sa).unwrap(), single);
+}
+
+#[test]
+fn an_edit_rebuilds_only_the_parts_it_touches() {
+    let models = models();
+    let dir = project(&models);
+    let root = dir.path();
+    let single = spec(&models, Layout::Single, "public/films.db");
+    let first = run(root, &single);
+    assert_eq!(first.stats["records_part"], "built");
+    for m in &models {
+        assert_eq!(first.stats[&format!("vector_part.{}", m.id)], "built");
+    }
+
+    // A record's field (not its id): the records part is rebuilt, every
+    // model's vector table is reused.
+    let path = root.join("data/films.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace("The comet number 7\"", "The comet number seven\""),
+    )
+    .unwrap();
+    let second = run(root, &single);
+    assert_eq!(second.stats["records_part"], "built");
+    for m in &models {
+        assert_eq!(
+            second.stats[&format!("vector_part.{}", m.id)],
+            "cached",
+            "{}",
+            m.id
+        );
+    }
+    let title = common::stock_sqlite(
+        &root.join("public/films.db"),
+        "SELECT Title FROM records WHERE id = 'r007';",
+    );
+    assert_eq!(title, "The comet number seven\n");
+
+    // One model's embedding of one record: only that model's table.
+    write_embeddings(root, &models[1], 1, Some("r004"));
+    let third = run(root, &single);
+    assert_eq!(third.stats["records_part"], "cached");
+    for m in &models {
+        let want = if m.id == models[1].id {
+            "built"
+        } else {
+            "cached"
+        };
+        assert_eq!(
+            third.stats[&format!("vector_part.{}", m.id)],
+            want,
+            "{}",
+            m.id
+        );
+    }
+
+    // And the result is what a clean build of the same inputs writes.
+    let clean = tempfile::tempdir().unwrap();
+    common::copy_tree(&root.join("data"), &clean.path().join("data"));
+    run(clean.path(), &single);
+    assert_eq!(
+        std::fs::read(root.join("public/films.db")).unwrap(),
+        std::fs::read(clean.path().join("public/films.db")).unwrap()
+    );
+}
