@@ -1032,7 +1032,9 @@ fn search(cli: &Cli, args: &cli::SearchArgs, verbosity: Verbosity) -> Result<u8,
             ))
         }
     };
-    let db = Database::open(&path)?;
+    // A records database holds several models: --model picks one (default:
+    // its primary); a movies.db holds one, checked below.
+    let db = Database::open_model(&path, args.model.as_deref())?;
     if let Some(note) = declared
         .as_ref()
         .and_then(|(m, _)| pipe::search::stale_note(m, &db.info))
@@ -1150,7 +1152,7 @@ fn search_models(cli: &Cli, args: &cli::SearchArgs, verbosity: Verbosity) -> Res
     let mut reports = Vec::with_capacity(args.models.len());
     for id in &args.models {
         let path = pipe::search::locate(&manifest, &graph, id)?;
-        let db = pipe::search::Database::open(&path)?;
+        let db = pipe::search::Database::open_model(&path, Some(id))?;
         let declared = manifest
             .model(id)
             .cloned()
@@ -1191,7 +1193,7 @@ fn compare(cli: &Cli, args: &cli::CompareArgs, verbosity: Verbosity) -> Result<u
     let mut dbs = Vec::with_capacity(ids.len());
     for id in &ids {
         let path = pipe::search::locate(&manifest, &graph, id)?;
-        let db = pipe::search::Database::open(&path)?;
+        let db = pipe::search::Database::open_model(&path, Some(id))?;
         let note = manifest
             .model(id)
             .and_then(|m| pipe::search::stale_note(m, &db.info));

@@ -31,12 +31,6 @@ pub use crate::vectors::{to_le_bytes, ScoreKind, VEC0_K_MAX};
 const MOVIES_TABLE: &str = "vec_movies";
 const MOVIES_KEY: &str = "movieId";
 
-/// What a result shows of a movie: rows `(movieId, title, year, distance)`.
-const MOVIES_DISPLAY: Display = Display {
-    table: "movies",
-    key: "movieId",
-    columns: &["m.title", "m.year"],
-};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -107,12 +101,65 @@ pub struct Database {
     pub path: PathBuf,
     /// Its config.
     pub info: DbInfo,
+    /// What the vectors are of.
+    items: Items,
     conn: Connection,
 }
 
+/// The table the vectors' keys are looked up in, for display: a movies.db's
+/// `movies`, or a records database's `records`.
+struct Items {
+    /// The table.
+    table: &'static str,
+    /// Its key column.
+    key: &'static str,
+    /// What one item is called in messages.
+    noun: &'static str,
+    /// SQL over the table (as `m`) for a result's title and year.
+    shown: [String; 2],
+}
+
+impl Items {
+    fn movies() -> Items {
+        Items {
+            table: "movies",
+            key: "movieId",
+            noun: "movie",
+            shown: ["m.title".into(), "m.year".into()],
+        }
+    }
+}
+
+/// A metric by its name in `config` or `models`.
+fn parse_metric(text: &str) -> Option<Metric> {
+    match text {
+        "l2" => Some(Metric::L2),
+        "cosine" => Some(Metric::Cosine),
+        "l1" => Some(Metric::L1),
+        _ => None,
+    }
+}
+
+/// A quantization by its name in `config` or `models`.
+fn parse_quantization(text: &str) -> Option<Quantization> {
+    match text {
+        "int8" => Some(Quantization::Int8),
+        "bit" => Some(Quantization::Bit),
+        _ => None,
+    }
+}
+
 impl Database {
-    /// Open a database and read its vector configuration.
+    /// Open a database and read its vector configuration (a records
+    /// database's primary model).
     pub fn open(path: &Path) -> Result<Database, SearchError> {
+        Database::open_model(path, None)
+    }
+
+    /// Open a database for `model`'s vectors: a movies.db (one model: the
+    /// caller checks it is `model`), or a records database, whose `models`
+    /// table says where each model's vectors are (`None`: the primary).
+    pub fn open_model(path: &Path, model: Option<&str>) -> Result<Database, SearchError> {
         if !path.is_file() {
             return Err(SearchError::Database(format!(
                 "{} does not exist or is not a file",
@@ -121,6 +168,16 @@ impl Database {
         }
         let conn =
             crate::sqlite::open_read_only(path).map_err(|e| SearchError::db(path, "open", e))?;
+        let has_models: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'models'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| SearchError::db(path, "read the schema", e))?;
+        if has_models > 0 {
+            return Database::open_records(path, conn, model);
+        }
         let not_pipe = |e: &dyn std::fmt::Display| {
             SearchError::Database(format!(
                 "{} is not a database pipe built (no readable config table or vec_movies table): {e}",
@@ -143,26 +200,16 @@ impl Database {
             .parse()
             .map_err(|_| not_pipe(&format!("embedding_model_dimensions is `{dims_text}`")))?;
         let metric_text = get("embedding_model_metric")?;
-        let metric = match metric_text.as_str() {
-            "l2" => Metric::L2,
-            "cosine" => Metric::Cosine,
-            "l1" => Metric::L1,
-            other => {
-                return Err(not_pipe(&format!(
-                    "unknown embedding_model_metric `{other}`"
-                )))
-            }
-        };
+        let metric = parse_metric(&metric_text)
+            .ok_or_else(|| not_pipe(&format!("unknown embedding_model_metric `{metric_text}`")))?;
         let optional = |key: &str| get(key).ok();
         let kind = match optional("embedding_quantization").as_deref() {
             None => None,
-            Some("int8") => Some(Quantization::Int8),
-            Some("bit") => Some(Quantization::Bit),
-            Some(other) => {
-                return Err(not_pipe(&format!(
-                    "unknown embedding_quantization `{other}` (this pipe knows int8 and bit)"
-                )))
-            }
+            Some(text) => Some(parse_quantization(text).ok_or_else(|| {
+                not_pipe(&format!(
+                    "unknown embedding_quantization `{text}` (this pipe knows int8 and bit)"
+                ))
+            })?),
         };
         let rescore = optional("embedding_rescore").as_deref() == Some("true");
         let oversample = if rescore {
@@ -200,7 +247,146 @@ impl Database {
                 table,
                 embeddings_blake3,
             },
+            items: Items::movies(),
             conn,
+        })
+    }
+
+    /// A records database: `model`'s row of its `models` registry (the
+    /// primary's when `None`) says which table holds its vectors.
+    fn open_records(
+        path: &Path,
+        conn: Connection,
+        model: Option<&str>,
+    ) -> Result<Database, SearchError> {
+        let bad = |e: &dyn std::fmt::Display| {
+            SearchError::Database(format!(
+                "{} is a records database whose `models` table cannot be read: {e}",
+                path.display()
+            ))
+        };
+        type Row = (
+            String,
+            String,
+            u32,
+            String,
+            Option<String>,
+            Option<u32>,
+            String,
+            Option<String>,
+        );
+        let rows: Vec<Row> = {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT model, name, dimensions, metric, quantization, oversample, vector_table, \
+                     float_table FROM models ORDER BY is_primary DESC, model",
+                )
+                .map_err(|e| bad(&e))?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                    ))
+                })
+                .and_then(|rows| rows.collect::<Result<Vec<Row>, _>>())
+                .map_err(|e| bad(&e))?;
+            rows
+        };
+        let row = match model {
+            None => rows.first(),
+            Some(m) => rows.iter().find(|r| r.0 == m),
+        };
+        let Some((id, name, dimensions, metric, quantization, oversample, table, float_table)) =
+            row.cloned()
+        else {
+            let ids: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+            let wanted = model.unwrap_or_default();
+            let hint = crate::suggest::closest(wanted, ids.iter().copied())
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
+            return Err(SearchError::Usage(format!(
+                "{} has no vectors of model `{wanted}`{hint}; its models: {}",
+                path.display(),
+                ids.join(", ")
+            )));
+        };
+        let metric =
+            parse_metric(&metric).ok_or_else(|| bad(&format!("unknown metric `{metric}`")))?;
+        let quantization = match quantization.as_deref() {
+            None => None,
+            Some(text) => Some(Quantized {
+                kind: parse_quantization(text)
+                    .ok_or_else(|| bad(&format!("unknown quantization `{text}`")))?,
+                rescore: float_table.is_some(),
+                oversample: oversample.filter(|n| *n >= 1).unwrap_or(1),
+            }),
+        };
+        let mut vectors = VectorTable::new(&table, "id", dimensions, metric, quantization);
+        if let Some(f) = float_table {
+            vectors.float_table = f;
+        }
+        // Provenance: the per-model layout's keys, or the single layout's
+        // `<model>.` ones.
+        let config = |key: &str| -> Option<String> {
+            conn.query_row(
+                "SELECT value FROM config WHERE key IN (?1, ?2) ORDER BY length(key) DESC",
+                [format!("{id}.{key}"), key.to_string()],
+                |r| r.get(0),
+            )
+            .optional()
+            .ok()
+            .flatten()
+        };
+        let embeddings_blake3 = config("embeddings_blake3");
+        let title = Database::records_title(&conn).map_err(|e| bad(&e))?;
+        Ok(Database {
+            path: path.to_path_buf(),
+            info: DbInfo {
+                model: id,
+                model_name: name,
+                table: vectors,
+                embeddings_blake3,
+            },
+            items: Items {
+                table: "records",
+                key: "id",
+                noun: "record",
+                shown: [title, "NULL".into()],
+            },
+            conn,
+        })
+    }
+
+    /// What a records database shows as a result's title: its first
+    /// full-text indexed column, else its first declared column, as text.
+    fn records_title(conn: &Connection) -> rusqlite::Result<String> {
+        let fts: Option<String> = conn
+            .query_row(
+                "SELECT name FROM pragma_table_info('records_fts') ORDER BY cid LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let column = match fts {
+            Some(c) => Some(c),
+            None => conn
+                .query_row(
+                    "SELECT name FROM pragma_table_info('records') WHERE name != 'id' ORDER BY cid LIMIT 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?,
+        };
+        Ok(match column {
+            Some(c) => format!("ifnull(CAST(m.\"{}\" AS TEXT), '')", c.replace('"', "\"\"")),
+            None => "''".into(),
         })
     }
 
@@ -211,18 +397,22 @@ impl Database {
 
     /// A movie of the `movies` table.
     pub fn movie(&self, movie_id: &str) -> Result<Option<Movie>, SearchError> {
+        let i = &self.items;
+        let sql = format!(
+            "SELECT {key}, {}, {} FROM {table} m WHERE {key} = ?1",
+            i.shown[0],
+            i.shown[1],
+            key = i.key,
+            table = i.table
+        );
         self.conn
-            .query_row(
-                "SELECT movieId, title, year FROM movies WHERE movieId = ?1",
-                [movie_id],
-                |r| {
-                    Ok(Movie {
-                        movie_id: r.get(0)?,
-                        title: r.get(1)?,
-                        year: r.get(2)?,
-                    })
-                },
-            )
+            .query_row(&sql, [movie_id], |r| {
+                Ok(Movie {
+                    movie_id: r.get(0)?,
+                    title: r.get(1)?,
+                    year: r.get(2)?,
+                })
+            })
             .optional()
             .map_err(|e| SearchError::db(&self.path, "read movies", e))
     }
@@ -258,16 +448,18 @@ impl Database {
                 format!(" (did you mean {}?)", close.join(", "))
             };
             return Err(SearchError::Usage(format!(
-                "unknown movie id `{movie_id}`: it is not in model {model}'s database {}{hint}",
+                "unknown {} id `{movie_id}`: it is not in model {model}'s database {}{hint}",
+                self.items.noun,
                 self.path.display()
             )));
         };
         match self.vector(movie_id)? {
             Some(v) => Ok((movie, v)),
             None => Err(SearchError::Usage(format!(
-                "movie `{movie_id}` ({}) exists but has no vector in model {model}'s database {}: \
+                "{} `{movie_id}` ({}) exists but has no vector in model {model}'s database {}: \
                  its embedding is missing from the model's embeddings file; regenerate the \
                  embeddings and rebuild, or search with --vector",
+                self.items.noun,
                 describe(&movie),
                 self.path.display()
             ))),
@@ -277,9 +469,10 @@ impl Database {
     /// Up to `n` movie ids close to `id` (edit distance, or sharing a prefix),
     /// closest first, for "did you mean".
     pub fn close_ids(&self, id: &str, n: usize) -> Result<Vec<String>, SearchError> {
+        let sql = format!("SELECT {} FROM {}", self.items.key, self.items.table);
         let mut stmt = self
             .conn
-            .prepare("SELECT movieId FROM movies")
+            .prepare(&sql)
             .map_err(|e| SearchError::db(&self.path, "read movies", e))?;
         let ids = stmt
             .query_map([], |r| r.get::<_, String>(0))
@@ -335,7 +528,12 @@ impl Database {
         check_k(k)?;
         let ask = if exclude.is_some() { k + 1 } else { k };
         let score = self.score_kind();
-        let sql = self.info.table.knn_sql(&MOVIES_DISPLAY);
+        let columns = [self.items.shown[0].as_str(), self.items.shown[1].as_str()];
+        let sql = self.info.table.knn_sql(&Display {
+            table: self.items.table,
+            key: self.items.key,
+            columns: &columns,
+        });
         let mut stmt = self
             .conn
             .prepare_cached(&sql)
@@ -467,23 +665,33 @@ pub fn locate(manifest: &Manifest, graph: &Graph, model: &str) -> Result<PathBuf
             ids.join(", ")
         )));
     }
-    let target = graph.targets.iter().find_map(|t| match &t.spec {
-        TargetSpec::MoviesDb(spec) if spec.model.id == model => Some((t, spec)),
+    // A movies-db target's database first, else a records target's (one
+    // per model, or the single database holding every model).
+    let movies = graph.targets.iter().find_map(|t| match &t.spec {
+        TargetSpec::MoviesDb(spec) if spec.model.id == model => Some((t, &spec.db_path)),
         _ => None,
     });
-    let Some((target, spec)) = target else {
+    let records = || {
+        graph.targets.iter().find_map(|t| match &t.spec {
+            TargetSpec::RecordsDb(spec) if spec.models.iter().any(|m| m.id == model) => {
+                Some((t, &spec.path))
+            }
+            _ => None,
+        })
+    };
+    let Some((target, db_path)) = movies.or_else(records) else {
         return Err(SearchError::Usage(format!(
-            "no movies-db target builds a database for model {model} in {}; \
+            "no movies-db or records-db target builds a database for model {model} in {}; \
              add a `kind = \"movies-db\"` target, or pass --db PATH",
             manifest.root.join(crate::manifest::MANIFEST_NAME).display()
         )));
     };
-    let path = manifest.root.join(&spec.db_path);
+    let path = manifest.root.join(db_path);
     if !path.is_file() {
         return Err(SearchError::Database(format!(
             "the database of model {model} has not been built yet ({} is missing): \
              run `pipe build --target {}`",
-            spec.db_path.display(),
+            db_path.display(),
             target.name
         )));
     }

@@ -50,14 +50,10 @@ fn pipe(p: &Project, args: &[&str]) -> Run {
     }
 }
 
-/// The targets these tests build: the records' embeddings and JSON files
-/// (the database is the records-db stage's, tested with it).
-fn targets(p: &Project) -> Vec<&'static str> {
-    let mut t = vec!["films-db-embeddings"];
-    if p.read("pipeline.toml").contains("json =") {
-        t.push("films-db-json");
-    }
-    t
+/// The targets these tests build: all (the records' embeddings, JSON
+/// files and database).
+fn targets(_: &Project) -> Vec<&'static str> {
+    Vec::new()
 }
 
 fn build(p: &Project) -> Run {
@@ -80,6 +76,8 @@ const GOOD_CSV: &str =
     "film,title,plot,year\nf1,Alpha,a heist in Paris,1999\nf2,Beta,\"a storm, at sea\",2001\n";
 const GOOD_JSON: &str = "[{\"film\":\"f1\",\"title\":\"Alpha\",\"plot\":\"a heist in Paris\",\"year\":1999},{\"film\":\"f2\",\"title\":\"Beta\",\"plot\":\"a storm at sea\",\"year\":2001}]";
 
+const COLUMNS: &str = "title = \"text\", year = \"integer?\"";
+
 struct Case {
     name: &'static str,
     /// The records file under data/ (its extension gives the format).
@@ -91,6 +89,8 @@ struct Case {
     bad: &'static str,
     /// What stderr must contain.
     expect: &'static [&'static str],
+    /// The declared columns.
+    columns: &'static str,
     /// Whether the target writes JSON files. Not where the error is in
     /// the text template: the JSON files do not use it, so they rightly
     /// follow the edited records while the embeddings fail.
@@ -103,6 +103,7 @@ const CASES: &[Case] = &[
         file: "films.jsonl",
         good: GOOD_JSONL,
         id: "film",
+        columns: COLUMNS,
         text: None,
         bad: "{\"film\":\"f1\",\"title\":\"Alpha\",\"plot\":\"x\"}\n{\"film\":\"f2\",\"title\":\"Beta\" \"plot\":\"y\"}\n",
         expect: &["data/films.jsonl:2: invalid JSON at column 29: expected `,` or `}`; each line must be one complete JSON object"],
@@ -113,6 +114,7 @@ const CASES: &[Case] = &[
         file: "films.jsonl",
         good: GOOD_JSONL,
         id: "film",
+        columns: COLUMNS,
         text: None,
         bad: "{\"film\":\"f1\",\"title\":\"Alpha\",\"plot\":\"x\"}\n[1, 2]\n",
         expect: &["data/films.jsonl:2: the line holds an array, not a JSON object"],
@@ -123,6 +125,7 @@ const CASES: &[Case] = &[
         file: "films.json",
         good: GOOD_JSON,
         id: "film",
+        columns: COLUMNS,
         text: None,
         bad: "[{\"film\":\"f1\",\"title\":\"Alpha\",\"plot\":\"x\"},\n {\"film\":\"f2\",\"title\":\"Beta\",,}]",
         expect: &["data/films.json: element [1]: invalid JSON at line 2 column 30: key must be a string"],
@@ -133,6 +136,7 @@ const CASES: &[Case] = &[
         file: "films.json",
         good: GOOD_JSON,
         id: "film",
+        columns: COLUMNS,
         text: None,
         bad: "42",
         expect: &["data/films.json: the file holds a number; a JSON records file is an array of objects"],
@@ -143,6 +147,7 @@ const CASES: &[Case] = &[
         file: "films.csv",
         good: GOOD_CSV,
         id: "film",
+        columns: COLUMNS,
         text: None,
         bad: "film,title,plot\nf1,Alpha,x\nf2,Beta,a storm, at sea\n",
         expect: &["data/films.csv:3: the row has 4 values but the header row names 3 fields; quote values that contain commas"],
@@ -153,6 +158,7 @@ const CASES: &[Case] = &[
         file: "films.csv",
         good: GOOD_CSV,
         id: "film",
+        columns: COLUMNS,
         text: None,
         bad: "film,title,title\nf1,Alpha,x\n",
         expect: &["data/films.csv:1: the header row names field `title` twice; field names must be unique"],
@@ -163,6 +169,7 @@ const CASES: &[Case] = &[
         file: "films.jsonl",
         good: GOOD_JSONL,
         id: "film",
+        columns: COLUMNS,
         text: None,
         bad: "{\"film\":\"f1\",\"title\":\"Alpha\",\"plot\":\"x\"}\n{\"flim\":\"f2\",\"title\":\"Beta\",\"plot\":\"y\"}\n",
         expect: &["data/films.jsonl:2: no id field `film` (did you mean `flim`?); the record has: flim, title, plot"],
@@ -173,6 +180,7 @@ const CASES: &[Case] = &[
         file: "films.csv",
         good: GOOD_CSV,
         id: "film",
+        columns: COLUMNS,
         text: None,
         bad: "film,title,plot\nf1,Alpha,x\nf2,Beta,y\nf1,Gamma,z\n",
         expect: &["data/films.csv:4: record \"f1\": duplicate id \"f1\": line 2 has it too; ids must be unique"],
@@ -183,6 +191,7 @@ const CASES: &[Case] = &[
         file: "films.json",
         good: GOOD_JSON,
         id: "film",
+        columns: COLUMNS,
         text: None,
         bad: "[{\"film\":\"f1\",\"title\":\"Alpha\",\"plot\":\"x\"},{\"film\":\"\",\"title\":\"Beta\",\"plot\":\"y\"}]",
         expect: &["data/films.json: element [1]: the id (field `film`) is empty; every record needs an id"],
@@ -193,6 +202,7 @@ const CASES: &[Case] = &[
         file: "films.jsonl",
         good: GOOD_JSONL,
         id: "film",
+        columns: COLUMNS,
         text: None,
         bad: "{\"film\":1.5,\"title\":\"Alpha\",\"plot\":\"x\"}\n",
         expect: &["data/films.jsonl:1: the id field `film` holds a number, not a string or an integer"],
@@ -203,6 +213,7 @@ const CASES: &[Case] = &[
         file: "films.jsonl",
         good: GOOD_JSONL,
         id: "film",
+        columns: COLUMNS,
         text: None,
         bad: "{\"film\":\"f1\",\"title\":\"Alpha\",\"plot\":\"x\"}\n{\"film\":\"../f2\",\"title\":\"Beta\",\"plot\":\"y\"}\n",
         expect: &["data/films.jsonl:2: record \"../f2\": the id cannot be used as a file name: it contains a path separator"],
@@ -213,6 +224,7 @@ const CASES: &[Case] = &[
         file: "films.jsonl",
         good: GOOD_JSONL,
         id: "film",
+        columns: COLUMNS,
         text: None,
         bad: "{\"film\":\"F1\",\"title\":\"Alpha\",\"plot\":\"x\"}\n{\"film\":\"f1\",\"title\":\"Beta\",\"plot\":\"y\"}\n",
         expect: &["data/films.jsonl:2: record \"f1\": its file would be the file of record \"F1\" (line 1): they differ only in letter case"],
@@ -223,6 +235,7 @@ const CASES: &[Case] = &[
         file: "films.jsonl",
         good: GOOD_JSONL,
         id: "film",
+        columns: COLUMNS,
         text: Some("{{ title }}: {{ plto }}"),
         bad: "{\"film\":\"f1\",\"title\":\"Alpha\",\"plot\":\"x\"}\n",
         expect: &["data/films.jsonl:1: record \"f1\": pipeline.toml:9:25: the text template failed: undefined value (`plto`)"],
@@ -233,10 +246,33 @@ const CASES: &[Case] = &[
         file: "films.csv",
         good: GOOD_CSV,
         id: "{{ film }}-{{ year }}",
+        columns: COLUMNS,
         text: None,
         bad: "film,title,plot\nf1,Alpha,x\n",
         expect: &["data/films.csv:2: the id template failed: undefined value (`year`)"],
         json: true,
+    },
+    Case {
+        name: "a value that does not fit its column",
+        file: "films.jsonl",
+        good: GOOD_JSONL,
+        id: "film",
+        columns: COLUMNS,
+        text: None,
+        bad: "{\"film\":\"f1\",\"title\":\"Alpha\",\"plot\":\"a heist in Paris\",\"year\":1999}\n{\"film\":\"f2\",\"title\":\"Beta\",\"plot\":\"a storm at sea\",\"year\":\"nineteen\"}\n",
+        expect: &["line 2: record \"f2\": field `year` is \"nineteen\", which does not fit column `year` (integer): expected an integer (or a string holding one)"],
+        json: false,
+    },
+    Case {
+        name: "a missing value for a column that is not nullable",
+        file: "films.csv",
+        good: GOOD_CSV,
+        id: "film",
+        columns: "title = \"text\", year = \"integer\"",
+        text: None,
+        bad: "film,title,plot,year\nf1,Alpha,a heist in Paris,1999\nf2,Beta,\"a storm, at sea\",\n",
+        expect: &["line 3: record \"f2\": field `year` is empty, and column `year` is integer; give the record a value, or declare the column as \"integer?\" to allow NULL"],
+        json: false,
     },
 ];
 
@@ -244,7 +280,7 @@ const CASES: &[Case] = &[
 fn record_file_errors_name_file_record_and_id_and_change_nothing() {
     let mut failures = Vec::new();
     for case in CASES {
-        let p = project(case.file, case.id, "title = \"text\", year = \"integer?\"");
+        let p = project(case.file, case.id, case.columns);
         if !case.json {
             let manifest = p
                 .read("pipeline.toml")
@@ -344,12 +380,12 @@ fn editing_one_record_sends_one_text_and_rewrites_one_file() {
     assert_eq!(sent(&p).len(), 40);
     assert_eq!(
         first.built(),
-        ["films-db-embeddings@bow", "films-db-json"],
+        ["films-db-embeddings@bow", "films-db-json", "films-db@bow"],
         "{}",
         first.stdout
     );
     p.settle();
-    let before = tree(&p.path("public"));
+    let before = tree(&p.path("public/films"));
 
     lines[7] = "{\"film\":\"f7\",\"title\":\"Film 7\",\"plot\":\"an edited plot\"}".into();
     p.write("data/films.jsonl", &(lines.join("\n") + "\n"));
@@ -357,12 +393,12 @@ fn editing_one_record_sends_one_text_and_rewrites_one_file() {
     let log = sent(&p);
     assert_eq!(log.len(), 41, "exactly one more text: {log:?}");
     assert!(log[40].contains("Film 7: an edited plot"), "{log:?}");
-    let after = tree(&p.path("public"));
+    let after = tree(&p.path("public/films"));
     let changed: Vec<_> = after
         .keys()
         .filter(|k| before.get(*k) != after.get(*k))
         .collect();
-    assert_eq!(changed, [Path::new("films/f7.json")]);
+    assert_eq!(changed, [Path::new("f7.json")]);
     let stats = &run.report()["results"];
     let json = stats
         .as_array()
@@ -396,7 +432,12 @@ fn adding_a_model_file_builds_only_that_models_targets() {
     assert_eq!(sent(&p).len(), 2);
     p.write("models.d/bow2.toml", &bow_model("bow2", 8));
     let run = build(&p);
-    assert_eq!(run.built(), ["films-db-embeddings@bow2"], "{}", run.stdout);
+    assert_eq!(
+        run.built(),
+        ["films-db-embeddings@bow2", "films-db@bow2"],
+        "{}",
+        run.stdout
+    );
     assert_eq!(sent(&p).len(), 4);
     assert_eq!(
         embeddings(&p.path("data/films-db-bow2.embeddings.db"))[0]

@@ -446,3 +446,161 @@ fn an_edit_rebuilds_only_the_parts_it_touches() {
         std::fs::read(clean.path().join("public/films.db")).unwrap()
     );
 }
+
+/// The ids of a `pipe search --json` answer.
+fn result_ids(report: &serde_json::Value) -> Vec<String> {
+    report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["movieId"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The neighbours of `like`'s vector by brute force (it left out).
+fn brute_force_like(root: &Path, m: &Model, like: &str, k: usize) -> Vec<String> {
+    let vectors = common::embeddings(&root.join(&m.embeddings));
+    let query = vectors.iter().find(|(id, _)| id == like).unwrap().1.clone();
+    let mut all: Vec<(String, f64)> = vectors
+        .into_iter()
+        .filter(|(id, _)| id != like)
+        .map(|(id, v)| {
+            let d = distance(m.metric, &query, &v);
+            (id, d)
+        })
+        .collect();
+    all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    all.into_iter().take(k).map(|(id, _)| id).collect()
+}
+
+#[test]
+fn search_and_compare_read_records_databases() {
+    let models = vec![
+        model("f-l2", 8, Metric::L2, None),
+        model("f-cos", 12, Metric::Cosine, None),
+        model("q-l1", 10, Metric::L1, Some(Quantization::Int8)),
+    ];
+    let p = common::Project {
+        dir: project(&models),
+    };
+    let root = p.dir.path().to_path_buf();
+    let (per_model, _) = build_all(&root, &models);
+
+    // The single database: the primary model unless -m says otherwise.
+    let report = common::json(&p.pipe(&[
+        "search",
+        "--db",
+        "public/films.db",
+        "--like",
+        "r005",
+        "-k",
+        "4",
+        "--json",
+    ]));
+    assert_eq!(report["model"], "f-l2");
+    assert_eq!(report["query"]["title"], "The river number 5");
+    assert_eq!(
+        result_ids(&report),
+        brute_force_like(&root, &models[0], "r005", 4)
+    );
+    let first = &report["results"][0];
+    assert!(
+        first["title"].as_str().unwrap().starts_with("The "),
+        "{first}"
+    );
+
+    let report = common::json(&p.pipe(&[
+        "search",
+        "--db",
+        "public/films.db",
+        "-m",
+        "f-cos",
+        "--like",
+        "r010",
+        "-k",
+        "3",
+        "--json",
+    ]));
+    assert_eq!(report["model"], "f-cos");
+    assert_eq!(report["score"], "similarity");
+    assert_eq!(
+        result_ids(&report),
+        brute_force_like(&root, &models[1], "r010", 3)
+    );
+
+    // A vector from a file, with a score threshold, on a per-model database.
+    let query: Vec<f32> = common::embeddings(&root.join(&models[1].embeddings))[7]
+        .1
+        .clone();
+    p.write("q.json", &serde_json::to_string(&query).unwrap());
+    let report = common::json(&p.pipe(&[
+        "search",
+        "--db",
+        per_model[1].to_str().unwrap(),
+        "--vector",
+        "q.json",
+        "-k",
+        "10",
+        "--min-score",
+        "0.999",
+        "--json",
+    ]));
+    assert_eq!(result_ids(&report), ["r007"]);
+
+    // Bad input: an unknown model, an unknown record.
+    let run = p.pipe(&[
+        "search",
+        "--db",
+        "public/films.db",
+        "-m",
+        "f-l3",
+        "--like",
+        "r001",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("has no vectors of model `f-l3` (did you mean `f-l2`?)"),
+        "{}",
+        run.stderr
+    );
+    let run = p.pipe(&["search", "--db", "public/films.db", "--like", "r0055"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("unknown record id `r0055`"),
+        "{}",
+        run.stderr
+    );
+
+    // compare over the tables of the single database.
+    let dbs: Vec<pipe::search::Database> = models
+        .iter()
+        .map(|m| {
+            pipe::search::Database::open_model(&root.join("public/films.db"), Some(&m.id)).unwrap()
+        })
+        .collect();
+    let opts = pipe::compare::CompareOptions {
+        k: 3,
+        sample: 10,
+        seed: 1,
+    };
+    let report = pipe::compare::compare(&dbs, &opts).unwrap();
+    assert_eq!(report.common, RECORDS - 1);
+    assert_eq!(report.sample.len(), 10);
+    let stats: Vec<(String, usize, u64)> = report
+        .models
+        .iter()
+        .map(|m| (m.model.clone(), m.vectors, m.vector_bytes))
+        .collect();
+    assert_eq!(
+        stats,
+        [
+            ("f-l2".to_string(), RECORDS - 1, (RECORDS as u64 - 1) * 32),
+            ("f-cos".to_string(), RECORDS - 1, (RECORDS as u64 - 1) * 48),
+            ("q-l1".to_string(), RECORDS - 1, (RECORDS as u64 - 1) * 10),
+        ]
+    );
+    for i in 0..3 {
+        assert_eq!(report.overlap[i][i], 1.0);
+    }
+}

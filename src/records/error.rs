@@ -39,6 +39,13 @@ impl RecordError {
         }
     }
 
+    /// The same problem, in `file` ([`crate::records::column_value`] knows
+    /// the record, not its file).
+    pub fn in_file(mut self, file: &Path) -> RecordError {
+        self.file = file.to_path_buf();
+        self
+    }
+
     /// The same problem, naming the record's id.
     pub fn with_id(mut self, id: impl Into<String>) -> RecordError {
         self.id = Some(id.into());
@@ -54,6 +61,12 @@ impl RecordError {
             .as_ref()
             .map(|id| format!("record {id:?}: "))
             .unwrap_or_default();
+        if self.file.as_os_str().is_empty() {
+            return match &self.position {
+                None => self.message.clone(),
+                Some(p) => format!("{p}: {id}{}", self.message),
+            };
+        }
         match &self.position {
             None => format!("{file}: {}", self.message),
             Some(Position::Line(n)) => format!("{file}:{n}: {id}{}", self.message),

@@ -6,6 +6,10 @@
 //! * [`embeddings`]: one model's embeddings file, made by its provider.
 //! * [`records_db`]: a database of any records, one vector table per model
 //!   (one database per model, or one for all).
+//! * [`records_json`]: one JSON file per record of a records target.
+//!
+//! [`file_set`] writes a directory of files, only those whose bytes change,
+//! for movie-json and records-json alike.
 
 pub mod command;
 pub mod embeddings;
