@@ -206,7 +206,7 @@ rank a result; each model's rank is shown beside the fused one.
 Examples:
   pipe search --model potion --like tt0001083
   pipe search --model nomic --like tt0001083 -k 5 --json
-  pipe search --model potion --text \"a heist in Paris\"
+  pipe search --text \"a heist in Paris\"   (the default model)
   pipe search --models potion,nomic --text \"a heist in Paris\" -k 5
   pipe search --db public/data/movies.db --vector query.json
   pipe search --model potion --vector query.f32   (raw little-endian float32)";
@@ -461,9 +461,10 @@ pub struct ServeArgs {
 /// `pipe search`.
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("query").required(true).args(["like", "vector", "text"])))]
-#[command(group(clap::ArgGroup::new("source").required(true).args(["model", "db", "models"]).multiple(true)))]
+#[command(group(clap::ArgGroup::new("source").args(["model", "db", "models"]).multiple(true)))]
 pub struct SearchArgs {
-    /// The model whose database to search (found through pipeline.toml).
+    /// The model whose database to search (found through pipeline.toml;
+    /// default: the default model).
     #[arg(short, long, value_name = "MODEL")]
     pub model: Option<String>,
     /// Search this database (any movies.db pipe built) instead of the model's.

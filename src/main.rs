@@ -1016,25 +1016,32 @@ fn search(cli: &Cli, args: &cli::SearchArgs, verbosity: Verbosity) -> Result<u8,
     }
     // The manifest's model, when the database was found through it: to say
     // when the database is stale against models.d.
+    let mut chosen = args.model.clone();
     let (path, declared) = match (&args.db, &args.model) {
         (Some(db), _) => (db.clone(), None),
-        (None, Some(model)) => {
+        (None, model) => {
             let (manifest, graph) = load(cli, verbosity)?;
-            let path = pipe::search::locate(&manifest, &graph, model)?;
-            (
-                path,
-                manifest.model(model).cloned().map(|m| (m, manifest.root)),
-            )
-        }
-        (None, None) => {
-            return Err(Failure::Usage(
-                "say which database: --model MODEL, --models A,B or --db PATH".into(),
-            ))
+            // Without --model: the manifest's default model.
+            let model = match model {
+                Some(m) => m.clone(),
+                None => manifest
+                    .default_model()
+                    .map(|m| m.id.clone())
+                    .ok_or_else(|| {
+                        Failure::Usage(
+                            "say which database: --model MODEL, --models A,B or --db PATH".into(),
+                        )
+                    })?,
+            };
+            let path = pipe::search::locate(&manifest, &graph, &model)?;
+            let declared = manifest.model(&model).cloned().map(|m| (m, manifest.root));
+            chosen = Some(model);
+            (path, declared)
         }
     };
     // A records database holds several models: --model picks one (default:
     // its primary); a movies.db holds one, checked below.
-    let db = Database::open_model(&path, args.model.as_deref())?;
+    let db = Database::open_model(&path, chosen.as_deref())?;
     if let Some(note) = declared
         .as_ref()
         .and_then(|(m, _)| pipe::search::stale_note(m, &db.info))

@@ -110,6 +110,7 @@ fn first_record(
         input: input.to_path_buf(),
         format,
         id: IdRule::Template("{{ _n }}".into()),
+        file_names: false,
     };
     let mut records = crate::records::read(root, &spec)
         .map_err(|e| InitError::Usage(format!("--records: {e}")))?;
