@@ -128,6 +128,7 @@ fn spec(models: &[Model], layout: Layout, path: &str) -> RecordsDbSpec {
             input: "data/films.jsonl".into(),
             format: Format::JsonLines,
             id: IdRule::Field("sku".into()),
+            file_names: false,
         },
         columns: vec![
             Column {
