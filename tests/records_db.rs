@@ -605,3 +605,111 @@ fn search_and_compare_read_records_databases() {
         assert_eq!(report.overlap[i][i], 1.0);
     }
 }
+
+/// A project declaring the records target in pipeline.toml, its models in
+/// models.d with `embeddings` files (the original format, made here).
+fn manifest_project(layout: &str, path: &str) -> (common::Project, Vec<Model>) {
+    let models = vec![
+        model("f-l2", 8, Metric::L2, None),
+        model("q-cos", 16, Metric::Cosine, Some(Quantization::Int8)),
+    ];
+    let p = common::Project {
+        dir: project(&models),
+    };
+    p.write(
+        "pipeline.toml",
+        &format!(
+            "[inputs]\nfilms = \"data/films.jsonl\"\n\n[targets.films-db]\nkind = \"records-db\"\n\
+             records = \"films\"\nid = \"sku\"\ncolumns = {{ Title = \"text\", Rating = \"real?\" }}\n\
+             fts = [\"Title\"]\nlayout = \"{layout}\"\npath = \"{path}\"\n"
+        ),
+    );
+    p.write(
+        "models.d/f-l2.toml",
+        "id = \"f-l2\"\nname = \"Float l2\"\ndimensions = 8\nembeddings = \"data/f-l2.embeddings.db\"\ndefault = true\n",
+    );
+    p.write(
+        "models.d/q-cos.toml",
+        "id = \"q-cos\"\nname = \"Int8 cosine\"\ndimensions = 16\nmetric = \"cosine\"\nquantization = \"int8\"\nrescore = false\nembeddings = \"data/q-cos.embeddings.db\"\n",
+    );
+    (p, models)
+}
+
+/// The result of target `name` in a `--json` build report.
+fn result<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {report}"))
+}
+
+#[test]
+fn a_manifest_builds_searches_and_compares_records_databases() {
+    for (layout, path, targets) in [
+        ("single", "public/films.db", vec!["films-db"]),
+        (
+            "per-model",
+            "public/{model}/films.db",
+            vec!["films-db@f-l2", "films-db@q-cos"],
+        ),
+    ] {
+        let (p, models) = manifest_project(layout, path);
+        let run = p.build(&[]);
+        assert_eq!(run.built(), targets, "{layout}: {}", run.stdout);
+
+        // -m finds the model's database (or table) through the manifest.
+        let report = common::json(&p.pipe(&[
+            "search", "-m", "q-cos", "--like", "r020", "-k", "3", "--json",
+        ]));
+        assert_eq!(report["model"], "q-cos", "{layout}");
+        assert_eq!(report["quantization"], "int8", "{layout}");
+        assert_eq!(result_ids(&report).len(), 3, "{layout}");
+        let report = common::json(&p.pipe(&[
+            "search", "-m", "f-l2", "--like", "r020", "-k", "3", "--json",
+        ]));
+        assert_eq!(
+            result_ids(&report),
+            brute_force_like(p.dir.path(), &models[0], "r020", 3),
+            "{layout}"
+        );
+        let report = common::json(&p.pipe(&["compare", "-k", "3", "--sample", "5", "--json"]));
+        assert_eq!(report["common"], RECORDS - 1, "{layout}");
+        assert_eq!(report["models"][1]["quantization"], "int8", "{layout}");
+
+        // A record's title: the records part is rebuilt, the vector tables reused.
+        p.settle();
+        let file = p.path("data/films.jsonl");
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(
+            &file,
+            text.replace("The heist number 9\"", "The heist number nine\""),
+        )
+        .unwrap();
+        let run = p.build(&[]);
+        let report = run.report();
+        for t in &targets {
+            let stats = &result(&report, t)["stats"];
+            let records = stats["records_part"].as_str().unwrap();
+            assert!(
+                ["built", "shared"].contains(&records),
+                "{layout} {t}: {stats}"
+            );
+            for m in &models {
+                if t.contains('@') && !t.ends_with(&format!("@{}", m.id)) {
+                    continue;
+                }
+                let part = &stats[format!("vector_part.{}", m.id)];
+                assert_eq!(part, "cached", "{layout} {t}: {stats}");
+            }
+        }
+        let built: Vec<_> = targets
+            .iter()
+            .filter(|t| result(&report, t)["stats"]["records_part"] == "built")
+            .collect();
+        assert_eq!(built.len(), 1, "{layout}: the records part is built once");
+        let nothing = p.build(&[]);
+        assert!(nothing.built().is_empty(), "{layout}: {}", nothing.stdout);
+    }
+}

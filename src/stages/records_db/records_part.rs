@@ -83,18 +83,25 @@ pub(crate) fn obtain(
     let prefix = format!("records.{}.", spec.name);
     let path = dir.join(cache::file_name(&prefix, &key));
     let slot = slot(&path);
-    let _building = slot.lock().unwrap_or_else(|p| p.into_inner());
+    let mut built_here = slot.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(part) = from_cache(&path, &key) {
-        return Ok((part, Origin::Cached));
+        let origin = if *built_here {
+            Origin::Shared
+        } else {
+            Origin::Cached
+        };
+        return Ok((part, origin));
     }
     let part = build(ctx, spec, &key, &path)?;
+    *built_here = true;
     cache::prune(&dir, &prefix, &key);
     Ok((part, Origin::Built))
 }
 
-/// One lock per part path in this process.
-fn slot(path: &Path) -> Arc<Mutex<()>> {
-    static SLOTS: OnceLock<Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>> = OnceLock::new();
+/// One lock per part path in this process, holding whether this process
+/// built the part (so the other targets report it as shared).
+fn slot(path: &Path) -> Arc<Mutex<bool>> {
+    static SLOTS: OnceLock<Mutex<HashMap<PathBuf, Arc<Mutex<bool>>>>> = OnceLock::new();
     let mut map = SLOTS
         .get_or_init(Default::default)
         .lock()
