@@ -166,10 +166,15 @@ Models: nomic (768 dims), bge-micro (384), potion (64), or ID:DIMS for
 another. pipe init never overwrites: it stops if pipeline.toml or a model
 file it would write exists.
 
+--records FILE starts a project for records of any shape (README: \"Your own
+records\"): the id field, columns, full-text fields and embedded text are
+proposed from the file's first record.
+
 Examples:
   pipe init                        here, with the three shipped models
   pipe init movies --model potion --sample
-  pipe init --model minilm:384";
+  pipe init --model minilm:384
+  pipe init shop --records products.jsonl --model2vec ~/models/potion-base-8M";
 
 const COMPLETIONS_HELP: &str = "\
 Examples:
@@ -201,7 +206,7 @@ rank a result; each model's rank is shown beside the fused one.
 Examples:
   pipe search --model potion --like tt0001083
   pipe search --model nomic --like tt0001083 -k 5 --json
-  pipe search --model potion --text \"a heist in Paris\"
+  pipe search --text \"a heist in Paris\"   (the default model)
   pipe search --models potion,nomic --text \"a heist in Paris\" -k 5
   pipe search --db public/data/movies.db --vector query.json
   pipe search --model potion --vector query.f32   (raw little-endian float32)";
@@ -460,9 +465,10 @@ pub struct ServeArgs {
 /// `pipe search`.
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("query").required(true).args(["like", "vector", "text"])))]
-#[command(group(clap::ArgGroup::new("source").required(true).args(["model", "db", "models"]).multiple(true)))]
+#[command(group(clap::ArgGroup::new("source").args(["model", "db", "models"]).multiple(true)))]
 pub struct SearchArgs {
-    /// The model whose database to search (found through pipeline.toml).
+    /// The model whose database to search (found through pipeline.toml;
+    /// default: the default model).
     #[arg(short, long, value_name = "MODEL")]
     pub model: Option<String>,
     /// Search this database (any movies.db pipe built) instead of the model's.
@@ -532,6 +538,15 @@ pub struct InitArgs {
     /// Movies in the sample data.
     #[arg(long, default_value_t = 300, value_name = "N", requires = "sample")]
     pub movies: usize,
+    /// A records project instead of the movie pipeline: a records-db target
+    /// proposed from this file's first record (.json, .jsonl or .csv;
+    /// copied into data/ when it is not in the project).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["models", "sample"])]
+    pub records: Option<PathBuf>,
+    /// With --records: the model2vec model directory to embed with (copied
+    /// into models/, its dimensions read from it).
+    #[arg(long, value_name = "DIR", requires = "records")]
+    pub model2vec: Option<PathBuf>,
 }
 
 /// `pipe completions`.

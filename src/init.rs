@@ -1,7 +1,10 @@
 //! `pipe init`: a new project — a commented pipeline.toml, one model file
 //! per chosen model in models.d, and optionally sample data — that builds
 //! at once. It never overwrites: if any file it would write exists, it
-//! writes nothing.
+//! writes nothing. [`records`]: the same for records of any shape
+//! (`pipe init --records FILE`).
+
+pub mod records;
 
 use crate::manifest::model::valid_id;
 use crate::sample::{SampleModel, SampleReport, SampleSpec};

@@ -1018,25 +1018,32 @@ fn search(cli: &Cli, args: &cli::SearchArgs, verbosity: Verbosity) -> Result<u8,
     }
     // The manifest's model, when the database was found through it: to say
     // when the database is stale against models.d.
+    let mut chosen = args.model.clone();
     let (path, declared) = match (&args.db, &args.model) {
         (Some(db), _) => (db.clone(), None),
-        (None, Some(model)) => {
+        (None, model) => {
             let (manifest, graph) = load(cli, verbosity)?;
-            let path = pipe::search::locate(&manifest, &graph, model)?;
-            (
-                path,
-                manifest.model(model).cloned().map(|m| (m, manifest.root)),
-            )
-        }
-        (None, None) => {
-            return Err(Failure::Usage(
-                "say which database: --model MODEL, --models A,B or --db PATH".into(),
-            ))
+            // Without --model: the manifest's default model.
+            let model = match model {
+                Some(m) => m.clone(),
+                None => manifest
+                    .default_model()
+                    .map(|m| m.id.clone())
+                    .ok_or_else(|| {
+                        Failure::Usage(
+                            "say which database: --model MODEL, --models A,B or --db PATH".into(),
+                        )
+                    })?,
+            };
+            let path = pipe::search::locate(&manifest, &graph, &model)?;
+            let declared = manifest.model(&model).cloned().map(|m| (m, manifest.root));
+            chosen = Some(model);
+            (path, declared)
         }
     };
     // A records database holds several models: --model picks one (default:
     // its primary); a movies.db holds one, checked below.
-    let db = Database::open_model(&path, args.model.as_deref())?;
+    let db = Database::open_model(&path, chosen.as_deref())?;
     if let Some(note) = declared
         .as_ref()
         .and_then(|(m, _)| pipe::search::stale_note(m, &db.info))
@@ -1224,6 +1231,9 @@ fn init(args: &cli::InitArgs, verbosity: Verbosity) -> Result<u8, Failure> {
         Some(d) => d.clone(),
         None => std::env::current_dir().map_err(|e| Failure::Runtime(e.to_string()))?,
     };
+    if let Some(records) = &args.records {
+        return init_records(args, &dir, records, verbosity);
+    }
     let models = if args.models.is_empty() {
         InitModel::shipped()
     } else {
@@ -1256,6 +1266,43 @@ fn init(args: &cli::InitArgs, verbosity: Verbosity) -> Result<u8, Failure> {
             errln!("next: {cd}pipe build");
         } else {
             errln!("next: put your records in data/movies.json and data/collections.json and each model's vectors in data/embeddings-<model>-movies.db (or run `{cd}pipe sample`), then `pipe build`");
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// `pipe init --records FILE`.
+fn init_records(
+    args: &cli::InitArgs,
+    dir: &std::path::Path,
+    records: &std::path::Path,
+    verbosity: Verbosity,
+) -> Result<u8, Failure> {
+    use pipe::init::records::{init_records, RecordsInitSpec};
+    use pipe::init::InitError;
+    let spec = RecordsInitSpec {
+        dir: dir.to_path_buf(),
+        records: records.to_path_buf(),
+        model2vec: args.model2vec.clone(),
+    };
+    let report = init_records(&spec).map_err(|e| match e {
+        InitError::Usage(_) | InitError::Exists { .. } => Failure::Usage(e.to_string()),
+        other => Failure::Runtime(other.to_string()),
+    })?;
+    // The project must load as written: a defect here is ours, say so.
+    Manifest::load(&dir.join("pipeline.toml"))?;
+    if verbosity > Verbosity::Quiet {
+        for f in &report.files {
+            errln!("wrote {}", f.display());
+        }
+        let cd = match &args.dir {
+            Some(d) => format!("cd {} && ", d.display()),
+            None => String::new(),
+        };
+        if args.model2vec.is_some() {
+            errln!("next: check the columns and text in pipeline.toml, then {cd}pipe build && pipe search --text \"...\"");
+        } else {
+            errln!("next: put a model2vec model where models.d says (and its dimensions there), check the columns and text in pipeline.toml, then {cd}pipe build");
         }
     }
     Ok(exit::OK)

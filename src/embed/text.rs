@@ -386,4 +386,31 @@ mod tests {
         let (range, msg) = check_template(&bad).unwrap_err();
         assert!(range.start <= 8, "{range:?} {msg}");
     }
+
+    #[test]
+    fn records_templates_are_strict_but_allow_optional_fields() {
+        let t = tmpl(
+            "{{ Title }}{% if Plot is defined %}: {{ Plot }}{% endif %} {{ Year | default('?') }}",
+        );
+        let maker = TextMaker::for_records(&t, "").unwrap();
+        assert_eq!(
+            maker
+                .text(&json!({"Title": "A", "Plot": "p", "Year": 1}))
+                .unwrap(),
+            "A: p 1"
+        );
+        assert_eq!(maker.text(&json!({"Title": "B"})).unwrap(), "B ?");
+        let err = maker.text(&json!({"Titel": "C"})).unwrap_err();
+        assert!(
+            err.starts_with("models.d/m.toml:7:15: the text template failed: undefined value"),
+            "{err}"
+        );
+        assert!(err.ends_with("(`Title`)"), "{err}");
+        // No `movie` alias in a records template.
+        let t = tmpl("{{ movie.Title }}");
+        assert!(TextMaker::for_records(&t, "")
+            .unwrap()
+            .text(&json!({"Title": "A"}))
+            .is_err());
+    }
 }
