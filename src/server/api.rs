@@ -548,6 +548,17 @@ fn selection(
     if req.embedding_model.is_none() && !req.skip_json_generation {
         return Ok(Vec::new()); // everything
     }
+    // The model choice publishes that model's database, as `-m` does.
+    if let Some(why) = req
+        .embedding_model
+        .as_deref()
+        .and_then(|m| crate::executor::publish_refusal(manifest, graph, m))
+    {
+        return Err(Invalid::Model(
+            why,
+            manifest.models.iter().map(|m| m.id.clone()).collect(),
+        ));
+    }
     graph
         .select_original(
             &manifest.models,
