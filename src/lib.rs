@@ -20,7 +20,8 @@
 //!    into place.
 //!
 //! The command line (`src/main.rs`, `src/cli.rs`), [`watch`] mode and the
-//! admin page ([`server`], `pipe serve`) are thin layers over this library.
+//! admin page ([`server`], `pipe serve`) are thin layers over this library;
+//! [`progress`] is what both show of a running build.
 //! [`sample`] generates synthetic inputs of any size for tests and benchmarks.
 //! [`search`] and [`compare`] query the databases pipe built, with the front
 //! end's KNN query.
@@ -35,6 +36,7 @@ pub mod init;
 pub mod lockfile;
 pub mod manifest;
 pub mod movies;
+pub mod progress;
 pub mod remote;
 pub mod sample;
 pub mod search;

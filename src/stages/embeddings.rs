@@ -183,8 +183,8 @@ fn plan(
     let computed: Vec<Result<(Record, Option<String>), StageError>> = all
         .par_iter()
         .map(|e| {
-            let movie: serde_json::Value =
-                serde_json::from_slice(entries.entry_text(e)).map_err(|err| {
+            let movie: serde_json::Value = serde_json::from_slice(&entries.entry_text(e)?)
+                .map_err(|err| {
                     StageError::new(format!(
                         "{}: movie {:?}: {err}",
                         spec.movies.display(),
