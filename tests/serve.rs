@@ -133,6 +133,35 @@ fn bad_requests_are_400_with_the_choices() {
     assert!(!p.path("public").exists());
 }
 
+/// A manifest with several problems: each is its own entry of
+/// `diagnostics` (with its file:line:col), not one report nesting them.
+#[test]
+fn each_manifest_problem_is_its_own_diagnostic() {
+    let p = sample();
+    let s = Server::start(p.dir.path(), &[]);
+    p.write(
+        "models.d/potion.toml",
+        "id = \"potion\"\nname = \"P\"\ndimensions = 0\nmetric = \"manhattan\"\n",
+    );
+    let r = s.get("/api/models");
+    assert_eq!(r.status, 500, "{}", r.body);
+    let body = r.json();
+    let each = body["diagnostics"].as_array().expect("diagnostics");
+    assert_eq!(each.len(), 2, "{body}");
+    assert!(
+        each[0].as_str().unwrap().contains("models.d/potion.toml:3"),
+        "{body}"
+    );
+    assert!(
+        each[1].as_str().unwrap().contains("models.d/potion.toml:4"),
+        "{body}"
+    );
+    assert!(
+        body["error"].as_str().unwrap().contains("2 problems"),
+        "{body}"
+    );
+}
+
 #[test]
 fn foreign_host_and_origin_are_403() {
     let p = sample();

@@ -183,16 +183,23 @@ fn error(code: StatusCode, message: String, extra: Option<(&str, Value)>) -> Res
 }
 
 /// The manifest, read again from disk, rendered without colour if invalid.
-fn load(manifest: &Path) -> Result<(Manifest, Graph), String> {
-    let render = |e: ManifestErrors| {
-        let mut out = String::new();
+fn load(manifest: &Path) -> Result<(Manifest, Graph), Vec<String>> {
+    // Each problem its own report (with its file:line:col and snippet), as
+    // the command line prints them, not one report that nests the others.
+    let render = |e: ManifestErrors| -> Vec<String> {
         let handler =
             miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
                 .with_width(100);
-        match handler.render_report(&mut out, &e) {
-            Ok(()) => out,
-            Err(_) => e.to_string(),
-        }
+        e.errors
+            .into_iter()
+            .map(|one| {
+                let mut out = String::new();
+                match handler.render_report(&mut out, &one) {
+                    Ok(()) => out,
+                    Err(_) => one.to_string(),
+                }
+            })
+            .collect()
     };
     let manifest = Manifest::load(manifest).map_err(render)?;
     let graph = Graph::build(&manifest).map_err(render)?;
@@ -215,12 +222,19 @@ async fn blocking<T: Send + 'static>(
     })
 }
 
-fn manifest_error(diagnostic: String) -> Refusal {
-    Box::new(error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "pipeline.toml or a model file is invalid".into(),
-        Some(("diagnostic", Value::String(diagnostic))),
-    ))
+fn manifest_error(diagnostics: Vec<String>) -> Refusal {
+    let message = match diagnostics.len() {
+        1 => "pipeline.toml or a model file is invalid".to_string(),
+        n => format!("pipeline.toml or the model files have {n} problems"),
+    };
+    // `diagnostics`: one entry per problem; `diagnostic`: all of them as
+    // one text, as the first version of this answer had it.
+    let body = json!({
+        "error": message,
+        "diagnostic": diagnostics.join("\n"),
+        "diagnostics": diagnostics,
+    });
+    Box::new((StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response())
 }
 
 /// One model, as `GET /api/models` shows it.

@@ -169,7 +169,8 @@ async function loadStatus() {
 }
 
 function problemText(body) {
-  return [body.error || 'The server did not answer.', body.diagnostic].filter(Boolean).join('\n\n');
+  const each = Array.isArray(body.diagnostics) ? body.diagnostics : [body.diagnostic];
+  return [body.error || 'The server did not answer.', ...each].filter(Boolean).join('\n\n');
 }
 
 // --- a build ----------------------------------------------------------------
