@@ -357,6 +357,27 @@ pub fn load_file(
     shown: &Path,
     memo: Option<&Path>,
 ) -> Result<(blake3::Hash, MovieEntries), StageError> {
+    load_file_with(abs, shown, memo, true)
+}
+
+/// [`load_file`] with the summaries builds remembered for project-relative
+/// `rel` under `root`, which are only read: for readers that must write
+/// nothing in `.pipe/` (the admin page's model list), and need not parse
+/// again what the last build checked.
+pub fn load_file_read_only(
+    root: &Path,
+    rel: &Path,
+) -> Result<(blake3::Hash, MovieEntries), StageError> {
+    let memo = memo_path(root, rel);
+    load_file_with(&root.join(rel), rel, Some(&memo), false)
+}
+
+fn load_file_with(
+    abs: &Path,
+    shown: &Path,
+    memo: Option<&Path>,
+    write: bool,
+) -> Result<(blake3::Hash, MovieEntries), StageError> {
     use rayon::prelude::*;
     let (file, text) = read_keeping_open(abs).map_err(|e| read_error(e, shown, "movie"))?;
     // The scan is sequential; the file's hash and the remembered summaries
@@ -500,7 +521,7 @@ pub fn load_file(
         };
         parsed_now += usize::from(parsed);
         dropped_sources += summary.dropped_sources as usize;
-        if memo.is_some() {
+        if memo.is_some() && write {
             memo_entries.push((digest, summary.clone()));
         }
         let entry = Entry {
@@ -515,7 +536,7 @@ pub fn load_file(
             dropped.push(entry);
         }
     }
-    if let Some(path) = memo {
+    if let Some(path) = memo.filter(|_| write) {
         if parsed_now > 0 || !path.is_file() {
             write_memo(path, memo_entries);
         }
@@ -628,6 +649,28 @@ mod tests {
         std::fs::remove_file(&p).unwrap();
         std::fs::write(&p, "{}").unwrap();
         assert!(again.text_of(4).is_ok());
+    }
+
+    #[test]
+    fn a_read_only_load_uses_the_memo_and_writes_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let rel = Path::new("data/movies.json");
+        std::fs::create_dir_all(d.path().join("data")).unwrap();
+        std::fs::write(
+            d.path().join(rel),
+            format!(r#"{{"a":{{"movieId":"a","title":"A","sources":[{SRC}]}}}}"#),
+        )
+        .unwrap();
+        let memo = memo_path(d.path(), rel);
+        // No memo yet: everything parsed, and none written.
+        let (_, first) = load_file_read_only(d.path(), rel).unwrap();
+        assert_eq!(first.parsed, 1);
+        assert!(!memo.exists());
+        // After a build remembered the entries: nothing parsed again.
+        load_file(&d.path().join(rel), rel, Some(&memo)).unwrap();
+        let (_, again) = load_file_read_only(d.path(), rel).unwrap();
+        assert_eq!(again.parsed, 0);
+        assert_eq!(again.movies[0].summary.movie_id, "a");
     }
 
     #[test]

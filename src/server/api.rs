@@ -307,9 +307,10 @@ impl KeptIds {
                 return Ok(ids.clone());
             }
         }
-        // No memo file: a read-only request writes nothing in .pipe/.
-        let (_, loaded) =
-            crate::movies::entries::load_file(&abs, rel, None).map_err(|e| e.message.clone())?;
+        // What the last build remembered of each entry is read, not
+        // parsed again; a read-only request writes nothing in .pipe/.
+        let (_, loaded) = crate::movies::entries::load_file_read_only(root, rel)
+            .map_err(|e| e.message.clone())?;
         let ids: Arc<HashSet<String>> = Arc::new(
             loaded
                 .movies
