@@ -144,7 +144,8 @@ fn an_input_error_shared_by_targets_is_printed_once() {
         run.stderr
     );
     assert!(
-        run.stderr.contains("failed: the same error as movie-json (above)"),
+        run.stderr
+            .contains("failed: the same error as movie-json (above)"),
         "{}",
         run.stderr
     );
