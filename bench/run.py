@@ -94,7 +94,7 @@ def bench_size(n, repeat):
     run([PIPE, "build", "-q"], work, env)
     _, _, p = run([PIPE, "build", "-q", "--json"], work, env)
     report = json.loads(p.stdout)
-    r["noop_inputs_hashed"] = report["inputs_hashed"]
+    r["noop_inputs_hashed"] = report["inputsHashed"]
     r["noop_built"] = sum(1 for x in report["results"] if x["status"] == "built")
     r["noop_s"], r["noop_min_s"] = median_time([PIPE, "build", "-q"], work, repeat, env)
     r["find_s"], r["find_min_s"] = median_time(["find", "public"], work, repeat)
