@@ -36,8 +36,9 @@ def main():
     lines = ["# KNN latency, recall and size: float vs int8 vs bit", "",
              "Reproduce: `cargo build --release && python3 bench/run.py && python3 bench/knn.py`", "",
              "Per model, through `pipe compare` (the front end's vec0 KNN query, k = 10, 200 sampled movies, seed 42). "
-             "Recall@10 is against the float database built from the same embeddings. Rescoring takes k × 8 candidates "
-             "from the quantized column and ranks them by exact float distance.", ""]
+             "Recall@10 is against the float database built from the same embeddings. Rescoring takes k × `oversample` "
+             "candidates from the quantized column (the defaults: 8 for int8, 32 for bit) and ranks them by exact "
+             "float distance; the float vectors are a rowid table beside the quantized one.", ""]
     for size in args.sizes.split(","):
         work = REPO / "bench" / "out" / size
         if not work.exists():

@@ -685,6 +685,13 @@ impl<'a> Executor<'a> {
             .graph
             .select(&opts.targets)
             .map_err(BuildError::UnknownTarget)?;
+        if let Some(why) = opts
+            .publish_model
+            .as_deref()
+            .and_then(|m| publish_refusal(self.manifest, self.graph, m))
+        {
+            return Err(BuildError::QuantizedPublish(why));
+        }
         let old_lock = LockFile::load(&self.manifest.root).map_err(BuildError::Io)?;
         if opts.locked && old_lock.is_none() {
             return Err(BuildError::NoLock);
@@ -1379,4 +1386,43 @@ pub enum BuildError {
     /// I/O on pipe's own files.
     #[error("{0}")]
     Io(std::io::Error),
+    /// `-m MODEL` (or the admin page's model choice) names a quantized
+    /// model, whose database the site's float queries cannot search.
+    #[error("{0}")]
+    QuantizedPublish(String),
+}
+
+/// Why `model`'s database cannot be published where the default's is
+/// (`pipe build -m MODEL`, the admin page's model choice): a quantized
+/// model, refused as a quantized default is, since the site's search
+/// sends float vectors that an int8 or bit table refuses. `None`: it can.
+pub fn publish_refusal(manifest: &Manifest, graph: &Graph, model: &str) -> Option<String> {
+    let m = manifest.models.iter().find(|m| m.id == model)?;
+    let q = m.quantization.as_ref()?;
+    let dest = graph
+        .targets
+        .iter()
+        .find_map(|t| match &t.spec {
+            TargetSpec::MoviesDb(d) => d.publish.clone(),
+            _ => None,
+        })
+        .map_or_else(
+            || "the default's path".to_string(),
+            |p| p.display().to_string(),
+        );
+    let float = manifest
+        .models
+        .iter()
+        .find(|f| f.quantization.is_none() && f.embeddings == m.embeddings)
+        .map_or_else(
+            || "a model without `quantization`".to_string(),
+            |f| format!("`-m {}` (the float model it quantizes)", f.id),
+        );
+    Some(format!(
+        "model {model} is quantized ({}), so its database cannot be published at {dest}: the site's \
+         search sends float vectors, which an int8 or bit table refuses (a quantized model cannot \
+         be the default for the same reason). Use {float}, or build its own database without \
+         publishing it: pipe build movies-db@{model}",
+        q.kind
+    ))
 }

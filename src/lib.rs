@@ -21,7 +21,8 @@
 //!    into place.
 //!
 //! The command line (`src/main.rs`, `src/cli.rs`), [`watch`] mode and the
-//! admin page ([`server`], `pipe serve`) are thin layers over this library.
+//! admin page ([`server`], `pipe serve`) are thin layers over this library;
+//! [`progress`] is what both show of a running build.
 //! [`sample`] generates synthetic inputs of any size for tests and benchmarks.
 //! [`search`] and [`compare`] query the databases pipe built, with the front
 //! end's KNN query; [`fused_search`] searches several models and fuses their
@@ -40,6 +41,7 @@ pub mod init;
 pub mod lockfile;
 pub mod manifest;
 pub mod movies;
+pub mod progress;
 pub mod records;
 pub mod remote;
 pub mod sample;

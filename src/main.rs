@@ -413,6 +413,7 @@ fn build(
     let report = executor.build(&opts, &reporter).map_err(|e| match e {
         pipe::executor::BuildError::UnknownTarget(u) => Failure::Usage(u.to_string()),
         e @ pipe::executor::BuildError::NoLock => Failure::Locked(e.to_string()),
+        pipe::executor::BuildError::QuantizedPublish(why) => Failure::Usage(why),
         other => Failure::Runtime(other.to_string()),
     });
     reporter.finish();

@@ -3,6 +3,7 @@
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pipe::executor::{BuildEvent, Observer, Outcome, Reason, TargetResult};
+use pipe::progress::Units;
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
@@ -101,6 +102,10 @@ pub struct Reporter {
     explain: bool,
     bars: Option<Bars>,
     plain: Mutex<PlainState>,
+    /// Errors printed so far, and the target that had each first: an input
+    /// that several targets read (a bad movies.json) fails them all with one
+    /// error, printed once.
+    errors: Mutex<HashMap<String, String>>,
 }
 
 struct Bars {
@@ -109,59 +114,6 @@ struct Bars {
     per_target: Mutex<HashMap<String, ProgressBar>>,
     units: Mutex<Units>,
     color: bool,
-}
-
-/// The overall progress of a build in work units (files, rows, texts: what
-/// each stage counts), summed over its targets, so that the overall bar
-/// moves while a long target works rather than only when a target ends.
-#[derive(Debug, Default)]
-pub struct Units {
-    /// Per running or finished target: (done, total) units.
-    targets: HashMap<String, (u64, u64)>,
-    /// Targets finished, and selected.
-    finished: usize,
-    selected: usize,
-}
-
-impl Units {
-    /// A build of `selected` targets starts.
-    pub fn start(&mut self, selected: usize) {
-        *self = Units {
-            selected,
-            ..Units::default()
-        };
-    }
-
-    /// A target reports `current` of `total` units.
-    pub fn progress(&mut self, name: &str, current: u64, total: u64) {
-        self.targets
-            .insert(name.to_string(), (current.min(total), total));
-    }
-
-    /// A target is done: all its units count as done.
-    pub fn finished(&mut self, name: &str) {
-        self.finished += 1;
-        if let Some(t) = self.targets.get_mut(name) {
-            t.0 = t.1;
-        }
-    }
-
-    /// (done, total) units over every target that reported any.
-    pub fn position(&self) -> (u64, u64) {
-        self.targets
-            .values()
-            .fold((0, 0), |(d, t), (cd, ct)| (d + cd, t + ct))
-    }
-
-    /// "1200/30000 units, 2/4 targets" (only the targets before any
-    /// target reported units).
-    pub fn summary(&self) -> String {
-        let targets = format!("{}/{} targets", self.finished, self.selected);
-        match self.position() {
-            (_, 0) => targets,
-            (done, total) => format!("{done}/{total} units, {targets}"),
-        }
-    }
 }
 
 #[derive(Default)]
@@ -199,6 +151,7 @@ impl Reporter {
             explain,
             bars,
             plain: Mutex::new(PlainState::default()),
+            errors: Mutex::new(HashMap::new()),
         }
     }
 
@@ -264,46 +217,13 @@ pub fn print_warnings(warnings: Vec<(&str, &pipe::warning::Warning)>, verbosity:
     let _ = err.write_all(text.as_bytes());
 }
 
-/// One line describing a finished target.
+/// One line describing a finished target (the library's wording, which
+/// the admin page shows too), a failure marked as an error.
 pub fn describe(result: &TargetResult) -> String {
-    let secs = result.millis as f64 / 1000.0;
-    match &result.outcome {
-        Outcome::UpToDate => format!("{} is up to date", result.name),
-        Outcome::Built { written, deleted } => {
-            let mut s = format!("built {} in {secs:.2}s ({written} written", result.name);
-            if *deleted > 0 {
-                s.push_str(&format!(", {deleted} deleted"));
-            }
-            s.push(')');
-            s
-        }
-        Outcome::Downloaded {
-            written,
-            deleted,
-            bytes,
-        } => {
-            let mut s = format!(
-                "downloaded {} from the remote cache in {secs:.2}s ({bytes} bytes, {written} written",
-                result.name
-            );
-            if *deleted > 0 {
-                s.push_str(&format!(", {deleted} deleted"));
-            }
-            s.push(')');
-            s
-        }
-        Outcome::WouldBuild => match result.stats.get("pending") {
-            Some(p) => format!("would build {} ({p})", result.name),
-            None => format!("would build {}", result.name),
-        },
-        Outcome::Failed { error } => format!("error: {} failed: {error}", result.name),
-        Outcome::Skipped { because } => {
-            format!(
-                "skipped {}: {because} failed, and {} depends on it",
-                result.name, result.name
-            )
-        }
-        Outcome::NotRun => format!("not built: {} (the build stopped)", result.name),
+    let line = pipe::progress::describe(result);
+    match result.outcome {
+        Outcome::Failed { .. } => format!("error: {line}"),
+        _ => line,
     }
 }
 
@@ -394,7 +314,25 @@ impl Observer for Reporter {
                 let quiet_skip = matches!(result.outcome, Outcome::UpToDate)
                     && self.verbosity < Verbosity::Verbose
                     && !self.explain;
-                if failed || (self.verbosity > Verbosity::Quiet && !quiet_skip) {
+                let seen = match &result.outcome {
+                    Outcome::Failed { error } => {
+                        let mut errors = self.errors.lock().unwrap_or_else(|e| e.into_inner());
+                        match errors.get(error) {
+                            Some(first) => Some(first.clone()),
+                            None => {
+                                errors.insert(error.clone(), result.name.clone());
+                                None
+                            }
+                        }
+                    }
+                    _ => None,
+                };
+                if let Some(first) = seen {
+                    self.line(&format!(
+                        "[{done}/{total}] error: {} failed: the same error as {first} (above)",
+                        result.name
+                    ));
+                } else if failed || (self.verbosity > Verbosity::Quiet && !quiet_skip) {
                     self.line(&format!("[{done}/{total}] {}", describe(result)));
                 }
             }
@@ -445,22 +383,6 @@ pub fn print_remote(summary: &pipe::remote::RemoteSummary, verbosity: Verbosity)
 mod tests {
     use super::*;
     use std::path::PathBuf;
-
-    #[test]
-    fn units_sum_over_targets() {
-        let mut u = Units::default();
-        u.start(3);
-        assert_eq!(u.summary(), "0/3 targets");
-        u.progress("movie-json", 100, 1000);
-        u.progress("movies-db@potion", 10, 400);
-        assert_eq!(u.position(), (110, 1400));
-        u.finished("movie-json");
-        assert_eq!(u.position(), (1010, 1400));
-        // A target with no units (up to date) still counts as finished.
-        u.finished("movies-db@nomic");
-        assert_eq!(u.summary(), "1010/1400 units, 2/3 targets");
-        assert_eq!(u.position(), (1010, 1400));
-    }
 
     #[test]
     fn many_deleted_outputs_are_summarised() {

@@ -185,53 +185,95 @@ pub fn record_outputs(
     previous: Option<&TargetRecord>,
     unwritten: Option<&crate::stage::PreviousOutputs>,
 ) -> io::Result<Vec<OutputRecord>> {
-    let prev: std::collections::HashMap<&Path, &OutputRecord> = previous
-        .map(|r| r.outputs.iter().map(|o| (o.path.as_path(), o)).collect())
+    // Keyed by the paths' bytes: hashing or comparing a `Path` parses its
+    // components, which over 100,000 files cost more than the rest of an
+    // edit's bookkeeping. Paths are recorded as stages report them, so
+    // equal paths have equal bytes.
+    fn key(p: &Path) -> &[u8] {
+        p.as_os_str().as_encoded_bytes()
+    }
+    let prev: std::collections::HashMap<&[u8], &OutputRecord> = previous
+        .map(|r| r.outputs.iter().map(|o| (key(&o.path), o)).collect())
+        .unwrap_or_default();
+    let unchanged: std::collections::HashMap<&[u8], &PreviousFile> = unwritten
+        .map(|u| u.files.iter().map(|(p, f)| (key(p), f)).collect())
         .unwrap_or_default();
     let now = now_ns();
-    let mut files: Vec<&OutputFile> = files.iter().collect();
-    files.sort_by(|a, b| a.path.cmp(&b.path));
     // Files the stage left alone keep their record (see
     // `StageOutput::untouched_are_unwritten`); only the others are stat'ed.
-    let (kept, files): (Vec<&OutputFile>, Vec<&OutputFile>) = files.into_iter().partition(|f| {
-        unwritten.is_some_and(|u| u.is_unchanged(&f.path, &f.hash))
-            && prev.contains_key(f.path.as_path())
-    });
-    let mut records: Vec<OutputRecord> = kept
-        .iter()
-        .filter_map(|f| prev.get(f.path.as_path()).map(|p| (*p).clone()))
-        .collect();
-    let paths: Vec<&Path> = files.iter().map(|f| f.path.as_path()).collect();
+    let mut records: Vec<OutputRecord> = Vec::with_capacity(files.len());
+    let mut fresh: Vec<&OutputFile> = Vec::new();
+    for f in files {
+        let k = key(&f.path);
+        let kept = unchanged
+            .get(k)
+            .is_some_and(|u| u.intact && u.hash == f.hash);
+        match prev.get(k) {
+            Some(p) if kept => records.push((*p).clone()),
+            _ => fresh.push(f),
+        }
+    }
+    sort_by_path(&mut fresh, |f| &f.path);
+    let paths: Vec<&Path> = fresh.iter().map(|f| f.path.as_path()).collect();
     let stats = stat_many(root, &paths);
-    let fresh: Vec<OutputRecord> = files
-        .into_iter()
-        .zip(stats)
-        .map(|(f, stat)| {
-            let stat = stat.ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!(
-                        "the stage reported {} but it does not exist",
-                        f.path.display()
-                    ),
-                )
-            })?;
-            if let Some(p) = prev.get(f.path.as_path()) {
-                if p.stat == stat && &p.hash == f.hash.as_bytes() {
-                    return Ok((*p).clone());
+    for (f, stat) in fresh.into_iter().zip(stats) {
+        let stat = stat.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "the stage reported {} but it does not exist",
+                    f.path.display()
+                ),
+            )
+        })?;
+        if let Some(p) = prev.get(key(&f.path)) {
+            if p.stat == stat && &p.hash == f.hash.as_bytes() {
+                records.push((*p).clone());
+                continue;
+            }
+        }
+        records.push(OutputRecord {
+            path: f.path.clone(),
+            hash: *f.hash.as_bytes(),
+            stat,
+            recorded_ns: now,
+        });
+    }
+    sort_by_path(&mut records, |r| &r.path);
+    Ok(records)
+}
+
+/// Sort in `Path` order (component by component, what pipe.lock's digests
+/// of a directory follow), parsing each path once: a key of its components,
+/// each a kind byte and its bytes, separated by 0 (no component contains
+/// it), compares as the components do.
+fn sort_by_path<T>(items: &mut [T], path: impl Fn(&T) -> &Path) {
+    use std::path::Component;
+    if items.is_sorted_by(|a, b| path(a) <= path(b)) {
+        return;
+    }
+    items.sort_by_cached_key(|item| {
+        let mut key = Vec::new();
+        for (i, c) in path(item).components().enumerate() {
+            if i > 0 {
+                key.push(0);
+            }
+            match c {
+                Component::Prefix(p) => {
+                    key.push(1);
+                    key.extend_from_slice(p.as_os_str().as_encoded_bytes());
+                }
+                Component::RootDir => key.push(2),
+                Component::CurDir => key.push(3),
+                Component::ParentDir => key.push(4),
+                Component::Normal(n) => {
+                    key.push(5);
+                    key.extend_from_slice(n.as_encoded_bytes());
                 }
             }
-            Ok(OutputRecord {
-                path: f.path.clone(),
-                hash: *f.hash.as_bytes(),
-                stat,
-                recorded_ns: now,
-            })
-        })
-        .collect::<io::Result<_>>()?;
-    records.extend(fresh);
-    records.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(records)
+        }
+        key
+    });
 }
 
 /// The `.pipe/` directory of a project.

@@ -129,6 +129,28 @@ fn a_single_diagnostic_is_printed_once() {
     }
 }
 
+/// A bad movies.json fails every target that reads it with the same
+/// error: it is printed once, and the other targets point at it.
+#[test]
+fn an_input_error_shared_by_targets_is_printed_once() {
+    let p = sample_project();
+    p.write("data/movies.json", "{\"a\": ");
+    let run = p.pipe(&["build", "-j", "1", "--keep-going"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("malformed JSON at line 1").count(),
+        1,
+        "printed more than once:\n{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("failed: the same error as movie-json (above)"),
+        "{}",
+        run.stderr
+    );
+}
+
 #[test]
 fn many_missing_files_are_summarised_per_target() {
     let p = sample_project();

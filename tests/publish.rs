@@ -115,3 +115,41 @@ fn the_admin_pages_model_choice_publishes_that_models_database() {
     s.wait_idle(Duration::from_secs(120));
     assert_eq!(model_of(&p, "public/data/movies.db"), "nomic");
 }
+
+/// A quantized model's database is never published where the site loads
+/// the default's (its float queries fail on an int8 or bit table): `-m`
+/// and the admin page's model choice refuse it as a quantized default is
+/// refused, naming the float model, and publish nothing.
+#[test]
+fn a_quantized_model_is_not_published() {
+    let p = sample_project();
+    p.write(
+        "models.d/potion-int8.toml",
+        "id = \"potion-int8\"\nname = \"Potion, int8\"\ndimensions = 64\n\
+         embeddings = \"data/embeddings-potion-movies.db\"\nquantization = \"int8\"\n",
+    );
+    p.build(&[]);
+    let published = bytes(&p, "public/data/movies.db");
+    let run = p.pipe(&["build", "-m", "potion-int8", "--skip-json"]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("model potion-int8 is quantized (int8)")
+            && run.stderr.contains("public/data/movies.db")
+            && run
+                .stderr
+                .contains("`-m potion` (the float model it quantizes)"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(bytes(&p, "public/data/movies.db"), published);
+    assert_eq!(model_of(&p, "public/data/movies.db"), "nomic");
+
+    let s = Server::start(p.dir.path(), &[]);
+    let r = s.post(
+        "/api/build",
+        r#"{"embeddingModel": "potion-int8", "skipJsonGeneration": true}"#,
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("is quantized (int8)"), "{}", r.body);
+    assert_eq!(bytes(&p, "public/data/movies.db"), published);
+}

@@ -133,6 +133,35 @@ fn bad_requests_are_400_with_the_choices() {
     assert!(!p.path("public").exists());
 }
 
+/// A manifest with several problems: each is its own entry of
+/// `diagnostics` (with its file:line:col), not one report nesting them.
+#[test]
+fn each_manifest_problem_is_its_own_diagnostic() {
+    let p = sample();
+    let s = Server::start(p.dir.path(), &[]);
+    p.write(
+        "models.d/potion.toml",
+        "id = \"potion\"\nname = \"P\"\ndimensions = 0\nmetric = \"manhattan\"\n",
+    );
+    let r = s.get("/api/models");
+    assert_eq!(r.status, 500, "{}", r.body);
+    let body = r.json();
+    let each = body["diagnostics"].as_array().expect("diagnostics");
+    assert_eq!(each.len(), 2, "{body}");
+    assert!(
+        each[0].as_str().unwrap().contains("models.d/potion.toml:3"),
+        "{body}"
+    );
+    assert!(
+        each[1].as_str().unwrap().contains("models.d/potion.toml:4"),
+        "{body}"
+    );
+    assert!(
+        body["error"].as_str().unwrap().contains("2 problems"),
+        "{body}"
+    );
+}
+
 #[test]
 fn foreign_host_and_origin_are_403() {
     let p = sample();
@@ -219,11 +248,29 @@ fn events_follow_a_page_build_and_the_terminal_sees_its_result() {
     assert!(seq.iter().any(|e| e["status"] == "in_progress"
         && e["target"] == "movies-db@potion"
         && e["targetTotal"].as_u64().unwrap_or(0) > 0));
+    // The overall progress counts work units, as the command line's does
+    // (the one target's rows, not 0 or 1 of 1 target).
+    let units: Vec<(u64, u64)> = seq
+        .iter()
+        .filter(|e| e["status"] == "in_progress")
+        .map(|e| {
+            let c = e["unitsCurrent"].as_u64().expect("unitsCurrent");
+            let t = e["unitsTotal"].as_u64().expect("unitsTotal");
+            assert!(c <= t, "{e}");
+            (c, t)
+        })
+        .collect();
+    assert!(
+        units.iter().any(|&(c, t)| t > 1 && c < t),
+        "no progress inside the target in work units: {units:?}"
+    );
     let done = seq.last().expect("completed");
     assert_eq!(
         (done["current"].as_u64(), done["total"].as_u64()),
         (Some(1), Some(1))
     );
+    assert!(done["unitsTotal"].as_u64() > Some(1), "{done}");
+    assert_eq!(done["unitsCurrent"], done["unitsTotal"], "{done}");
     let results = done["results"].as_array().expect("results");
     assert_eq!(results.len(), 1);
     assert_eq!(results[0]["name"], "movies-db@potion");

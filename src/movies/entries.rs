@@ -19,6 +19,7 @@ use crate::movies::catalog::{
 use crate::movies::ids;
 use crate::stage::{StageContext, StageError};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ops::Range;
@@ -117,11 +118,24 @@ pub struct Entry {
     pub summary: Summary,
 }
 
+/// How much of a file must have been parsed again for its whole text to
+/// stay in memory after loading: an edit that touched fewer entries than
+/// `1 / KEEP_TEXT_WHEN` of them (one title of 100,000) needs only those
+/// entries' texts again, read back by span, and the text (most of a
+/// build's memory) is dropped at once.
+const KEEP_TEXT_WHEN: usize = 8;
+
 /// movies.json, loaded: the text and its kept movies.
 #[derive(Debug)]
 pub struct MovieEntries {
-    /// The whole file.
-    text: Vec<u8>,
+    /// The whole file, while worth keeping (see [`KEEP_TEXT_WHEN`]).
+    text: Option<Vec<u8>>,
+    /// The file as opened for loading: an entry whose text is not kept is
+    /// read back from it (the same file even if it was replaced since) and
+    /// checked against its digest.
+    file: Option<std::fs::File>,
+    /// The file as messages name it.
+    shown: PathBuf,
     /// Kept movies (with at least one clean source), in the order the
     /// reference enumerates them (see [`js_key_order`]).
     pub movies: Vec<Entry>,
@@ -145,14 +159,33 @@ pub struct MovieEntries {
 
 impl MovieEntries {
     /// The JSON text of kept movie `i` (as in the file, all sources included).
-    pub fn text_of(&self, i: usize) -> &[u8] {
-        &self.text[self.movies[i].span.clone()]
+    pub fn text_of(&self, i: usize) -> Result<Cow<'_, [u8]>, StageError> {
+        self.entry_text(&self.movies[i])
     }
 
     /// The JSON text of an entry of [`MovieEntries::movies`] or
-    /// [`MovieEntries::dropped`].
-    pub fn entry_text(&self, e: &Entry) -> &[u8] {
-        &self.text[e.span.clone()]
+    /// [`MovieEntries::dropped`]: from the text in memory, else read back
+    /// from the file and checked against the entry's digest (a file
+    /// changed in place since it was loaded is an error, not other bytes).
+    pub fn entry_text(&self, e: &Entry) -> Result<Cow<'_, [u8]>, StageError> {
+        if let Some(text) = &self.text {
+            return Ok(Cow::Borrowed(&text[e.span.clone()]));
+        }
+        use std::os::unix::fs::FileExt;
+        let mut bytes = vec![0; e.span.len()];
+        let read = match &self.file {
+            Some(f) => f.read_exact_at(&mut bytes, e.span.start as u64),
+            None => Err(std::io::Error::other("the file is not open")),
+        };
+        read.map_err(|err| StageError::io(&self.shown, "read back an entry of", err))?;
+        if blake3::hash(&bytes).as_bytes() != &e.digest {
+            return Err(StageError::new(format!(
+                "{} changed while this build was running (movie {:?}); run the build again",
+                self.shown.display(),
+                e.summary.movie_id
+            )));
+        }
+        Ok(Cow::Owned(bytes))
     }
 
     /// Parse kept movie `i` as `T`, with the file named in the error.
@@ -163,7 +196,7 @@ impl MovieEntries {
         i: usize,
         shown: &Path,
     ) -> Result<T, StageError> {
-        serde_json::from_slice(self.text_of(i)).map_err(|e| {
+        serde_json::from_slice(&self.text_of(i)?).map_err(|e| {
             StageError::with_source(
                 format!(
                     "{}: movie {:?}: {e}. Fix that entry",
@@ -300,6 +333,18 @@ fn write_memo(path: &Path, entries: Vec<(Digest, Summary)>) {
     }
 }
 
+/// Open and read a file, keeping it open (entries are read back from it).
+fn read_keeping_open(abs: &Path) -> std::io::Result<(std::fs::File, Vec<u8>)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(abs)?;
+    let mut text = Vec::new();
+    if let Ok(m) = file.metadata() {
+        text.reserve_exact(m.len() as usize);
+    }
+    file.read_to_end(&mut text)?;
+    Ok((file, text))
+}
+
 /// Read, scan and check movies.json at `abs` (`shown` in messages), with
 /// the entry summaries remembered at `memo` (if given). Returns the file's
 /// blake3 and the loaded entries.
@@ -312,8 +357,29 @@ pub fn load_file(
     shown: &Path,
     memo: Option<&Path>,
 ) -> Result<(blake3::Hash, MovieEntries), StageError> {
+    load_file_with(abs, shown, memo, true)
+}
+
+/// [`load_file`] with the summaries builds remembered for project-relative
+/// `rel` under `root`, which are only read: for readers that must write
+/// nothing in `.pipe/` (the admin page's model list), and need not parse
+/// again what the last build checked.
+pub fn load_file_read_only(
+    root: &Path,
+    rel: &Path,
+) -> Result<(blake3::Hash, MovieEntries), StageError> {
+    let memo = memo_path(root, rel);
+    load_file_with(&root.join(rel), rel, Some(&memo), false)
+}
+
+fn load_file_with(
+    abs: &Path,
+    shown: &Path,
+    memo: Option<&Path>,
+    write: bool,
+) -> Result<(blake3::Hash, MovieEntries), StageError> {
     use rayon::prelude::*;
-    let text = std::fs::read(abs).map_err(|e| read_error(e, shown, "movie"))?;
+    let (file, text) = read_keeping_open(abs).map_err(|e| read_error(e, shown, "movie"))?;
     // The scan is sequential; the file's hash and the remembered summaries
     // are had meanwhile on another core.
     let ((parsed, raw, current, schema), (file_hash, mut remembered)) = rayon::join(
@@ -455,7 +521,7 @@ pub fn load_file(
         };
         parsed_now += usize::from(parsed);
         dropped_sources += summary.dropped_sources as usize;
-        if memo.is_some() {
+        if memo.is_some() && write {
             memo_entries.push((digest, summary.clone()));
         }
         let entry = Entry {
@@ -470,16 +536,19 @@ pub fn load_file(
             dropped.push(entry);
         }
     }
-    if let Some(path) = memo {
+    if let Some(path) = memo.filter(|_| write) {
         if parsed_now > 0 || !path.is_file() {
             write_memo(path, memo_entries);
         }
     }
     let schema_last_updated = schema;
+    let keep_text = memo.is_none() || parsed_now * KEEP_TEXT_WHEN >= total;
     Ok((
         file_hash,
         MovieEntries {
-            text,
+            text: keep_text.then_some(text),
+            file: Some(file),
+            shown: shown.to_path_buf(),
             dropped_movies: total - movies.len(),
             dropped_ids,
             entries: total,
@@ -542,9 +611,66 @@ mod tests {
             edited.movies[1].summary.shared,
             first.movies[1].summary.shared
         );
-        assert!(std::str::from_utf8(edited.text_of(1))
+        assert!(std::str::from_utf8(&edited.text_of(1).unwrap())
             .unwrap()
             .contains("B2"));
+    }
+
+    #[test]
+    fn a_small_edit_drops_the_text_and_reads_entries_back_checked() {
+        let d = tempfile::tempdir().unwrap();
+        let memo = d.path().join("memo.bin");
+        let shown = Path::new("data/movies.json");
+        let movies: Vec<String> = (0..20)
+            .map(|i| format!(r#""m{i}":{{"movieId":"m{i}","title":"T{i}","sources":[{SRC}]}}"#))
+            .collect();
+        let text = format!("{{{}}}", movies.join(","));
+        let p = write(d.path(), &text);
+        // Everything parsed: the text is kept.
+        let (_, first) = load_file(&p, shown, Some(&memo)).unwrap();
+        assert!(first.text.is_some());
+        // One entry of 20 parsed again: dropped, and read back by span.
+        let edited = text.replace(r#""title":"T7""#, r#""title":"T7b""#);
+        let p = write(d.path(), &edited);
+        let (_, again) = load_file(&p, shown, Some(&memo)).unwrap();
+        assert_eq!(again.parsed, 1);
+        assert!(again.text.is_none());
+        assert!(std::str::from_utf8(&again.text_of(7).unwrap())
+            .unwrap()
+            .contains("T7b"));
+        let m: serde_json::Value = again.parse(3, shown).unwrap();
+        assert_eq!(m["title"], "T3");
+        // The same file changed in place (same length) after loading: an
+        // error, not another movie's bytes.
+        std::fs::write(&p, edited.replace("T3", "X3")).unwrap();
+        let e = again.text_of(3).unwrap_err().message;
+        assert!(e.contains("changed while this build was running"), "{e}");
+        // Replaced by a new file: the loaded one is still read.
+        std::fs::remove_file(&p).unwrap();
+        std::fs::write(&p, "{}").unwrap();
+        assert!(again.text_of(4).is_ok());
+    }
+
+    #[test]
+    fn a_read_only_load_uses_the_memo_and_writes_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let rel = Path::new("data/movies.json");
+        std::fs::create_dir_all(d.path().join("data")).unwrap();
+        std::fs::write(
+            d.path().join(rel),
+            format!(r#"{{"a":{{"movieId":"a","title":"A","sources":[{SRC}]}}}}"#),
+        )
+        .unwrap();
+        let memo = memo_path(d.path(), rel);
+        // No memo yet: everything parsed, and none written.
+        let (_, first) = load_file_read_only(d.path(), rel).unwrap();
+        assert_eq!(first.parsed, 1);
+        assert!(!memo.exists());
+        // After a build remembered the entries: nothing parsed again.
+        load_file(&d.path().join(rel), rel, Some(&memo)).unwrap();
+        let (_, again) = load_file_read_only(d.path(), rel).unwrap();
+        assert_eq!(again.parsed, 0);
+        assert_eq!(again.movies[0].summary.movie_id, "a");
     }
 
     #[test]

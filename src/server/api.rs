@@ -186,16 +186,23 @@ fn error(code: StatusCode, message: String, extra: Option<(&str, Value)>) -> Res
 }
 
 /// The manifest, read again from disk, rendered without colour if invalid.
-fn load(manifest: &Path) -> Result<(Manifest, Graph), String> {
-    let render = |e: ManifestErrors| {
-        let mut out = String::new();
+fn load(manifest: &Path) -> Result<(Manifest, Graph), Vec<String>> {
+    // Each problem its own report (with its file:line:col and snippet), as
+    // the command line prints them, not one report that nests the others.
+    let render = |e: ManifestErrors| -> Vec<String> {
         let handler =
             miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
                 .with_width(100);
-        match handler.render_report(&mut out, &e) {
-            Ok(()) => out,
-            Err(_) => e.to_string(),
-        }
+        e.errors
+            .into_iter()
+            .map(|one| {
+                let mut out = String::new();
+                match handler.render_report(&mut out, &one) {
+                    Ok(()) => out,
+                    Err(_) => one.to_string(),
+                }
+            })
+            .collect()
     };
     let manifest = Manifest::load(manifest).map_err(render)?;
     let graph = Graph::build(&manifest).map_err(render)?;
@@ -218,12 +225,19 @@ async fn blocking<T: Send + 'static>(
     })
 }
 
-fn manifest_error(diagnostic: String) -> Refusal {
-    Box::new(error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "pipeline.toml or a model file is invalid".into(),
-        Some(("diagnostic", Value::String(diagnostic))),
-    ))
+fn manifest_error(diagnostics: Vec<String>) -> Refusal {
+    let message = match diagnostics.len() {
+        1 => "pipeline.toml or a model file is invalid".to_string(),
+        n => format!("pipeline.toml or the model files have {n} problems"),
+    };
+    // `diagnostics`: one entry per problem; `diagnostic`: all of them as
+    // one text, as the first version of this answer had it.
+    let body = json!({
+        "error": message,
+        "diagnostic": diagnostics.join("\n"),
+        "diagnostics": diagnostics,
+    });
+    Box::new((StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response())
 }
 
 /// One model, as `GET /api/models` shows it.
@@ -296,9 +310,10 @@ impl KeptIds {
                 return Ok(ids.clone());
             }
         }
-        // No memo file: a read-only request writes nothing in .pipe/.
-        let (_, loaded) =
-            crate::movies::entries::load_file(&abs, rel, None).map_err(|e| e.message.clone())?;
+        // What the last build remembered of each entry is read, not
+        // parsed again; a read-only request writes nothing in .pipe/.
+        let (_, loaded) = crate::movies::entries::load_file_read_only(root, rel)
+            .map_err(|e| e.message.clone())?;
         let ids: Arc<HashSet<String>> = Arc::new(
             loaded
                 .movies
@@ -550,6 +565,17 @@ fn selection(
     }
     if req.embedding_model.is_none() && !req.skip_json_generation {
         return Ok(Vec::new()); // everything
+    }
+    // The model choice publishes that model's database, as `-m` does.
+    if let Some(why) = req
+        .embedding_model
+        .as_deref()
+        .and_then(|m| crate::executor::publish_refusal(manifest, graph, m))
+    {
+        return Err(Invalid::Model(
+            why,
+            manifest.models.iter().map(|m| m.id.clone()).collect(),
+        ));
     }
     graph
         .select_original(

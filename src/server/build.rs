@@ -5,6 +5,7 @@ use super::api::App;
 use crate::executor::{BuildEvent, BuildOptions, Executor, Observer, Outcome, TargetResult};
 use crate::graph::Graph;
 use crate::manifest::Manifest;
+use crate::progress::{describe, Units};
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -27,6 +28,11 @@ pub struct ProgressEvent {
     pub current: usize,
     /// Targets selected (0 until the executor has expanded the selection).
     pub total: usize,
+    /// Work units (files, rows, texts) done over every target, as the
+    /// command line's overall progress counts them ([`Units`]).
+    pub units_current: u64,
+    /// Work units in all, over the targets that reported theirs so far.
+    pub units_total: u64,
     /// One line for people.
     pub message: String,
     /// The target this event is about.
@@ -66,6 +72,8 @@ impl ProgressEvent {
             id,
             current: 0,
             total: 0,
+            units_current: 0,
+            units_total: 0,
             message,
             target: None,
             target_state: None,
@@ -93,6 +101,10 @@ pub struct Running {
     pub current: usize,
     /// Targets selected.
     pub total: usize,
+    /// Work units done and in all ([`ProgressEvent::units_current`]).
+    pub units_current: u64,
+    /// Work units in all.
+    pub units_total: u64,
     /// The last progress message.
     pub message: String,
 }
@@ -105,6 +117,8 @@ struct Forward {
     /// When each target last sent a progress event: stages report progress
     /// per chunk of movies, far more often than a page can show.
     last_progress: Mutex<HashMap<String, Instant>>,
+    /// The build's progress in work units, summed over its targets.
+    units: Mutex<Units>,
 }
 
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
@@ -112,6 +126,26 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 impl Observer for Forward {
     fn event(&self, event: &BuildEvent) {
         let mut out = ProgressEvent::new("in_progress", self.id, String::new());
+        {
+            let mut units = self.units.lock().unwrap_or_else(|e| e.into_inner());
+            match event {
+                BuildEvent::Started { total } => units.start(*total),
+                BuildEvent::Progress {
+                    name,
+                    current,
+                    total,
+                    ..
+                } => units.progress(name, *current, *total),
+                BuildEvent::TargetFinished { result, .. } => units.finished(&result.name),
+                _ => {}
+            }
+            (out.units_current, out.units_total) = units.position();
+        }
+        let (units_current, units_total) = (out.units_current, out.units_total);
+        self.app.update(|r| {
+            r.units_current = units_current;
+            r.units_total = units_total;
+        });
         match event {
             BuildEvent::Started { total } => {
                 out.message = format!("building: {total} target(s) selected");
@@ -173,24 +207,6 @@ impl Observer for Forward {
     }
 }
 
-/// One line about a target's result.
-fn describe(r: &TargetResult) -> String {
-    let secs = r.millis as f64 / 1000.0;
-    match &r.outcome {
-        Outcome::UpToDate => format!("{} is up to date", r.name),
-        Outcome::Built { written, .. } => {
-            format!("built {} in {secs:.2}s ({written} written)", r.name)
-        }
-        Outcome::Downloaded { bytes, .. } => {
-            format!("downloaded {} in {secs:.2}s ({bytes} bytes)", r.name)
-        }
-        Outcome::WouldBuild => format!("{} would be built", r.name),
-        Outcome::Failed { error } => format!("{} failed: {error}", r.name),
-        Outcome::Skipped { because } => format!("{} skipped: {because} failed", r.name),
-        Outcome::NotRun => format!("{} not run", r.name),
-    }
-}
-
 /// Run a build to the end and publish its result. Called on a blocking
 /// thread: it takes the project lock (waiting for a terminal build) and
 /// builds with the same executor as `pipe build`.
@@ -229,6 +245,7 @@ pub fn run(
         app: app.clone(),
         id,
         last_progress: Mutex::new(HashMap::new()),
+        units: Mutex::new(Units::default()),
     };
     let opts = BuildOptions {
         targets,
@@ -242,6 +259,11 @@ pub fn run(
         Err(e) => return failure(id, e.to_string(), Vec::new()),
     };
     let total = report.results.len();
+    let (units_current, units_total) = observer
+        .units
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .position();
     let built = report.built();
     let failed: Vec<&TargetResult> = report
         .results
@@ -261,6 +283,7 @@ pub fn run(
         );
         e.current = total;
         e.total = total;
+        (e.units_current, e.units_total) = (units_current, units_total);
         return e;
     }
     let mut message = if built == 0 {
@@ -276,6 +299,7 @@ pub fn run(
     let mut done = ProgressEvent::new("completed", id, message);
     done.current = total;
     done.total = total;
+    (done.units_current, done.units_total) = (units_current, units_total);
     done.results = report.results;
     done
 }

@@ -21,13 +21,13 @@
 //! The page can start builds, so only this machine may use it: requests
 //! whose `Host` is not a loopback name with our port are refused (DNS
 //! rebinding), and so are state-changing requests from another site's page
-//! (CSRF); see [`security`].
+//! (CSRF); see `security.rs`.
 //!
 //! A slow or lying client cannot hold the server: a request head must
-//! arrive within [`limits::HEADER_READ_TIMEOUT`] and its body within
-//! [`limits::BODY_READ_TIMEOUT`] (a false `Content-Length` gets 408), and
-//! at most [`limits::MAX_EVENT_STREAMS`] event streams are open at once
-//! (503 beyond); see [`limits`].
+//! arrive within 5 s and its body within 5 s more (a false `Content-Length`
+//! gets 408), and at most 32 event streams are open at once (503 beyond);
+//! see `limits.rs` (`HEADER_READ_TIMEOUT`, `BODY_READ_TIMEOUT`,
+//! `MAX_EVENT_STREAMS`).
 
 mod api;
 mod build;

@@ -197,7 +197,7 @@ fn texts(
                     .par_iter()
                     .map(|e| {
                         let movie: serde_json::Value =
-                            serde_json::from_slice(entries.entry_text(e)).map_err(|err| {
+                            serde_json::from_slice(&entries.entry_text(e)?).map_err(|err| {
                                 StageError::new(format!(
                                     "{}: movie {:?}: {err}",
                                     movies.display(),

@@ -87,11 +87,19 @@ impl RenderState {
     }
 
     /// Best effort: without it the next run renders everything again.
+    /// Streamed to the file (at 100,000 movies the encoded state is 13 MB
+    /// more at the build's peak).
     fn write(&self, ctx: &StageContext) {
         let path = Self::path(ctx);
-        if let (Ok(bytes), Some(dir)) = (postcard::to_allocvec(self), path.parent()) {
-            let _ = std::fs::create_dir_all(dir);
-            let _ = artifact::write_atomic(&path, &bytes);
+        let Ok(file) = artifact::temp_beside(&path) else {
+            return;
+        };
+        let mut out = std::io::BufWriter::new(file);
+        if postcard::to_io(self, &mut out).is_err() {
+            return;
+        }
+        if let Ok(file) = out.into_inner() {
+            let _ = file.persist(&path);
         }
     }
 }
@@ -263,7 +271,7 @@ pub fn run(ctx: &StageContext, spec: &MovieJsonSpec) -> Result<StageOutput, Stag
                             .unwrap_or_default();
                         // Straight from the text when it can be (no parsed
                         // movie); through the typed record otherwise.
-                        let bytes = match render_raw(catalog.text_of(i), &related, &colls) {
+                        let bytes = match render_raw(&catalog.text_of(i)?, &related, &colls) {
                             Some(bytes) => bytes,
                             None => {
                                 let mut movie: crate::movies::catalog::Movie =
@@ -312,6 +320,11 @@ pub fn run(ctx: &StageContext, spec: &MovieJsonSpec) -> Result<StageOutput, Stag
     if ctx.is_cancelled() {
         return Err(StageError::cancelled());
     }
+    // What decided reuse is not needed any more: freed before the new
+    // state is made (both are 20 MB at 100,000 movies).
+    drop(previous);
+    drop(previous_index);
+    drop(previous_state);
     let written = file_set::commit(ctx, staged, |&i: &usize| names[i].clone())?;
 
     RenderState {

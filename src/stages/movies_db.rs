@@ -3,11 +3,11 @@
 //! sqlite-vec `vec_movies` table for the model's vectors.
 //!
 //! A database is assembled from two parts, each built once and cached under
-//! `.pipe/cache/movies-db/` (see [`cache`]):
-//! * the catalog part ([`catalog_part`]): every table but `vec_movies` and
+//! `.pipe/cache/movies-db/` (see `movies_db/cache.rs`):
+//! * the catalog part (`movies_db/catalog_part.rs`): every table but `vec_movies` and
 //!   `config`, the same for every model, built once per process for all the
 //!   model targets of a build;
-//! * the vector part ([`vector_part`]): `vec_movies` (float32, or int8/bit
+//! * the vector part (`movies_db/vector_part.rs`): `vec_movies` (float32, or int8/bit
 //!   for a quantized model, with `vec_movies_float` when it rescores), per
 //!   model, a function of the embeddings file and the ordered list of kept
 //!   movie ids, so an edit to a movie's fields reuses it.

@@ -159,7 +159,7 @@ async function loadStatus() {
   if (body.build) {
     setBuilding(true, body.build.id);
     syncLines(body.build.building || []);
-    showProgress(body.build.current, body.build.total, null, body.build.message || 'Building…');
+    showProgress(body.build.unitsCurrent, body.build.unitsTotal, null, body.build.message || 'Building…');
   } else {
     if (building || first) setBuilding(false);
     clearLines();
@@ -169,7 +169,8 @@ async function loadStatus() {
 }
 
 function problemText(body) {
-  return [body.error || 'The server did not answer.', body.diagnostic].filter(Boolean).join('\n\n');
+  const each = Array.isArray(body.diagnostics) ? body.diagnostics : [body.diagnostic];
+  return [body.error || 'The server did not answer.', ...each].filter(Boolean).join('\n\n');
 }
 
 // --- a build ----------------------------------------------------------------
@@ -323,13 +324,14 @@ function onEvent(event) {
           case 'finished': endLine(event.target); break;
           default: break;
         }
-        const fraction = event.targetTotal ? event.targetCurrent / event.targetTotal : null;
         const running = lines.size ? `, ${lines.size} building` : '';
-        showProgress(event.current, event.total, lines.size === 1 ? fraction : null,
+        // The bar counts work units (files, rows, texts) over every target,
+        // as the command line's does; the text counts targets.
+        showProgress(event.unitsCurrent, event.unitsTotal, null,
           event.total ? `Building: ${event.current} of ${event.total} target(s) done${running}` : event.message);
         refreshSoon();
       } else {
-        showProgress(event.current, event.total, null, event.message);
+        showProgress(event.unitsCurrent, event.unitsTotal, null, event.message);
       }
       break;
     }
