@@ -307,6 +307,67 @@ fn a_build_killed_halfway_resumes_with_only_the_rest() {
 }
 
 #[test]
+fn ctrl_c_keeps_the_vectors_obtained() {
+    let s = setup(10);
+    let p = &s.project;
+    let n = movie_count(p);
+    let half_requests = n.div_ceil(10) / 2;
+    s.alpha.hold_from(half_requests);
+    let mut child = pipe_command(p, &["build", "embeddings@alpha"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn pipe");
+    // Everything pipe says on stderr, line by line, to see the interrupt
+    // acknowledged.
+    let (lines, said) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines.send(line);
+        }
+    });
+    s.alpha.wait_held(1, Duration::from_secs(120));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(status.success());
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.contains("interrupted")) {
+        seen.push(
+            said.recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("no interrupt message: {seen:?}")),
+        );
+    }
+    // The batch in flight is answered after the interrupt: it is kept too,
+    // and nothing more is sent.
+    s.alpha.release();
+    let code = child.wait().expect("wait").code();
+    reader.join().expect("stderr reader");
+    seen.extend(said.try_iter());
+    let stderr = seen.join("\n");
+    assert_eq!(code, Some(130), "{stderr}");
+    let obtained = half_requests * 10 + 10;
+    assert_eq!(s.alpha.texts(), obtained, "{stderr}");
+    assert!(!p.path("data/embeddings-alpha-movies.db").exists());
+
+    s.alpha.hold_from(usize::MAX);
+    reset(&s);
+    build(p);
+    assert_eq!(
+        s.alpha.texts(),
+        n - obtained,
+        "only what Ctrl-C left out is sent"
+    );
+    assert_eq!(stored(p, "alpha").len(), n);
+}
+
+#[test]
 fn an_api_key_is_never_written_anywhere() {
     let s = setup(100);
     let p = &s.project;

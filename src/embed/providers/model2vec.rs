@@ -67,9 +67,9 @@ impl Model2Vec {
         let encoder = match UnigramModel::load(&dir, config.normalize) {
             Ok(m) => Encoder::Unigram(m),
             Err(Unsupported::Invalid(e)) => return Err(cannot(&e)),
-            Err(Unsupported::Other(_)) => Encoder::Crate(
+            Err(Unsupported::Other(why)) => Encoder::Crate(
                 StaticModel::from_pretrained(&dir, None, config.normalize, None)
-                    .map_err(|e| cannot(&format!("{e:#}")))?,
+                    .map_err(|e| cannot(&format!("{e:#} (and pipe's own loader: {why})")))?,
             ),
         };
         Ok(Model2Vec {

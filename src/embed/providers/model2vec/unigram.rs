@@ -26,16 +26,42 @@
 //!
 //! `tests` compares every vector with model2vec-rs's on the real model.
 
+use rayon::slice::ParallelSliceMut;
 use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::path::Path;
 use tokenizers::{OffsetReferential, OffsetType, PreTokenizer, Tokenizer};
 
 /// `tokenizers`' `K_UNK_PENALTY`: an unknown character scores this much below
 /// the lowest-scoring piece.
 const UNK_PENALTY: f64 = 10.0;
+
+/// The `model` of tokenizer.json, enough to tell its type.
+#[derive(serde::Deserialize)]
+struct ModelKind {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+/// A Unigram `model` of tokenizer.json.
+#[derive(serde::Deserialize)]
+struct UnigramFile {
+    unk_id: Option<u64>,
+    vocab: Vec<(String, f64)>,
+    #[serde(default)]
+    byte_fallback: bool,
+}
+
+/// An entry of tokenizer.json's `added_tokens` (the rest is the crate's).
+#[derive(serde::Deserialize)]
+struct AddedFile {
+    content: String,
+    id: u64,
+}
 
 /// Marks an absent node, token or start.
 const NONE: u32 = u32::MAX;
@@ -202,53 +228,26 @@ impl UnigramModel {
             std::fs::read(dir.join(f)).map_err(|e| invalid(format!("cannot read {f}: {e}")))
         };
         let tokenizer_bytes = read("tokenizer.json")?;
-        let mut json: Value = serde_json::from_slice(&tokenizer_bytes)
+        // The top level as raw JSON (borrowed, not parsed), then only the
+        // model as typed values: a `Value` of 276k pieces costs several
+        // times the parse.
+        let top: BTreeMap<String, &RawValue> = serde_json::from_slice(&tokenizer_bytes)
             .map_err(|e| invalid(format!("tokenizer.json: {e}")))?;
-        drop(tokenizer_bytes);
-        let model = json
-            .get_mut("model")
-            .and_then(Value::as_object_mut)
+        let model_json = top
+            .get("model")
             .ok_or_else(|| invalid("tokenizer.json has no model"))?;
-        if model.get("type").and_then(Value::as_str) != Some("Unigram") {
+        let kind: ModelKind = serde_json::from_str(model_json.get())
+            .map_err(|e| invalid(format!("tokenizer.json: model: {e}")))?;
+        if kind.kind.as_deref() != Some("Unigram") {
             return Err(other("not a Unigram tokenizer"));
         }
+        let model: UnigramFile = serde_json::from_str(model_json.get())
+            .map_err(|e| invalid(format!("tokenizer.json: the Unigram model: {e}")))?;
         let unk_id = model
-            .get("unk_id")
-            .and_then(Value::as_u64)
+            .unk_id
             .ok_or_else(|| other("the Unigram model has no unk_id"))? as usize;
-        let byte_fallback = model
-            .get("byte_fallback")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let vocab = match model.get_mut("vocab") {
-            Some(Value::Array(v)) => std::mem::take(v),
-            _ => return Err(invalid("tokenizer.json: the Unigram model has no vocab")),
-        };
-        let mut pieces: Vec<String> = Vec::with_capacity(vocab.len());
-        let mut scores: Vec<f64> = Vec::with_capacity(vocab.len());
-        let mut light_vocab = Vec::new();
-        for (i, entry) in vocab.into_iter().enumerate() {
-            let (piece, score) = match entry {
-                Value::Array(mut pair) if pair.len() == 2 => {
-                    let score = pair[1].as_f64();
-                    match (pair.swap_remove(0), score) {
-                        (Value::String(p), Some(s)) => (p, s),
-                        _ => {
-                            return Err(invalid(format!(
-                                "tokenizer.json: vocab entry {i} is not [piece, score]"
-                            )))
-                        }
-                    }
-                }
-                _ => {
-                    return Err(invalid(format!(
-                        "tokenizer.json: vocab entry {i} is not [piece, score]"
-                    )))
-                }
-            };
-            pieces.push(piece);
-            scores.push(score);
-        }
+        let byte_fallback = model.byte_fallback;
+        let (pieces, scores): (Vec<String>, Vec<f64>) = model.vocab.into_iter().unzip();
         if unk_id >= pieces.len() {
             return Err(invalid("tokenizer.json: unk_id is not in the vocabulary"));
         }
@@ -260,7 +259,7 @@ impl UnigramModel {
             .enumerate()
             .map(|(i, p)| (p.as_bytes(), i as u32))
             .collect();
-        sorted.sort_unstable();
+        sorted.par_sort_unstable();
         let mut unique: Vec<(&[u8], u32)> = Vec::with_capacity(sorted.len());
         for (p, id) in sorted {
             match unique.last_mut() {
@@ -282,21 +281,12 @@ impl UnigramModel {
         // The stub vocabulary: the first pieces, up to unk_id and every
         // added token, whose ids must then be the same as with the whole.
         let mut keep = unk_id + 1;
-        let added: Vec<(String, u64)> = json
-            .get("added_tokens")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|t| {
-                        Some((
-                            t.get("content")?.as_str()?.to_string(),
-                            t.get("id")?.as_u64()?,
-                        ))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        for (content, id) in &added {
+        let added: Vec<AddedFile> = match top.get("added_tokens") {
+            Some(raw) => serde_json::from_str(raw.get())
+                .map_err(|e| invalid(format!("tokenizer.json: added_tokens: {e}")))?,
+            None => Vec::new(),
+        };
+        for AddedFile { content, id } in &added {
             match id_of(content) {
                 Some(full) if u64::from(full) == *id => keep = keep.max(full as usize + 1),
                 _ => {
@@ -306,19 +296,35 @@ impl UnigramModel {
                 }
             }
         }
-        for i in 0..keep {
-            light_vocab.push(serde_json::json!([pieces[i], scores[i]]));
+        let light_model = serde_json::json!({
+            "type": "Unigram",
+            "unk_id": unk_id,
+            "vocab": (0..keep).map(|i| (&pieces[i], scores[i])).collect::<Vec<_>>(),
+            "byte_fallback": byte_fallback,
+        });
+        let mut light = String::from("{");
+        for (i, (k, v)) in top.iter().enumerate() {
+            if i > 0 {
+                light.push(',');
+            }
+            light.push_str(&serde_json::to_string(k).unwrap_or_default());
+            light.push(':');
+            if k == "model" {
+                light.push_str(&light_model.to_string());
+            } else {
+                light.push_str(v.get());
+            }
         }
-        if let Some(model) = json.get_mut("model").and_then(Value::as_object_mut) {
-            model.insert("vocab".into(), Value::Array(light_vocab));
-        }
+        light.push('}');
         let pre: Tokenizer =
-            serde_json::from_value(json).map_err(|e| invalid(format!("tokenizer.json: {e}")))?;
-        for (content, id) in &added {
+            serde_json::from_str(&light).map_err(|e| invalid(format!("tokenizer.json: {e}")))?;
+        for AddedFile { content, id } in &added {
             if pre.token_to_id(content).map(u64::from) != Some(*id) {
                 return Err(other(format!("added token {content:?} changes id")));
             }
         }
+        drop(top);
+        drop(tokenizer_bytes);
 
         let min_score = scores.iter().copied().fold(f64::INFINITY, f64::min);
         let mut byte_ids = [NONE; 256];
