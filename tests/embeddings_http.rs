@@ -478,6 +478,33 @@ fn a_failing_provider_fails_the_build_clearly_and_keeps_what_it_got() {
     build(p);
     assert_eq!(s.alpha.texts(), n - 150, "only what was not obtained");
     assert_eq!(stored(p, "alpha").len(), n);
+
+    // The retry policy is the model file's: two attempts, short waits.
+    p.write(
+        "models.d/alpha.toml",
+        &format!(
+            "{}attempts = 2\nretry-delay = 0.01\nretry-max-delay = 0.05\n",
+            alpha_model(&s.alpha.url, 50, "")
+        ),
+    );
+    for f in [
+        ".pipe/cache/embeddings/alpha.vectors",
+        "data/embeddings-alpha-movies.db",
+    ] {
+        std::fs::remove_file(p.path(f)).expect("rm");
+    }
+    s.alpha.fail_next(&vec![Fault::ServerError; 3]);
+    reset(&s);
+    let started = std::time::Instant::now();
+    let run = pipe(p, &["build", "embeddings@alpha"]);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains("gave up after 2 attempts"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(s.alpha.requests(), 2);
+    assert!(started.elapsed() < Duration::from_secs(30));
 }
 
 #[test]
