@@ -35,6 +35,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::Path;
 use tokenizers::{OffsetReferential, OffsetType, PreTokenizer, Tokenizer};
+use unicode_segmentation::UnicodeSegmentation;
 
 /// `tokenizers`' `K_UNK_PENALTY`: an unknown character scores this much below
 /// the lowest-scoring piece.
@@ -188,6 +189,8 @@ pub struct UnigramModel {
     /// Added tokens, normalizer and pre-tokenizer of tokenizer.json, with a
     /// stub of the vocabulary.
     pre: Tokenizer,
+    /// The direct path for the common pipeline, when it applies.
+    direct: Option<Direct>,
     trie: Trie,
     scores: Vec<f64>,
     unk_id: u32,
@@ -323,6 +326,7 @@ impl UnigramModel {
                 return Err(other(format!("added token {content:?} changes id")));
             }
         }
+        let direct = Direct::new(&pre, top.get("pre_tokenizer").copied(), &added);
         drop(top);
         drop(tokenizer_bytes);
 
@@ -421,6 +425,7 @@ impl UnigramModel {
         }
         Ok(UnigramModel {
             pre,
+            direct,
             trie,
             scores,
             unk_id: unk_id as u32,
@@ -464,6 +469,11 @@ impl UnigramModel {
         out: &mut Vec<u32>,
         best: &mut Vec<BestPath>,
     ) -> Result<(), String> {
+        if let Some(direct) = &self.direct {
+            if let Some(()) = direct.pieces(text, |piece| self.viterbi(piece, best, out)) {
+                return Ok(());
+            }
+        }
         let mut pretokenized = self
             .pre
             .get_added_vocabulary()
@@ -620,6 +630,136 @@ impl UnigramModel {
     }
 }
 
+/// The pipeline of tokenlearn-static-model and its kin, done without the
+/// `tokenizers` crate's alignment bookkeeping (which allocates per
+/// character): the Precompiled (SentencePiece) normalizer, then
+/// `WhitespaceSplit` and `Metaspace` (`▁`, prepended always, split). Same
+/// steps on the string alone, so the same pieces; a text that holds an
+/// added token goes the crate's way.
+struct Direct {
+    normalizer: tokenizers::normalizers::Precompiled,
+    /// What the normalizer makes of each ASCII character.
+    ascii: Vec<Option<String>>,
+    /// Added tokens' contents: a text containing one is not for this path.
+    added: Vec<String>,
+}
+
+thread_local! {
+    /// One thread's normalized text and current word.
+    static DIRECT_SCRATCH: RefCell<(String, String)> = const { RefCell::new((String::new(), String::new())) };
+}
+
+impl Direct {
+    fn new(
+        pre: &Tokenizer,
+        pre_tokenizer: Option<&RawValue>,
+        added: &[AddedFile],
+    ) -> Option<Direct> {
+        let Some(tokenizers::NormalizerWrapper::Precompiled(p)) = pre.get_normalizer() else {
+            return None;
+        };
+        let expected = serde_json::json!({
+            "type": "Sequence",
+            "pretokenizers": [
+                {"type": "WhitespaceSplit"},
+                {"type": "Metaspace", "replacement": "\u{2581}", "prepend_scheme": "always", "split": true}
+            ]
+        });
+        let actual: Value = serde_json::from_str(pre_tokenizer?.get()).ok()?;
+        if actual != expected || added.iter().any(|a| a.content.is_empty()) {
+            return None;
+        }
+        let ascii = (0u8..128)
+            .map(|b| {
+                let c = [b];
+                let s = std::str::from_utf8(&c).ok()?;
+                p.transform(s).map(str::to_string)
+            })
+            .collect();
+        Some(Direct {
+            normalizer: p.clone(),
+            ascii,
+            added: added.iter().map(|a| a.content.clone()).collect(),
+        })
+    }
+
+    /// Call `f` with each pre-token of `text`, in order; `None` (and no
+    /// call) when the text holds an added token.
+    fn pieces(&self, text: &str, mut f: impl FnMut(&str)) -> Option<()> {
+        if self.added.iter().any(|a| text.contains(a.as_str())) {
+            return None;
+        }
+        DIRECT_SCRATCH.with_borrow_mut(|(normalized, word)| {
+            normalized.clear();
+            self.normalize(text, normalized);
+            if self.added.iter().any(|a| normalized.contains(a.as_str())) {
+                return None;
+            }
+            for w in normalized
+                .split(char::is_whitespace)
+                .filter(|w| !w.is_empty())
+            {
+                word.clear();
+                if !w.starts_with('\u{2581}') {
+                    word.push('\u{2581}');
+                }
+                word.push_str(w);
+                // Split before every `▁` (MergedWithNext).
+                let mut start = 0;
+                for (i, _) in word.match_indices('\u{2581}').skip(1) {
+                    f(&word[start..i]);
+                    start = i;
+                }
+                f(&word[start..]);
+            }
+            Some(())
+        })
+    }
+
+    /// The Precompiled normalizer's `normalize`, on the string only: per
+    /// grapheme under 6 bytes its mapping if it has one, else per character.
+    fn normalize(&self, text: &str, out: &mut String) {
+        if text.is_ascii() {
+            // ASCII graphemes are single characters, but CR LF.
+            let bytes = text.as_bytes();
+            let mut i = 0;
+            while i < bytes.len() {
+                if bytes[i] == b'\r' && bytes.get(i + 1) == Some(&b'\n') {
+                    self.grapheme(&text[i..i + 2], out);
+                    i += 2;
+                    continue;
+                }
+                match &self.ascii[bytes[i] as usize] {
+                    Some(norm) => out.push_str(norm),
+                    None => out.push(bytes[i] as char),
+                }
+                i += 1;
+            }
+            return;
+        }
+        for g in text.graphemes(true) {
+            self.grapheme(g, out);
+        }
+    }
+
+    /// One grapheme of [`Direct::normalize`].
+    fn grapheme(&self, g: &str, out: &mut String) {
+        let p = &self.normalizer;
+        if g.len() < 6 {
+            if let Some(norm) = p.transform(g) {
+                out.push_str(norm);
+                return;
+            }
+        }
+        for (i, c) in g.char_indices() {
+            match p.transform(&g[i..i + c.len_utf8()]) {
+                Some(norm) => out.push_str(norm),
+                None => out.push(c),
+            }
+        }
+    }
+}
+
 /// Take `candidate` as the best path into `target` if `target` is unset or
 /// `candidate` scores strictly higher.
 #[inline(always)]
@@ -744,6 +884,10 @@ mod tests {
             Ok(m) => m,
             Err(Unsupported::Other(e) | Unsupported::Invalid(e)) => panic!("not loaded: {e}"),
         };
+        assert!(
+            ours.direct.is_some(),
+            "the direct path applies to this model"
+        );
         let theirs = StaticModel::from_pretrained(&dir, None, None, None).unwrap();
         assert_eq!(ours.dim(), theirs.dim());
         let texts = corpus();
