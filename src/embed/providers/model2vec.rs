@@ -30,7 +30,7 @@ pub const MODEL_FILES: [&str; 3] = ["config.json", "model.safetensors", "tokeniz
 /// How a loaded model encodes.
 enum Encoder {
     /// Unigram tokenizer: pipe's own loader and encoder.
-    Unigram(UnigramModel),
+    Unigram(Box<UnigramModel>),
     /// Anything else: model2vec-rs.
     Crate(StaticModel),
 }
@@ -65,7 +65,7 @@ impl Model2Vec {
             ))
         };
         let encoder = match UnigramModel::load(&dir, config.normalize) {
-            Ok(m) => Encoder::Unigram(m),
+            Ok(m) => Encoder::Unigram(Box::new(m)),
             Err(Unsupported::Invalid(e)) => return Err(cannot(&e)),
             Err(Unsupported::Other(why)) => Encoder::Crate(
                 StaticModel::from_pretrained(&dir, None, config.normalize, None)
