@@ -5,6 +5,9 @@ the time the server spent answering.
 
     cargo build --release && python3 bench/embed_http.py --sizes 30000
 
+`--baseline OTHER/target/release/pipe` measures another build too, side by
+side (baseline first, then this one, per size, against the same server).
+
 For each size: a project under bench/out/embed-http-<size> (gitignored) with
 data from `pipe sample --seed 1` and one model whose [embed] table is
 `provider = "openai"` at the local server. The server (in this script, on
@@ -79,17 +82,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.server.requests += 1
 
 
+# The binary `pipe` runs (this build, or --baseline's).
+BIN = [PIPE]
+
+
 def pipe(args, cwd, env):
     t0 = time.perf_counter()
-    p = subprocess.run([PIPE, *args], cwd=cwd, env=env, capture_output=True, text=True)
+    p = subprocess.run([BIN[0], *args], cwd=cwd, env=env, capture_output=True, text=True)
     dt = time.perf_counter() - t0
     if p.returncode != 0:
         sys.exit(f"pipe {' '.join(args)} failed:\n{p.stdout}\n{p.stderr}")
     return dt
 
 
-def bench(n, server):
-    work = REPO / "bench" / "out" / f"embed-http-{n}"
+def bench(n, server, tag="this"):
+    work = REPO / "bench" / "out" / f"embed-http-{n}-{tag}"
     if work.exists():
         shutil.rmtree(work)
     (work / "models.d").mkdir(parents=True)
@@ -135,20 +142,26 @@ def bench(n, server):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="30000")
+    ap.add_argument("--baseline", help="another pipe binary to measure side by side")
     args = ap.parse_args()
     if not PIPE.exists():
         sys.exit("build first: cargo build --release")
     server = Server()
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    print("| movies | build | texts sent | requests | wall | server busy | pipe overhead | per 30k texts |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"load before: {os.getloadavg()}", file=sys.stderr)
+    print("| pipe | movies | build | texts sent | requests | wall | server busy | pipe overhead | per 30k texts |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    builds = ([(Path(args.baseline), "baseline")] if args.baseline else []) + [(PIPE, "this")]
     for n in [int(s) for s in args.sizes.split(",")]:
-        for label, (wall, busy, texts, requests) in bench(n, server).items():
-            if label == "warm-up":
-                continue
-            over = wall - busy
-            per = f"{over * 30000 / texts:.2f} s" if texts else "-"
-            print(f"| {n} | {label} | {texts} | {requests} | {wall:.2f} s | {busy:.2f} s | {over:.2f} s | {per} |")
+        for binary, tag in builds:
+            BIN[0] = binary
+            for label, (wall, busy, texts, requests) in bench(n, server, tag).items():
+                if label == "warm-up":
+                    continue
+                over = wall - busy
+                per = f"{over * 30000 / texts:.2f} s" if texts else "-"
+                print(f"| {tag} | {n} | {label} | {texts} | {requests} | {wall:.2f} s | {busy:.2f} s | {over:.2f} s | {per} |")
+    print(f"load after: {os.getloadavg()}", file=sys.stderr)
     server.shutdown()
 
 

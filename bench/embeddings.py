@@ -5,6 +5,10 @@ build after a one-movie edit (exactly one text sent), and peak memory.
 
     cargo build --release && bash .ci/deps && python3 bench/embeddings.py --sizes 30000,100000
 
+A/B: `--baseline OTHER/target/release/pipe` runs the same steps with another
+build, side by side (baseline then this one, per size), and checks that both
+wrote the same embeddings file, byte for byte.
+
 Each size gets a project under bench/out/embed-<size> (gitignored) with data
 from `pipe sample --seed 1`, one model (64 dimensions) whose [embed] table
 runs the model2vec model `.ci/deps` unpacks (tokenlearn-static-model), and
@@ -50,20 +54,27 @@ path = "models/m2v"
 
 def timed(cmd, cwd):
     t0 = time.perf_counter()
-    p = subprocess.run(["/usr/bin/time", "-f", "%M", *map(str, cmd)], cwd=cwd, capture_output=True, text=True)
+    p = subprocess.run(["/usr/bin/time", "-f", "%M %U %S", *map(str, cmd)], cwd=cwd, capture_output=True, text=True)
     dt = time.perf_counter() - t0
     if p.returncode != 0:
         sys.exit(f"failed: {cmd}\n{p.stdout}\n{p.stderr}")
-    rss = int(p.stderr.strip().splitlines()[-1])
-    return dt, rss, p.stdout
+    rss, user, system = p.stderr.strip().splitlines()[-1].split()
+    CPU[0] = float(user) + float(system)
+    return dt, int(rss), p.stdout
+
+
+# CPU seconds (user + system) of the last `timed` command: on a shared
+# machine wall time says more about the other jobs than about pipe.
+CPU = [0.0]
 
 
 def result(report, name):
     return next(r for r in json.loads(report)["results"] if r["name"] == name)
 
 
-def bench(n):
-    work = REPO / "bench" / "out" / f"embed-{n}"
+def bench(n, pipe=PIPE, tag="this"):
+    PIPE = pipe
+    work = REPO / "bench" / "out" / f"embed-{n}-{tag}"
     shutil.rmtree(work, ignore_errors=True)
     (work / "models.d").mkdir(parents=True)
     (work / "pipeline.toml").write_text(PIPELINE)
@@ -75,10 +86,12 @@ def bench(n):
         f.unlink()
 
     full_s, full_rss, out = timed([PIPE, "build", "--json", "embeddings@m2v"], work)
+    full_cpu = CPU[0]
     r = result(out, "embeddings@m2v")
     sent = int(r["stats"]["texts_sent"])
     stage_s = r["millis"] / 1000
     db_s, _, _ = timed([PIPE, "build", "--json"], work)
+    full_bytes = (work / "data" / "embeddings-m2v-movies.db").read_bytes()
 
     movies = json.loads((work / "data" / "movies.json").read_text())
     key = next(k for k in movies if not k.startswith("_"))
@@ -86,8 +99,11 @@ def bench(n):
     movies[key]["metadata"] = dict(movies[key]["metadata"] or {}, Plot="An edited plot for the benchmark.")
     (work / "data" / "movies.json").write_text(json.dumps(movies, indent=2))
     edit_s, edit_rss, out = timed([PIPE, "build", "--json"], work)
+    edit_cpu = CPU[0]
     e = result(out, "embeddings@m2v")
     return {
+        "tag": tag,
+        "file": work / "data" / "embeddings-m2v-movies.db",
         "n": n,
         "sent": sent,
         "full_s": full_s,
@@ -99,21 +115,38 @@ def bench(n):
         "edit_sent": int(e["stats"]["texts_sent"]),
         "edit_stage_s": e["millis"] / 1000,
         "edit_rss_mb": edit_rss / 1024,
+        "full_bytes": full_bytes,
+        "full_cpu": full_cpu,
+        "edit_cpu": edit_cpu,
     }
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="30000,100000")
+    ap.add_argument("--baseline", help="another pipe binary to measure side by side")
     args = ap.parse_args()
     if not (MODEL / "model.safetensors").is_file():
         sys.exit(f"no model at {MODEL}: run .ci/deps")
-    rows = [bench(int(s)) for s in args.sizes.split(",")]
+    print(f"load before: {os.getloadavg()}", file=sys.stderr)
+    rows = []
+    for s in args.sizes.split(","):
+        if args.baseline:
+            rows.append(bench(int(s), Path(args.baseline), "baseline"))
+        rows.append(bench(int(s)))
+        if args.baseline:
+            a, b = rows[-2], rows[-1]
+            same = a["full_bytes"] == b["full_bytes"]
+            same_edit = a["file"].read_bytes() == b["file"].read_bytes()
+            print(f"{s}: embeddings files identical: full {same}, after the edit {same_edit}", file=sys.stderr)
+            if not (same and same_edit):
+                sys.exit("the two builds wrote different embeddings files")
+    print(f"load after: {os.getloadavg()}", file=sys.stderr)
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores; model2vec provider, tokenlearn-static-model (64 d)\n")
-    print("| movies | texts embedded | embeddings stage | texts/s | whole command (peak RSS) | then movies-db | one-movie edit: texts sent | edit: embeddings stage | edit: whole build (peak RSS) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| build | movies | texts embedded | embeddings stage | texts/s | whole command (peak RSS) | its CPU time | texts per CPU-second | then movies-db | one-movie edit: texts sent | edit: embeddings stage | edit: whole build (peak RSS) | edit: CPU time |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['n']:,} | {r['sent']:,} | {r['stage_s']:.2f} s | {r['texts_per_s']:,.0f} | {r['full_s']:.2f} s ({r['full_rss_mb']:.0f} MB) | {r['db_s']:.2f} s | {r['edit_sent']} | {r['edit_stage_s']:.2f} s | {r['edit_s']:.2f} s ({r['edit_rss_mb']:.0f} MB) |")
+        print(f"| {r['tag']} | {r['n']:,} | {r['sent']:,} | {r['stage_s']:.2f} s | {r['texts_per_s']:,.0f} | {r['full_s']:.2f} s ({r['full_rss_mb']:.0f} MB) | {r['full_cpu']:.2f} s | {r['sent'] / r['full_cpu'] if r['full_cpu'] else 0:,.0f} | {r['db_s']:.2f} s | {r['edit_sent']} | {r['edit_stage_s']:.2f} s | {r['edit_s']:.2f} s ({r['edit_rss_mb']:.0f} MB) | {r['edit_cpu']:.2f} s |")
 
 
 if __name__ == "__main__":

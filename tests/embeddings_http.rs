@@ -307,6 +307,67 @@ fn a_build_killed_halfway_resumes_with_only_the_rest() {
 }
 
 #[test]
+fn ctrl_c_keeps_the_vectors_obtained() {
+    let s = setup(10);
+    let p = &s.project;
+    let n = movie_count(p);
+    let half_requests = n.div_ceil(10) / 2;
+    s.alpha.hold_from(half_requests);
+    let mut child = pipe_command(p, &["build", "embeddings@alpha"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn pipe");
+    // Everything pipe says on stderr, line by line, to see the interrupt
+    // acknowledged.
+    let (lines, said) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines.send(line);
+        }
+    });
+    s.alpha.wait_held(1, Duration::from_secs(120));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(status.success());
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.contains("interrupted")) {
+        seen.push(
+            said.recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("no interrupt message: {seen:?}")),
+        );
+    }
+    // The batch in flight is answered after the interrupt: it is kept too,
+    // and nothing more is sent.
+    s.alpha.release();
+    let code = child.wait().expect("wait").code();
+    reader.join().expect("stderr reader");
+    seen.extend(said.try_iter());
+    let stderr = seen.join("\n");
+    assert_eq!(code, Some(130), "{stderr}");
+    let obtained = half_requests * 10 + 10;
+    assert_eq!(s.alpha.texts(), obtained, "{stderr}");
+    assert!(!p.path("data/embeddings-alpha-movies.db").exists());
+
+    s.alpha.hold_from(usize::MAX);
+    reset(&s);
+    build(p);
+    assert_eq!(
+        s.alpha.texts(),
+        n - obtained,
+        "only what Ctrl-C left out is sent"
+    );
+    assert_eq!(stored(p, "alpha").len(), n);
+}
+
+#[test]
 fn an_api_key_is_never_written_anywhere() {
     let s = setup(100);
     let p = &s.project;
@@ -417,6 +478,33 @@ fn a_failing_provider_fails_the_build_clearly_and_keeps_what_it_got() {
     build(p);
     assert_eq!(s.alpha.texts(), n - 150, "only what was not obtained");
     assert_eq!(stored(p, "alpha").len(), n);
+
+    // The retry policy is the model file's: two attempts, short waits.
+    p.write(
+        "models.d/alpha.toml",
+        &format!(
+            "{}attempts = 2\nretry-delay = 0.01\nretry-max-delay = 0.05\n",
+            alpha_model(&s.alpha.url, 50, "")
+        ),
+    );
+    for f in [
+        ".pipe/cache/embeddings/alpha.vectors",
+        "data/embeddings-alpha-movies.db",
+    ] {
+        std::fs::remove_file(p.path(f)).expect("rm");
+    }
+    s.alpha.fail_next(&vec![Fault::ServerError; 3]);
+    reset(&s);
+    let started = std::time::Instant::now();
+    let run = pipe(p, &["build", "embeddings@alpha"]);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains("gave up after 2 attempts"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(s.alpha.requests(), 2);
+    assert!(started.elapsed() < Duration::from_secs(30));
 }
 
 #[test]

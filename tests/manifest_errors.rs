@@ -210,6 +210,16 @@ const CASES: &[Case] = &[
         expect: &["models.d/potion.toml:8:9", "batch must be between 1 and 100000, not 0"],
     },
     Case {
+        name: "attempts zero",
+        files: &[("pipeline.toml", OK_PIPELINE), ("models.d/potion.toml", "id = \"potion\"\nname = \"Potion\"\ndimensions = 64\n\n[embed]\nprovider = \"ollama\"\nmodel = \"m\"\nattempts = 0\n")],
+        expect: &["models.d/potion.toml:8:12", "attempts must be between 1 and 100, not 0"],
+    },
+    Case {
+        name: "negative retry delay",
+        files: &[("pipeline.toml", OK_PIPELINE), ("models.d/potion.toml", "id = \"potion\"\nname = \"Potion\"\ndimensions = 64\n\n[embed]\nprovider = \"openai\"\nmodel = \"m\"\nretry-delay = -0.5\nretry-max-delay = 7200\n")],
+        expect: &["models.d/potion.toml:8:15", "retry-delay must be between 0 and 3600 seconds, not -0.5", "models.d/potion.toml:9:19", "retry-max-delay must be between 0 and 3600 seconds, not 7200"],
+    },
+    Case {
         name: "path for a provider that takes none",
         files: &[("pipeline.toml", OK_PIPELINE), ("models.d/potion.toml", "id = \"potion\"\nname = \"Potion\"\ndimensions = 64\n\n[embed]\nprovider = \"ollama\"\nmodel = \"m\"\npath = \"models/x\"\n")],
         expect: &["models.d/potion.toml:8:8", "`path` is not an option of the ollama provider"],

@@ -62,6 +62,9 @@ fn config(provider: &str, url: &str) -> EmbedConfig {
         headers: BTreeMap::new(),
         normalize: None,
         max_length: None,
+        attempts: None,
+        retry_delay: None,
+        retry_max_delay: None,
     }
 }
 

@@ -4,11 +4,13 @@
 //! Parsed here (with diagnostics at file:line:col) into [`EmbedConfig`]; the
 //! model file's other keys are parsed in [`crate::manifest::model`].
 
+use crate::embed::batch::RetryPolicy;
 use crate::manifest::diagnostic::{ManifestError, SourceFile};
 use crate::manifest::paths::project_path;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 use toml::Spanned;
 
 /// The kinds of embedding backend a model file can name.
@@ -161,6 +163,17 @@ pub struct EmbedConfig {
     /// model2vec: tokens per text before truncation (default 512).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_length: Option<usize>,
+    /// How often a batch is sent at most, the first time included
+    /// (`None`: [`RetryPolicy::default`]'s 5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    /// Seconds before the first retry, doubling with each (`None`: 0.5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_delay: Option<f64>,
+    /// The longest wait between two attempts, backoff and `Retry-After`
+    /// alike, in seconds (`None`: 30).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_max_delay: Option<f64>,
 }
 
 impl EmbedConfig {
@@ -212,6 +225,18 @@ impl EmbedConfig {
     pub fn model_name(&self) -> &str {
         &self.model
     }
+
+    /// How a failed batch is retried: the defaults, with what the model
+    /// file sets (`attempts`, `retry-delay`, `retry-max-delay`).
+    pub fn retry_policy(&self) -> RetryPolicy {
+        let default = RetryPolicy::default();
+        let secs = |s: Option<f64>, d: Duration| s.map_or(d, Duration::from_secs_f64);
+        RetryPolicy {
+            attempts: self.attempts.unwrap_or(default.attempts),
+            base_delay: secs(self.retry_delay, default.base_delay),
+            max_delay: secs(self.retry_max_delay, default.max_delay),
+        }
+    }
 }
 
 /// The `[embed]` table as written.
@@ -257,6 +282,12 @@ pub(crate) struct RawEmbed {
     normalize: Option<bool>,
     #[serde(default)]
     max_length: Option<Spanned<i64>>,
+    #[serde(default)]
+    attempts: Option<Spanned<i64>>,
+    #[serde(default)]
+    retry_delay: Option<Spanned<f64>>,
+    #[serde(default)]
+    retry_max_delay: Option<Spanned<f64>>,
 }
 
 /// Check a model file's `[embed]` table (`table_span`: where it is).
@@ -304,6 +335,29 @@ pub(crate) fn check_embed(
     let parallel = count(&raw.parallel, "parallel", 256, errors);
     let timeout = count(&raw.timeout, "timeout", 86_400, errors).map(|t| t as u64);
     let max_length = count(&raw.max_length, "max-length", 1_000_000, errors);
+    let attempts = count(&raw.attempts, "attempts", 100, errors).map(|n| n as u32);
+    let seconds = |v: &Option<Spanned<f64>>, key: &str, errors: &mut Vec<ManifestError>| {
+        v.as_ref().and_then(|n| {
+            let x = *n.get_ref();
+            if (0.0..=3600.0).contains(&x) {
+                Some(x)
+            } else {
+                errors.push(
+                    ManifestError::at(
+                        src,
+                        n.span(),
+                        format!("{key} must be between 0 and 3600 seconds, not {x}"),
+                    )
+                    .help(format!(
+                        "leave `{key}` out for the default (retry-delay 0.5, retry-max-delay 30)"
+                    )),
+                );
+                None
+            }
+        })
+    };
+    let retry_delay = seconds(&raw.retry_delay, "retry-delay", errors);
+    let retry_max_delay = seconds(&raw.retry_max_delay, "retry-max-delay", errors);
 
     let needs_model = matches!(provider, ProviderKind::Ollama | ProviderKind::OpenAi);
     if needs_model && raw.model.is_none() {
@@ -464,6 +518,9 @@ pub(crate) fn check_embed(
         headers: raw.headers.unwrap_or_default(),
         normalize: raw.normalize,
         max_length,
+        attempts,
+        retry_delay,
+        retry_max_delay,
     })
 }
 

@@ -201,10 +201,15 @@ impl HttpClient {
     /// layer puts in front of every message (`Provider::describe`).
     pub fn post_json(&self, body: &serde_json::Value) -> Result<serde_json::Value, ProviderError> {
         let bytes = self.post(body)?;
-        serde_json::from_slice(&bytes).map_err(|e| {
+        self.parse_json(&bytes)
+    }
+
+    /// An answer's bytes as JSON, or an error that shows their start.
+    pub fn parse_json(&self, bytes: &[u8]) -> Result<serde_json::Value, ProviderError> {
+        serde_json::from_slice(bytes).map_err(|e| {
             ProviderError::permanent(self.scrub(&format!(
                 "the answer is not JSON ({e}): {}",
-                body_start(&bytes)
+                body_start(bytes)
             )))
         })
     }

@@ -17,7 +17,7 @@
 //! renamed into place: the same inputs give the same bytes.
 
 use crate::artifact;
-use crate::embed::batch::{embed_all, BatchPlan, RetryPolicy};
+use crate::embed::batch::{embed_all, BatchPlan};
 use crate::embed::cache::{self, Key, RecordKeys, VectorCache};
 use crate::embed::config::TextTemplate;
 use crate::embed::config::{EmbedConfig, ProviderKind};
@@ -491,7 +491,7 @@ pub fn run(ctx: &StageContext, spec: &EmbeddingsSpec) -> Result<StageOutput, Sta
             batch: embed.batch.unwrap_or(provider.max_batch()).max(1),
             parallel: embed.parallel.unwrap_or(provider.max_parallel()).max(1),
             dimensions: dims,
-            retry: RetryPolicy::default(),
+            retry: embed.retry_policy(),
         };
         let texts: Vec<&str> = planned.missing.iter().map(|(_, t)| t.as_str()).collect();
         let done = AtomicUsize::new(0);

@@ -282,6 +282,92 @@ impl ResponseShape {
     }
 }
 
+impl ResponseShape {
+    /// The vectors of an answer read straight from its bytes, for the shapes
+    /// of OpenAI (`data[].embedding` by `index`) and Ollama (`embeddings`):
+    /// no `Value` tree with a node per number. The same vectors as
+    /// [`ResponseShape::extract`]; `None` for any other shape, or an answer
+    /// that does not fit the shape exactly (then `extract` parses it and
+    /// says what is wrong).
+    pub fn extract_bytes(&self, bytes: &[u8]) -> Option<Vec<Vec<f32>>> {
+        #[derive(serde::Deserialize)]
+        struct Ollama {
+            embeddings: Vec<Vector>,
+        }
+        #[derive(serde::Deserialize)]
+        struct OpenAi {
+            data: Vec<Item>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Item {
+            index: usize,
+            embedding: Vector,
+        }
+        let field = |s: &Step, name: &str| matches!(s, Step::Field(f) if f == name);
+        let openai = self.each
+            && self.to_items.len() == 2
+            && field(&self.to_items[0], "data")
+            && self.to_items[1] == Step::Each
+            && self.to_vector == ["embedding"]
+            && self.index.as_deref() == Some("index");
+        let ollama = !self.each && self.to_vector == ["embeddings"] && self.index.is_none();
+        if ollama {
+            let answer: Ollama = serde_json::from_slice(bytes).ok()?;
+            return Some(answer.embeddings.into_iter().map(|v| v.0).collect());
+        }
+        if !openai {
+            return None;
+        }
+        let answer: OpenAi = serde_json::from_slice(bytes).ok()?;
+        let mut items = answer.data;
+        items.sort_by_key(|item| item.index);
+        let in_place = items.iter().enumerate().all(|(i, item)| item.index == i);
+        in_place.then(|| items.into_iter().map(|item| item.embedding.0).collect())
+    }
+}
+
+/// One vector as [`vector`] reads it (an array of numbers, each read as a
+/// JSON number to f64 and then f32; or base64 of little-endian float32s),
+/// deserialised without a `Value`.
+struct Vector(Vec<f32>);
+
+impl<'de> serde::Deserialize<'de> for Vector {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Vector, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Vector;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array of numbers or a base64 string")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Vector, A::Error> {
+                let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(x) = seq.next_element::<f64>()? {
+                    v.push(x as f32);
+                }
+                Ok(Vector(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Vector, E> {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(s.trim())
+                    .map_err(E::custom)?;
+                if bytes.len() % 4 != 0 {
+                    return Err(E::custom("not whole float32s"));
+                }
+                Ok(Vector(
+                    bytes
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                        .collect(),
+                ))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
 fn follow<'a>(mut value: &'a Value, fields: &[String]) -> Result<&'a Value, String> {
     for (n, field) in fields.iter().enumerate() {
         value = value
@@ -418,8 +504,22 @@ impl Provider for RestProvider {
     }
 
     fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, ProviderError> {
-        let answer = self.http.post_json(&self.request.render(texts))?;
-        let vectors = self.response.extract(&answer).map_err(|e| {
+        let bytes = self.http.post(&self.request.render(texts))?;
+        let vectors = match self.response.extract_bytes(&bytes) {
+            Some(vectors) => vectors,
+            None => self.extract_value(&bytes)?,
+        };
+        self.check_dimensions(&vectors)?;
+        Ok(vectors)
+    }
+}
+
+impl RestProvider {
+    /// The vectors of an answer through a `Value` (any response shape), or
+    /// what is wrong with it.
+    fn extract_value(&self, bytes: &[u8]) -> Result<Vec<Vec<f32>>, ProviderError> {
+        let answer = self.http.parse_json(bytes)?;
+        self.response.extract(&answer).map_err(|e| {
             let mut start = answer.to_string();
             if start.len() > 200 {
                 let mut cut = 200;
@@ -430,7 +530,11 @@ impl Provider for RestProvider {
                 start.push('…');
             }
             ProviderError::permanent(format!("unexpected answer: {e}: {start}"))
-        })?;
+        })
+    }
+
+    /// The protocol's hint for vectors of the wrong length.
+    fn check_dimensions(&self, vectors: &[Vec<f32>]) -> Result<(), ProviderError> {
         if let Some((expected, hint)) = &self.dimensions_hint {
             if let Some((i, v)) = vectors
                 .iter()
@@ -445,7 +549,7 @@ impl Provider for RestProvider {
                 )));
             }
         }
-        Ok(vectors)
+        Ok(())
     }
 }
 
@@ -661,6 +765,48 @@ mod tests {
         }
         for bad in ["", "data[0].x", "a..b", "data[]x"] {
             assert!(ResponseShape::new(bad, None).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn answers_read_from_bytes_are_the_vectors_read_through_values() {
+        let one = base64::engine::general_purpose::STANDARD.encode(
+            [0.5f32, -1.25]
+                .iter()
+                .flat_map(|x| x.to_le_bytes())
+                .collect::<Vec<_>>(),
+        );
+        let openai = ResponseShape::new("data[].embedding", Some("index")).unwrap();
+        let ollama = ResponseShape::new("embeddings", None).unwrap();
+        let other = ResponseShape::new("result.vectors", None).unwrap();
+        for (shape, answer, fast) in [
+            (&openai, r#"{"data":[{"index":1,"embedding":[3,4.5e-3]},{"index":0,"embedding":[1.0000001,-2]}],"usage":{"total_tokens":3}}"#.to_string(), true),
+            (&openai, format!(r#"{{"object":"list","data":[{{"index":0,"embedding":"{one}"}}]}}"#), true),
+            (&openai, r#"{"data":[]}"#.to_string(), true),
+            (&ollama, r#"{"model":"m","embeddings":[[0.1,0.2],[0.30000001192092896,1e-40]]}"#.to_string(), true),
+            (&ollama, r#"{"embeddings":[]}"#.to_string(), true),
+            // Not for the fast path: the general one decides.
+            (&openai, r#"{"data":[{"index":0,"embedding":[1]},{"index":0,"embedding":[2]}]}"#.to_string(), false),
+            (&openai, r#"{"data":[{"index":2,"embedding":[1]}]}"#.to_string(), false),
+            (&openai, r#"{"data":[{"embedding":[1]}]}"#.to_string(), false),
+            (&ollama, r#"{"embeddings":[0.1,0.2]}"#.to_string(), false),
+            (&ollama, r#"{"embeddings":[[0.1,"x"]]}"#.to_string(), false),
+            (&other, r#"{"result":{"vectors":[[1,2]]}}"#.to_string(), false),
+        ] {
+            let general = shape.extract(&serde_json::from_str(&answer).unwrap());
+            match shape.extract_bytes(answer.as_bytes()) {
+                Some(v) => {
+                    assert!(fast, "{answer}");
+                    let general = general.unwrap();
+                    assert_eq!(v.len(), general.len(), "{answer}");
+                    for (a, b) in v.iter().zip(&general) {
+                        let same = a.len() == b.len()
+                            && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+                        assert!(same, "{answer}: {a:?} != {b:?}");
+                    }
+                }
+                None => assert!(!fast, "{answer} should be read from bytes"),
+            }
         }
     }
 
