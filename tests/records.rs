@@ -465,3 +465,49 @@ fn explain_counts_the_records_a_build_would_send() {
         run.stdout
     );
 }
+
+#[test]
+fn single_layout_with_a_text_per_model() {
+    let p = project("films.jsonl", "film", "title = \"text\"");
+    p.write("data/films.jsonl", GOOD_JSONL);
+    p.write("models.d/bow2.toml", &bow_model("bow2", 8));
+    let manifest = p
+        .read("pipeline.toml")
+        .replace(
+            "text = \"{{ title }}: {{ plot }}\"",
+            "layout = \"single\"\ntext = { default = \"{{ title }}\", bow2 = \"{{ plot }} (#{{ _n }})\" }",
+        );
+    p.write("pipeline.toml", &manifest);
+    let run = build(&p);
+    assert_eq!(
+        run.built(),
+        [
+            "films-db",
+            "films-db-embeddings@bow",
+            "films-db-embeddings@bow2",
+            "films-db-json"
+        ],
+        "{}",
+        run.stdout
+    );
+    let log = sent(&p);
+    let mut texts: Vec<&str> = log.iter().map(|l| l.split_once('\t').unwrap().1).collect();
+    texts.sort();
+    assert_eq!(
+        texts,
+        [
+            "'Alpha'",
+            "'Beta'",
+            "'a heist in Paris (#1)'",
+            "'a storm at sea (#2)'"
+        ],
+        "{log:?}"
+    );
+    assert!(p.path("public/data/films-db.db").is_file());
+    assert_eq!(
+        embeddings(&p.path("data/films-db-bow2.embeddings.db"))[1]
+            .1
+            .len(),
+        8
+    );
+}

@@ -259,27 +259,97 @@ mod tests {
         assert!(e.starts_with("r.json: the file holds a string"), "{e}");
     }
 
-    #[test]
-    fn records_are_streamed_one_at_a_time() {
-        // The iterator hands out the first record long before the end of a
-        // file whose end is broken: nothing reads ahead to the whole file.
-        let mut text = String::new();
-        for i in 0..50_000 {
-            text.push_str(&format!("{{\"id\":\"r{i}\",\"t\":\"text {i}\"}}\n"));
+    /// A generated records file that is never whole in memory: it makes
+    /// each line when it is read, and counts the bytes handed out.
+    struct Generated {
+        format: Format,
+        records: u64,
+        next: u64,
+        pending: Vec<u8>,
+        read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    }
+
+    impl Generated {
+        /// One record's text (about 100 bytes) in the file's format.
+        fn line(format: Format, i: u64, last: bool) -> String {
+            let plot = "a plot of some length, to make a record of about a hundred bytes";
+            match format {
+                Format::JsonLines => format!("{{\"id\":\"r{i}\",\"plot\":\"{plot}\"}}\n"),
+                Format::Csv => format!("r{i},\"{plot}\"\n"),
+                Format::Json => {
+                    let end = if last { "]" } else { "," };
+                    format!("{{\"id\":\"r{i}\",\"plot\":\"{plot}\"}}{end}\n")
+                }
+            }
         }
-        text.push_str("{broken\n");
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("r.jsonl"), &text).unwrap();
-        let spec = RecordsSpec {
-            input: "r.jsonl".into(),
-            format: Format::JsonLines,
-            id: IdRule::Field("id".into()),
-            file_names: false,
-        };
-        let mut records = read(dir.path(), &spec).unwrap();
-        assert_eq!(records.next().unwrap().unwrap().id, "r0");
-        let rest: Vec<_> = records.collect();
-        assert_eq!(rest.len(), 50_000);
-        assert!(rest[49_999].is_err());
+    }
+
+    impl std::io::Read for Generated {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            while self.pending.is_empty() && self.next < self.records {
+                self.pending =
+                    Generated::line(self.format, self.next, self.next + 1 == self.records)
+                        .into_bytes();
+                self.next += 1;
+            }
+            let n = buf.len().min(self.pending.len());
+            buf[..n].copy_from_slice(&self.pending[..n]);
+            self.pending.drain(..n);
+            self.read
+                .fetch_add(n as u64, std::sync::atomic::Ordering::SeqCst);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn readers_stream_a_generated_file_without_reading_ahead() {
+        use std::sync::atomic::Ordering;
+        // 100,000 records (7 to 9 MB of input) per format: after each record
+        // the reader has read only a bounded distance past it.
+        const RECORDS: u64 = 100_000;
+        for format in [Format::JsonLines, Format::Csv, Format::Json] {
+            let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let header = match format {
+                Format::Csv => b"id,plot\n".to_vec(),
+                Format::Json => b"[\n".to_vec(),
+                Format::JsonLines => Vec::new(),
+            };
+            let source = Generated {
+                format,
+                records: RECORDS,
+                next: 0,
+                pending: header.clone(),
+                read: read.clone(),
+            };
+            let reader = std::io::BufReader::with_capacity(1 << 16, source);
+            let file = PathBuf::from("generated");
+            let raw: RawRecords = match format {
+                Format::JsonLines => Box::new(jsonl::JsonLines::new(file.clone(), reader)),
+                Format::Csv => Box::new(csv::CsvRecords::new(file.clone(), reader).unwrap()),
+                Format::Json => Box::new(json::JsonRecords::new(file.clone(), reader).unwrap()),
+            };
+            let mut records = Records {
+                inner: raw,
+                ids: id::IdCheck::new(&file, &IdRule::Field("id".into()), false).unwrap(),
+                failed: false,
+            };
+            let mut consumed = header.len() as u64;
+            let mut most_ahead = 0;
+            for i in 0..RECORDS {
+                let r = records.next().unwrap().unwrap();
+                assert_eq!(r.id, format!("r{i}"));
+                consumed += Generated::line(format, i, i + 1 == RECORDS).len() as u64;
+                most_ahead = most_ahead.max(read.load(Ordering::SeqCst).saturating_sub(consumed));
+            }
+            assert!(records.next().is_none());
+            // A read buffer, the parser's own buffering and (JSON) the
+            // queue between its thread and the iterator: well under 1 MB
+            // of the input.
+            assert!(
+                most_ahead < 1 << 20,
+                "{format}: read {most_ahead} bytes ahead"
+            );
+            assert!(consumed > 7_000_000, "{consumed}");
+        }
     }
 }

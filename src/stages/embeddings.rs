@@ -161,7 +161,7 @@ struct Text {
 
 /// Records whose texts are made (in parallel) and handed on together:
 /// bounds what is held to one chunk of texts.
-const CHUNK: usize = 8192;
+const CHUNK: usize = 2048;
 
 /// What the records are read from: movies.json loaded, or a records file
 /// streamed when the texts are made.
@@ -309,10 +309,13 @@ impl std::fmt::Display for Counts {
 
 /// Compute every record's text and key and compare with the cache and the
 /// last build. `hash` gives the content hash of a project-relative file.
+/// Without `keep_texts` (explain, status) the texts to send are counted,
+/// not kept: their place in `missing` holds an empty string.
 fn plan(
     root: &Path,
     spec: &EmbeddingsSpec,
     loaded: &Loaded,
+    keep_texts: bool,
     settings_epoch: Option<i64>,
     cache: &VectorCache,
     hash: &dyn Fn(&Path) -> Option<blake3::Hash>,
@@ -335,8 +338,10 @@ fn plan(
             // be ~70 MB for an edit that sends one.
             let text = if cache.contains(&key) {
                 None
-            } else {
+            } else if keep_texts {
                 Some(t.text)
+            } else {
+                Some(String::new())
             };
             (
                 Record {
@@ -419,7 +424,7 @@ pub fn pending(root: &Path, spec: &EmbeddingsSpec) -> Result<Counts, StageError>
         .ok()
         .and_then(|s| s.parse().ok());
     let hash = |p: &Path| crate::fingerprint::hash_file(&root.join(p)).ok();
-    Ok(plan(root, spec, &loaded, epoch, &cache, &hash)?.counts)
+    Ok(plan(root, spec, &loaded, false, epoch, &cache, &hash)?.counts)
 }
 
 /// How often progress is reported while embedding.
@@ -462,6 +467,7 @@ pub fn run(ctx: &StageContext, spec: &EmbeddingsSpec) -> Result<StageOutput, Sta
         ctx.root,
         spec,
         &loaded,
+        true,
         ctx.settings.source_date_epoch,
         &cache,
         &hash,
