@@ -9,7 +9,7 @@
 //! insert statements (quantizing through sqlite-vec itself, so the stored
 //! bytes are exactly what a query quantized the same way compares against),
 //! the KNN queries with and without rescoring, the bytes a vector takes and
-//! the inverse of quantization. [`check`] validates vectors before they are
+//! the inverse of quantization. `check` validates vectors before they are
 //! stored or searched for; [`ScoreKind`] turns a distance into the score
 //! users see.
 //!

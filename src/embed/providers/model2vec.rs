@@ -3,7 +3,7 @@
 //! loaded from a local directory only (no hub downloads).
 //!
 //! A model with a Unigram tokenizer (the potion models) is loaded and
-//! encoded by [`unigram`], to the vectors model2vec-rs gives in a fraction
+//! encoded by `unigram`, to the vectors model2vec-rs gives in a fraction
 //! of its load time; any other is run through the model2vec-rs crate.
 
 mod unigram;

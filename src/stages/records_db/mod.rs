@@ -22,7 +22,7 @@
 //! product's.
 //!
 //! Incremental as movies-db is: the database is assembled from parts cached
-//! under `.pipe/cache/records-db/` (see [`crate::stages::part_cache`]): the
+//! under `.pipe/cache/records-db/` (see `stages::part_cache`): the
 //! records part (the records table and its index, shared by every model's
 //! database of the target) and one vector part per model, a function of its
 //! embeddings file and the ordered list of ids only. An edit of a record's
