@@ -97,14 +97,43 @@ pub(crate) fn versions() -> Result<&'static (String, String), StageError> {
         .map_err(|e| StageError::with_source(format!("cannot query the SQLite versions: {e}"), e))
 }
 
+/// A part of the cache directory `dir`: the cached file of `key` if `read`
+/// accepts it, else another machine's (the remote cache), else made by
+/// `build` at the path given (and offered to other machines). Older entries
+/// of `prefix` are pruned once a new one is in place.
+pub(crate) fn obtain<P, E>(
+    ctx: &crate::stage::StageContext,
+    dir: &Path,
+    prefix: &str,
+    key: &str,
+    read: impl Fn(&Path, &str) -> Option<P>,
+    build: impl FnOnce(&Path) -> Result<P, E>,
+) -> Result<(P, Origin), E> {
+    let path = dir.join(file_name(prefix, key));
+    if let Some(part) = read(&path, key) {
+        return Ok((part, Origin::Cached));
+    }
+    if fetch_shared(ctx, key, &path) {
+        if let Some(part) = read(&path, key) {
+            prune(dir, prefix, key);
+            return Ok((part, Origin::Downloaded));
+        }
+        discard(&path);
+    }
+    let part = build(&path)?;
+    offer_shared(ctx, key, &path);
+    prune(dir, prefix, key);
+    Ok((part, Origin::Built))
+}
+
 /// The part of `key` from another machine (the remote cache), installed at
 /// `path`, if the context shares parts and the cache has it.
-pub(crate) fn fetch_shared(ctx: &crate::stage::StageContext, key: &str, path: &Path) -> bool {
+fn fetch_shared(ctx: &crate::stage::StageContext, key: &str, path: &Path) -> bool {
     ctx.shared_parts.is_some_and(|s| s.fetch_part(key, path))
 }
 
 /// Offer the part just built at `path` to other machines.
-pub(crate) fn offer_shared(ctx: &crate::stage::StageContext, key: &str, path: &Path) {
+fn offer_shared(ctx: &crate::stage::StageContext, key: &str, path: &Path) {
     if let Some(s) = ctx.shared_parts {
         s.offer_part(key, path);
     }

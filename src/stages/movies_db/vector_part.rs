@@ -106,22 +106,9 @@ pub(crate) fn obtain(
     let key = cache::key(&fields);
     let dir = cache::dir(ctx.root, super::CACHE);
     let prefix = prefix(model);
-    let name = cache::file_name(&prefix, &key);
-    let path = dir.join(&name);
-    if let Some(part) = from_cache(&path, &key) {
-        return Ok((part, Origin::Cached));
-    }
-    if cache::fetch_shared(ctx, &key, &path) {
-        if let Some(part) = from_cache(&path, &key) {
-            cache::prune(&dir, &prefix, &key);
-            return Ok((part, Origin::Downloaded));
-        }
-        cache::discard(&path);
-    }
-    let part = build(ctx, spec, catalog, emb_hash, &key, &path)?;
-    cache::offer_shared(ctx, &key, &path);
-    cache::prune(&dir, &prefix, &key);
-    Ok((part, Origin::Built))
+    cache::obtain(ctx, &dir, &prefix, &key, from_cache, |path| {
+        build(ctx, spec, catalog, emb_hash, &key, path)
+    })
 }
 
 /// A cached vector part, if `path` holds a readable one with this key.

@@ -99,21 +99,9 @@ pub(crate) fn obtain(
     let key = cache::key(&fields);
     let dir = cache::dir(ctx.root, CACHE);
     let prefix = format!("vectors.{}.{}.{}.", spec.name, spec.layout, model.id);
-    let path = dir.join(cache::file_name(&prefix, &key));
-    if let Some(part) = from_cache(&path, &key) {
-        return Ok((part, Origin::Cached));
-    }
-    if cache::fetch_shared(ctx, &key, &path) {
-        if let Some(part) = from_cache(&path, &key) {
-            cache::prune(&dir, &prefix, &key);
-            return Ok((part, Origin::Downloaded));
-        }
-        cache::discard(&path);
-    }
-    let part = build(ctx, spec, model, table, records, emb_hash, &key, &path)?;
-    cache::offer_shared(ctx, &key, &path);
-    cache::prune(&dir, &prefix, &key);
-    Ok((part, Origin::Built))
+    cache::obtain(ctx, &dir, &prefix, &key, from_cache, |path| {
+        build(ctx, spec, model, table, records, emb_hash, &key, path)
+    })
 }
 
 /// A cached vector part, if `path` holds a readable one with this key.
