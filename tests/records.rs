@@ -260,7 +260,7 @@ const CASES: &[Case] = &[
         columns: COLUMNS,
         text: None,
         bad: "{\"film\":\"f1\",\"title\":\"Alpha\",\"plot\":\"a heist in Paris\",\"year\":1999}\n{\"film\":\"f2\",\"title\":\"Beta\",\"plot\":\"a storm at sea\",\"year\":\"nineteen\"}\n",
-        expect: &["line 2: record \"f2\": field `year` is \"nineteen\", which does not fit column `year` (integer): expected an integer (or a string holding one)"],
+        expect: &["data/films.jsonl:2: record \"f2\": field `year` is \"nineteen\", which does not fit column `year` (integer): expected an integer (or a string holding one)"],
         json: false,
     },
     Case {
@@ -271,7 +271,7 @@ const CASES: &[Case] = &[
         columns: "title = \"text\", year = \"integer\"",
         text: None,
         bad: "film,title,plot,year\nf1,Alpha,a heist in Paris,1999\nf2,Beta,\"a storm, at sea\",\n",
-        expect: &["line 3: record \"f2\": field `year` is empty, and column `year` is integer; give the record a value, or declare the column as \"integer?\" to allow NULL"],
+        expect: &["data/films.csv:3: record \"f2\": field `year` is empty, and column `year` is integer; give the record a value, or declare the column as \"integer?\" to allow NULL"],
         json: false,
     },
 ];
