@@ -124,6 +124,24 @@ pub fn render(groups: &[Group], verbose: bool) -> String {
     out
 }
 
+/// How many ids a warning names before it says how many more there are.
+const IDS_SHOWN: usize = 5;
+
+/// The first few of `ids`, comma-separated, and how many more there are:
+/// what a warning about a set of records shows of it.
+pub fn some_ids<S: AsRef<str>>(ids: &[S]) -> String {
+    let mut s = ids
+        .iter()
+        .take(IDS_SHOWN)
+        .map(AsRef::as_ref)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if ids.len() > IDS_SHOWN {
+        s.push_str(&format!(", … ({} more)", ids.len() - IDS_SHOWN));
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

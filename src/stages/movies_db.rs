@@ -267,22 +267,6 @@ fn cache_damaged(model: &Model, error: &StageError) -> Warning {
     )
 }
 
-/// How many ids to name in a warning before "…".
-const IDS_SHOWN: usize = 5;
-
-fn some_ids(ids: &[&str]) -> String {
-    let mut s = ids
-        .iter()
-        .take(IDS_SHOWN)
-        .copied()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if ids.len() > IDS_SHOWN {
-        s.push_str(&format!(", … ({} more)", ids.len() - IDS_SHOWN));
-    }
-    s
-}
-
 /// The warnings about what the vectors and the kept movies do not share:
 /// vectors of movies that are gone from movies.json (regenerate the
 /// embeddings), of movies that are in it but dropped (every source
@@ -310,7 +294,7 @@ fn vector_warnings(
             format!(
                 "{embeddings} has {} vectors for movies that are not in {movies}: {}",
                 gone.len(),
-                some_ids(&gone)
+                crate::warning::some_ids(&gone)
             ),
             "regenerate these models' embeddings to drop the vectors of removed movies (or restore the movies)",
         ));
@@ -325,7 +309,7 @@ fn vector_warnings(
             format!(
                 "{embeddings} has {} vectors for movies in {movies} whose sources are all quality-marked, so they are not published: {}",
                 dropped.len(),
-                some_ids(&dropped)
+                crate::warning::some_ids(&dropped)
             ),
             "nothing to regenerate: a movie and its vector are published again once one of its sources is clean",
         ));

@@ -286,22 +286,6 @@ fn embeddings_missing(spec: &RecordsDbSpec, model: &Model, file: &Path) -> Warni
     .losing_data()
 }
 
-/// How many ids to name in a warning before "…".
-const IDS_SHOWN: usize = 5;
-
-fn some_ids(ids: &[String]) -> String {
-    let mut s = ids
-        .iter()
-        .take(IDS_SHOWN)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if ids.len() > IDS_SHOWN {
-        s.push_str(&format!(", … ({} more)", ids.len() - IDS_SHOWN));
-    }
-    s
-}
-
 /// What the vectors and the records do not share: vectors of records that
 /// are not in the records file, and records without a vector.
 fn vector_warnings(
@@ -322,7 +306,7 @@ fn vector_warnings(
             format!(
                 "{file} has {} vectors for records that are not in {input}: {}",
                 p.part.unknown_ids.len(),
-                some_ids(&p.part.unknown_ids)
+                crate::warning::some_ids(&p.part.unknown_ids)
             ),
             "regenerate the model's embeddings to drop the vectors of removed records (or restore the records)",
         ));
