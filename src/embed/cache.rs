@@ -10,7 +10,8 @@
 //! used. Fixed-size entries mean a damaged one costs only itself, and a torn
 //! last entry (a kill in the middle of a write) is cut off on opening.
 //! After a successful build the file is rewritten with only the entries the
-//! output uses ([`VectorCache::compact`]), so removed records' vectors go.
+//! output uses once the others are a fifth of it ([`VectorCache::compact`]),
+//! so removed records' vectors go.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -203,16 +204,24 @@ impl VectorCache {
     }
 
     /// Rewrite the cache with only the entries of `keep` (in that order),
-    /// through a temporary file renamed into place. Skipped when nothing
-    /// would go.
+    /// through a temporary file renamed into place. Skipped while what would
+    /// go is less than a fifth of the file.
     pub fn compact(&self, keep: &[Key]) -> io::Result<()> {
         let (live, total) = {
             let st = self.lock();
-            let live = keep.iter().filter(|k| st.index.contains_key(*k)).count();
+            let live = keep
+                .iter()
+                .filter(|k| st.index.contains_key(*k))
+                .collect::<std::collections::HashSet<_>>()
+                .len();
             let total = ((st.end - HEADER) / Self::entry_len(self.dims) as u64) as usize;
             (live, total)
         };
-        if live == total {
+        // Entries no record uses any more are dropped once they are a fifth
+        // of the file: rewriting a whole cache to drop the one vector an edit
+        // replaced would cost more than the edit (and a stale entry is
+        // never used: keys are content hashes).
+        if total.saturating_sub(live) * 5 < total.max(1) {
             return Ok(());
         }
         let mut tmp = crate::artifact::temp_beside(&self.path)?;
@@ -255,6 +264,22 @@ fn checksum_ok(entry: &[u8]) -> bool {
 pub struct RecordKeys {
     /// (record id, key), sorted by id.
     pub records: Vec<(String, Key)>,
+    /// What the keys were made from, when the records have a digest of
+    /// their own (movies.json's entries): the next build takes a record's
+    /// key from here, without making its text again, when its digest and
+    /// the maker are unchanged.
+    pub sources: Option<KeySources>,
+}
+
+/// The record digests behind [`RecordKeys::records`].
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct KeySources {
+    /// blake3 over everything else a key is made of (the vector options,
+    /// the template and prefix, pipe's version): keys are only taken
+    /// when it is this build's.
+    pub maker: Key,
+    /// Each record's digest, in the order of `records`.
+    pub digests: Vec<Key>,
 }
 
 impl RecordKeys {

@@ -150,13 +150,46 @@ struct Record {
     id: String,
     key: Key,
     created_at: String,
+    /// The digest of the record's source, when it has one (a movies.json
+    /// entry): remembered so the next build can take the key unmade.
+    source: Option<Key>,
 }
 
-/// A record's id, `created_at` and text, before its key is known.
+/// A record's id, `created_at` and text (or its key, when the last build's
+/// is still good), before its key is known.
 struct Text {
     id: String,
     created_at: String,
-    text: String,
+    made: Made,
+    source: Option<Key>,
+}
+
+/// What became of a record's text.
+enum Made {
+    /// The text, made now.
+    Text(String),
+    /// The key the last build made from the same source with the same
+    /// maker; its vector is cached.
+    Known(Key),
+}
+
+/// blake3 over everything a record's key is made of besides the record
+/// itself: a remembered key is taken only when this is unchanged (pipe's
+/// version is in it, for the default text is pipe's code).
+fn maker_fingerprint(options: &BTreeMap<String, String>, embed: &EmbedConfig) -> Key {
+    let mut h = blake3::Hasher::new();
+    h.update(b"pipe-key-maker-1\0");
+    h.update(env!("CARGO_PKG_VERSION").as_bytes());
+    let template = embed.template.as_ref().map(|t| t.source.as_str());
+    for part in options
+        .iter()
+        .flat_map(|(k, v)| [k.as_str(), v.as_str()])
+        .chain([template.unwrap_or("\u{0}default"), embed.prefix.as_str()])
+    {
+        h.update(&(part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    *h.finalize().as_bytes()
 }
 
 /// Records whose texts are made (in parallel) and handed on together:
@@ -170,13 +203,16 @@ enum Loaded<'a> {
     Records,
 }
 
-/// Every record's text, a chunk at a time, to `each`.
+/// Every record's text, a chunk at a time, to `each`. `known(id, digest)`
+/// is the key of a movie whose entry has the digest it had at the last
+/// build, if that key's vector is cached: its text is not made again.
 fn texts(
     root: &Path,
     spec: &EmbeddingsSpec,
     embed: &EmbedConfig,
     loaded: &Loaded,
     settings_epoch: Option<i64>,
+    known: &(dyn Fn(&str, &Key) -> Option<Key> + Sync),
     each: &mut dyn FnMut(Vec<Text>),
 ) -> Result<(), StageError> {
     match (&spec.source, loaded) {
@@ -196,6 +232,22 @@ fn texts(
                 let made = chunk
                     .par_iter()
                     .map(|e| {
+                        let created_at = match settings_epoch {
+                            Some(_) => fallback_time.clone(),
+                            None => e
+                                .summary
+                                .last_updated
+                                .clone()
+                                .unwrap_or_else(|| fallback_time.clone()),
+                        };
+                        if let Some(key) = known(&e.summary.movie_id, &e.digest) {
+                            return Ok(Text {
+                                id: e.summary.movie_id.clone(),
+                                created_at,
+                                made: Made::Known(key),
+                                source: Some(e.digest),
+                            });
+                        }
                         let movie: serde_json::Value =
                             serde_json::from_slice(&entries.entry_text(e)?).map_err(|err| {
                                 StageError::new(format!(
@@ -207,18 +259,11 @@ fn texts(
                         let text = maker.text(&movie).map_err(|err| {
                             StageError::new(format!("{err} (movie {:?})", e.summary.movie_id))
                         })?;
-                        let created_at = match settings_epoch {
-                            Some(_) => fallback_time.clone(),
-                            None => e
-                                .summary
-                                .last_updated
-                                .clone()
-                                .unwrap_or_else(|| fallback_time.clone()),
-                        };
                         Ok(Text {
                             id: e.summary.movie_id.clone(),
                             created_at,
-                            text,
+                            made: Made::Text(text),
+                            source: Some(e.digest),
                         })
                     })
                     .collect::<Result<Vec<_>, StageError>>()?;
@@ -257,7 +302,8 @@ fn texts(
                         Ok(Text {
                             id: r.id,
                             created_at: created_at.clone(),
-                            text,
+                            made: Made::Text(text),
+                            source: None,
                         })
                     })
                     .collect::<Result<Vec<_>, StageError>>()?;
@@ -279,6 +325,8 @@ struct Planned {
     counts: Counts,
     /// The space of the keys ([`crate::embed::share::space`]).
     space: String,
+    /// What made the keys ([`maker_fingerprint`]).
+    maker: Key,
 }
 
 /// How many records are new, changed, unchanged and removed since the last
@@ -330,29 +378,62 @@ fn plan(
         })
         .collect();
     let options = key_options(spec, embed, &extra);
+    let maker = maker_fingerprint(&options, embed);
+    let (_, records_path) = cache_paths(root, spec);
+    let last = RecordKeys::load(&records_path);
+    // The last build's keys by id with the digests they were made from,
+    // if the same maker made them.
+    let remembered: HashMap<&str, (Key, Key)> = match &last.sources {
+        Some(s) if s.maker == maker && s.digests.len() == last.records.len() => last
+            .records
+            .iter()
+            .zip(&s.digests)
+            .map(|((id, key), digest)| (id.as_str(), (*digest, *key)))
+            .collect(),
+        _ => HashMap::new(),
+    };
+    let known = |id: &str, digest: &Key| -> Option<Key> {
+        let (was, key) = remembered.get(id)?;
+        (was == digest && cache.contains(key)).then_some(*key)
+    };
     let mut pairs: Vec<(Record, Option<String>)> = Vec::new();
-    texts(root, spec, embed, loaded, settings_epoch, &mut |chunk| {
-        pairs.par_extend(chunk.into_par_iter().map(|t| {
-            let key = cache::key(&options, &t.text);
-            // Only texts to send are kept: at 100k movies all texts would
-            // be ~70 MB for an edit that sends one.
-            let text = if cache.contains(&key) {
-                None
-            } else if keep_texts {
-                Some(t.text)
-            } else {
-                Some(String::new())
-            };
-            (
-                Record {
-                    id: t.id,
-                    key,
-                    created_at: t.created_at,
-                },
-                text,
-            )
-        }));
-    })?;
+    texts(
+        root,
+        spec,
+        embed,
+        loaded,
+        settings_epoch,
+        &known,
+        &mut |chunk| {
+            pairs.par_extend(chunk.into_par_iter().map(|t| {
+                let (key, text) = match t.made {
+                    Made::Known(key) => (key, None),
+                    Made::Text(text) => {
+                        let key = cache::key(&options, &text);
+                        // Only texts to send are kept: at 100k movies all texts
+                        // would be ~70 MB for an edit that sends one.
+                        let text = if cache.contains(&key) {
+                            None
+                        } else if keep_texts {
+                            Some(text)
+                        } else {
+                            Some(String::new())
+                        };
+                        (key, text)
+                    }
+                };
+                (
+                    Record {
+                        id: t.id,
+                        key,
+                        created_at: t.created_at,
+                        source: t.source,
+                    },
+                    text,
+                )
+            }));
+        },
+    )?;
     let mut records = Vec::with_capacity(pairs.len());
     let mut missing = Vec::new();
     let mut queued = HashSet::new();
@@ -365,10 +446,10 @@ fn plan(
         }
         records.push(r);
     }
-    let (_, records_path) = cache_paths(root, spec);
-    let previous: HashMap<String, Key> = RecordKeys::load(&records_path)
+    let previous: HashMap<&str, Key> = last
         .records
-        .into_iter()
+        .iter()
+        .map(|(id, k)| (id.as_str(), *k))
         .collect();
     let mut counts = Counts {
         records: records.len(),
@@ -378,21 +459,19 @@ fn plan(
     let mut present = HashSet::with_capacity(records.len());
     for r in &records {
         present.insert(r.id.as_str());
-        match previous.get(&r.id) {
+        match previous.get(r.id.as_str()) {
             None => counts.new += 1,
             Some(k) if *k != r.key => counts.changed += 1,
             Some(_) => {}
         }
     }
-    counts.removed = previous
-        .keys()
-        .filter(|id| !present.contains(id.as_str()))
-        .count();
+    counts.removed = previous.keys().filter(|id| !present.contains(*id)).count();
     Ok(Planned {
         records,
         missing,
         counts,
         space: crate::embed::share::space(&options),
+        maker,
     })
 }
 
@@ -435,6 +514,16 @@ pub fn run(ctx: &StageContext, spec: &EmbeddingsSpec) -> Result<StageOutput, Sta
     let embed = spec.embed()?;
     let model = &spec.model;
     let dims = model.dimensions as usize;
+    // A stage that runs has, nearly always, texts to send (an unchanged
+    // input does not run it), and a model2vec model takes a tenth of a
+    // second or more to load: it loads on a thread of its own while
+    // movies.json is read and the keys are planned. Only model2vec: it is
+    // in process and has no side effects (a command's process is started
+    // only when there are texts for it).
+    let mut preloaded = matches!(embed.provider, ProviderKind::Model2Vec).then(|| {
+        let (embed, model, root) = (embed.clone(), model.clone(), ctx.root.to_path_buf());
+        std::thread::spawn(move || crate::embed::providers::build_provider(&embed, &model, &root))
+    });
     let entries = match &spec.source {
         Source::Movies(movies) => Some(crate::movies::entries::load(ctx, movies)?),
         Source::Records { .. } => None,
@@ -491,8 +580,13 @@ pub fn run(ctx: &StageContext, spec: &EmbeddingsSpec) -> Result<StageOutput, Sta
             total as u64,
             &format!("starting the provider for {to_send} texts"),
         );
-        let provider = crate::embed::providers::build_provider(embed, model, ctx.root)
-            .map_err(|e| StageError::new(format!("{}: {e}", ctx.target)))?;
+        let provider = match preloaded.take() {
+            Some(loading) => loading.join().map_err(|_| {
+                StageError::new(format!("{}: loading the model failed", ctx.target))
+            })?,
+            None => crate::embed::providers::build_provider(embed, model, ctx.root),
+        }
+        .map_err(|e| StageError::new(format!("{}: {e}", ctx.target)))?;
         let plan = BatchPlan {
             batch: embed.batch.unwrap_or(provider.max_batch()).max(1),
             parallel: embed.parallel.unwrap_or(provider.max_parallel()).max(1),
@@ -604,12 +698,22 @@ pub fn run(ctx: &StageContext, spec: &EmbeddingsSpec) -> Result<StageOutput, Sta
         ctx.progress.warn(&msg);
         out.warnings.push(msg);
     }
+    let sources = planned
+        .records
+        .iter()
+        .map(|r| r.source)
+        .collect::<Option<Vec<Key>>>()
+        .map(|digests| cache::KeySources {
+            maker: planned.maker,
+            digests,
+        });
     let saved = RecordKeys {
         records: planned
             .records
             .iter()
             .map(|r| (r.id.clone(), r.key))
             .collect(),
+        sources,
     };
     if let Err(e) = saved.save(&records_path) {
         let msg = Warning::new(
