@@ -141,9 +141,10 @@ fn a_title_edit_reuses_the_vector_parts_and_equals_a_clean_build() {
     for m in models() {
         build(root, m);
     }
-    // One catalog (and its description and rows), one vector part per model.
+    // One catalog (and its description and rows), one vector part per
+    // model (and its digests).
     let before = cache_files(root);
-    assert_eq!(before.len(), 6, "{before:?}");
+    assert_eq!(before.len(), 9, "{before:?}");
 
     edit_title(root);
     for m in models() {
@@ -154,9 +155,12 @@ fn a_title_edit_reuses_the_vector_parts_and_equals_a_clean_build() {
     // Only the newest entry of each kind is kept: a new catalog, the same
     // vector parts.
     let after = cache_files(root);
-    assert_eq!(after.len(), 6, "{after:?}");
+    assert_eq!(after.len(), 9, "{after:?}");
     assert_eq!(
-        after.iter().filter(|n| n.starts_with("vectors.")).count(),
+        after
+            .iter()
+            .filter(|n| n.starts_with("vectors.") && n.ends_with(".db"))
+            .count(),
         3
     );
     assert_eq!(
@@ -244,7 +248,7 @@ fn damaged_cache_entries_are_misses() {
     }
     build(root, potion());
     assert_eq!(db_bytes(root, "potion"), good);
-    assert_eq!(cache_files(root).len(), 4);
+    assert_eq!(cache_files(root).len(), 5);
 
     // A damaged previous part when the inputs changed: patching it fails,
     // so it is dropped and the part built in full.
@@ -463,4 +467,138 @@ fn assembled_statistics_equal_a_full_analyze() {
     assert_eq!(ours, full);
     assert_eq!(free, 0, "no free pages, as after VACUUM");
     assert_eq!(check, "ok");
+}
+
+/// Replace the stored vector of `movie_id` in the project's embeddings file
+/// (every float scaled, so its digest changes), or delete it with `None`.
+fn set_vector(root: &Path, movie_id: &str, scale: Option<f32>) {
+    let conn = rusqlite::Connection::open(root.join("data/embeddings-potion-movies.db")).unwrap();
+    match scale {
+        Some(s) => {
+            let blob: Vec<u8> = conn
+                .query_row(
+                    "SELECT embedding FROM embeddings WHERE movie_id = ?1",
+                    [movie_id],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            let scaled: Vec<u8> = blob
+                .chunks_exact(4)
+                .flat_map(|c| (f32::from_le_bytes([c[0], c[1], c[2], c[3]]) * s).to_le_bytes())
+                .collect();
+            conn.execute(
+                "UPDATE embeddings SET embedding = ?2 WHERE movie_id = ?1",
+                rusqlite::params![movie_id, scaled],
+            )
+            .unwrap();
+        }
+        None => {
+            conn.execute("DELETE FROM embeddings WHERE movie_id = ?1", [movie_id])
+                .unwrap();
+        }
+    }
+}
+
+/// A movie id of the fixture that has a vector.
+fn some_movie_with_a_vector(root: &Path) -> String {
+    let conn = rusqlite::Connection::open(root.join("data/embeddings-potion-movies.db")).unwrap();
+    conn.query_row(
+        "SELECT movie_id FROM embeddings ORDER BY movie_id LIMIT 1 OFFSET 3",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_changed_vector_patches_the_vector_part_and_equals_a_clean_build() {
+    let dir = project();
+    let root = dir.path();
+    let models = || {
+        [
+            model("potion", Metric::L2),
+            model("cos", Metric::Cosine),
+            model("man", Metric::L1),
+        ]
+    };
+    for m in models() {
+        build(root, m);
+    }
+    let id = some_movie_with_a_vector(root);
+    let clean = project();
+    // Two changes in a row: the second patches a patched part.
+    for scale in [0.5, 3.0] {
+        set_vector(root, &id, Some(scale));
+        set_vector(clean.path(), &id, Some(scale));
+        for m in models() {
+            let out = build(root, m.clone());
+            assert_eq!(out.stats["vector_part"], "patched", "{}", m.id);
+            assert_ne!(out.stats["catalog_part"], "built", "{}", m.id);
+        }
+    }
+    for m in models() {
+        let out = build(clean.path(), m.clone());
+        assert_eq!(out.stats["vector_part"], "built");
+        assert_eq!(
+            db_bytes(clean.path(), &m.id),
+            db_bytes(root, &m.id),
+            "{}",
+            m.id
+        );
+    }
+    // The patched vector is the one searched.
+    let conn = pipe::sqlite::open_read_only(&root.join("public/data/potion/movies.db")).unwrap();
+    let stored: Vec<u8> = conn
+        .query_row(
+            "SELECT embedding FROM vec_movies WHERE movieId = ?1",
+            [&id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let file = rusqlite::Connection::open(root.join("data/embeddings-potion-movies.db")).unwrap();
+    let now: Vec<u8> = file
+        .query_row(
+            "SELECT embedding FROM embeddings WHERE movie_id = ?1",
+            [&id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(stored, now);
+}
+
+#[test]
+fn a_vector_gone_or_a_damaged_digest_file_builds_the_vector_part_in_full() {
+    let dir = project();
+    let root = dir.path();
+    let potion = || model("potion", Metric::L2);
+    build(root, potion());
+    let id = some_movie_with_a_vector(root);
+    let clean = project();
+
+    // A movie lost its vector: rows would move, so the part is built anew.
+    set_vector(root, &id, None);
+    set_vector(clean.path(), &id, None);
+    assert_eq!(build(root, potion()).stats["vector_part"], "built");
+
+    // The digests beside the part do not match it: built, not patched.
+    for name in cache_files(root) {
+        if name.starts_with("vectors.") && name.ends_with(".rows") {
+            std::fs::write(cache_dir(root).join(name), b"short").unwrap();
+        }
+    }
+    let other = {
+        let conn =
+            rusqlite::Connection::open(root.join("data/embeddings-potion-movies.db")).unwrap();
+        conn.query_row(
+            "SELECT movie_id FROM embeddings ORDER BY movie_id LIMIT 1 OFFSET 5",
+            [],
+            |r| r.get::<_, String>(0),
+        )
+        .unwrap()
+    };
+    set_vector(root, &other, Some(2.0));
+    set_vector(clean.path(), &other, Some(2.0));
+    assert_eq!(build(root, potion()).stats["vector_part"], "built");
+    assert_eq!(build(clean.path(), potion()).stats["vector_part"], "built");
+    assert_eq!(db_bytes(root, "potion"), db_bytes(clean.path(), "potion"));
 }

@@ -126,6 +126,26 @@ pub(crate) fn obtain<P, E>(
     Ok((part, Origin::Built))
 }
 
+/// The newest other entry `<prefix><key>.db` of `dir` than `key`'s: the
+/// previous build's part, which a build may patch rather than build anew.
+pub(crate) fn previous(dir: &Path, prefix: &str, key: &str) -> Option<PathBuf> {
+    let mine = file_name(prefix, key);
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let rest = name.strip_prefix(prefix)?;
+            let hex = rest.strip_suffix(".db")?;
+            (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) && name != mine)
+                .then_some(())?;
+            let modified = e.metadata().and_then(|m| m.modified()).ok()?;
+            Some((modified, e.path()))
+        })
+        .max()
+        .map(|(_, path)| path)
+}
+
 /// The part of `key` from another machine (the remote cache), installed at
 /// `path`, if the context shares parts and the cache has it.
 fn fetch_shared(ctx: &crate::stage::StageContext, key: &str, path: &Path) -> bool {

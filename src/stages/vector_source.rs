@@ -11,7 +11,7 @@ use crate::stage::{StageContext, StageError};
 use crate::vectors::{ItemSource, VectorTable};
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 /// How often (in items) progress is reported and cancellation checked.
@@ -86,13 +86,60 @@ pub(crate) fn scan(
     Ok(unknown)
 }
 
-/// How many items [`fill`] found a vector for.
-#[derive(Clone, Copy, Debug, Default)]
+/// What tells one item's stored vector from another: the first 16 bytes
+/// of the blake3 of its float32 blob. A part keeps them, in item order, so
+/// that the next build can replace only the vectors that changed
+/// ([`patch`]).
+pub(crate) type RowDigest = [u8; 16];
+
+/// The digest of an item without a stored vector.
+pub(crate) const NO_VECTOR: RowDigest = [0; 16];
+
+fn row_digest(blob: &[u8]) -> RowDigest {
+    let mut d = [0u8; 16];
+    d.copy_from_slice(&blake3::hash(blob).as_bytes()[..16]);
+    d
+}
+
+/// How many items [`fill`] found a vector for, and each one's digest.
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Filled {
     /// Items with a stored vector.
     pub with: usize,
     /// Items without one.
     pub without: usize,
+    /// Each item's [`RowDigest`], in the order of the ids ([`NO_VECTOR`]
+    /// for those without one).
+    pub digests: Vec<RowDigest>,
+}
+
+/// Store the digests of the part of cache key `key` beside it
+/// (`<part>.rows`: the key, then the digests), atomically.
+pub(crate) fn save_digests(part: &Path, key: &str, digests: &[RowDigest]) -> std::io::Result<()> {
+    let mut bytes = Vec::with_capacity(key.len() + digests.len() * 16);
+    bytes.extend_from_slice(key.as_bytes());
+    bytes.extend(digests.iter().flatten());
+    crate::artifact::write_atomic(&part.with_extension("rows"), &bytes)
+}
+
+/// The digests stored beside `part`, if they are those of the part of
+/// `key` and there are exactly `n` of them.
+pub(crate) fn load_digests(part: &Path, key: &str, n: usize) -> Option<Vec<RowDigest>> {
+    let bytes = std::fs::read(part.with_extension("rows")).ok()?;
+    let digests = bytes.strip_prefix(key.as_bytes())?;
+    if digests.len() != n * 16 {
+        return None;
+    }
+    Some(
+        digests
+            .chunks_exact(16)
+            .map(|c| {
+                let mut d = [0u8; 16];
+                d.copy_from_slice(c);
+                d
+            })
+            .collect(),
+    )
 }
 
 /// Insert the vector of each of `ids` (in that order) found in `emb` into
@@ -123,7 +170,10 @@ pub(crate) fn fill(
         Some(sql) => Some(out.prepare(&sql).map_err(e("prepare"))?),
         None => None,
     };
-    let mut filled = Filled::default();
+    let mut filled = Filled {
+        digests: Vec::with_capacity(ids.len()),
+        ..Filled::default()
+    };
     let total = ids.len() as u64;
     for (i, id) in ids.iter().enumerate() {
         if i % PROGRESS_EVERY == 0 {
@@ -150,9 +200,115 @@ pub(crate) fn fill(
                         .map_err(e("insert a float vector"))?;
                 }
                 filled.with += 1;
+                filled.digests.push(row_digest(blob));
             }
-            None => filled.without += 1,
+            None => {
+                filled.without += 1;
+                filled.digests.push(NO_VECTOR);
+            }
         }
     }
     Ok(filled)
+}
+
+/// Bring `table` of `out` — a copy of a part [`fill`]ed with the same ids
+/// from an earlier version of `emb`, whose digests are `old` — up to date
+/// with `emb`, replacing in place only the vectors whose digest changed
+/// (a one-movie edit changes one). The rows are then what [`fill`] would
+/// have written. `Ok(None)` when that cannot be had in place (an item
+/// gained or lost its vector, or the table is quantized: see
+/// [`VectorTable::updatable`]): the caller fills a new part instead.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn patch(
+    ctx: &StageContext,
+    out: &Connection,
+    table: &VectorTable,
+    src: &ItemSource,
+    emb: &Connection,
+    ids: &[String],
+    old: &[RowDigest],
+    shown: &Path,
+) -> Result<Option<(Filled, usize)>, StageError> {
+    let Some(update) = table.update_sql() else {
+        return Ok(None);
+    };
+    if old.len() != ids.len() {
+        return Ok(None);
+    }
+    let read_err = |err: rusqlite::Error| {
+        StageError::with_source(format!("cannot read {}: {err}", src.file.display()), err)
+    };
+    let mut get_vec = emb
+        .prepare("SELECT embedding FROM embeddings WHERE movie_id = ?1")
+        .map_err(read_err)?;
+    let mut update = out.prepare(&update).map_err(|err| {
+        StageError::with_source(format!("{}: cannot prepare: {err}", shown.display()), err)
+    })?;
+    // Every stored vector's digest in one pass over the file (a lookup per
+    // item cost four times as much); only changed vectors are read again.
+    let index: HashMap<&str, usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    let mut now = vec![NO_VECTOR; ids.len()];
+    {
+        let mut all = emb
+            .prepare("SELECT movie_id, embedding FROM embeddings")
+            .map_err(read_err)?;
+        let mut rows = all.query([]).map_err(read_err)?;
+        let mut n = 0usize;
+        while let Some(row) = rows.next().map_err(read_err)? {
+            n += 1;
+            if n.is_multiple_of(PROGRESS_EVERY * 10) && ctx.is_cancelled() {
+                return Err(StageError::cancelled());
+            }
+            let (Ok(ValueRef::Text(id)), Ok(ValueRef::Blob(blob))) =
+                (row.get_ref(0), row.get_ref(1))
+            else {
+                continue;
+            };
+            let Some(&i) = std::str::from_utf8(id).ok().and_then(|id| index.get(id)) else {
+                continue;
+            };
+            now[i] = row_digest(blob);
+        }
+    }
+    let mut filled = Filled {
+        with: 0,
+        without: 0,
+        digests: Vec::with_capacity(ids.len()),
+    };
+    let mut replaced = 0;
+    for ((id, was), digest) in ids.iter().zip(old).zip(now) {
+        if (digest == NO_VECTOR) != (*was == NO_VECTOR) {
+            return Ok(None);
+        }
+        if digest == NO_VECTOR {
+            filled.without += 1;
+        } else {
+            filled.with += 1;
+        }
+        filled.digests.push(digest);
+        if digest == *was {
+            continue;
+        }
+        let mut rows = get_vec.query([id]).map_err(read_err)?;
+        let row = rows.next().map_err(read_err)?;
+        let blob = match row.map(|r| r.get_ref(0)) {
+            Some(Ok(ValueRef::Blob(b))) => b,
+            _ => return Err(StageError::new(table.wrong_size(src, id, -1).0)),
+        };
+        table
+            .check_stored(src, id, blob)
+            .map_err(|p| StageError::new(p.0))?;
+        update.execute(params![id, blob]).map_err(|err| {
+            StageError::with_source(
+                format!("{}: cannot replace a vector: {err}", shown.display()),
+                err,
+            )
+        })?;
+        replaced += 1;
+    }
+    Ok(Some((filled, replaced)))
 }

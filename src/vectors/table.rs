@@ -167,6 +167,26 @@ impl VectorTable {
         )
     }
 
+    /// `UPDATE` of one stored vector in place (parameters: key, float32
+    /// blob); `None` unless [`Self::updatable`].
+    pub fn update_sql(&self) -> Option<String> {
+        self.updatable().then(|| {
+            format!(
+                "UPDATE {} SET embedding = ?2 WHERE {} = ?1",
+                ident(&self.table),
+                ident(&self.key)
+            )
+        })
+    }
+
+    /// Whether a stored vector can be replaced in place: a float table.
+    /// sqlite-vec 0.1.9 refuses an `UPDATE` of an `INT8` or `BIT` column
+    /// ("expected to be of type int8, but a float32 vector was provided",
+    /// even from `vec_quantize_int8`), so quantized tables are rebuilt.
+    pub fn updatable(&self) -> bool {
+        self.quantization.is_none()
+    }
+
     /// `INSERT` of one float vector kept for rescoring (parameters: key,
     /// float32 blob); `None` unless the table rescores.
     pub fn insert_float_sql(&self) -> Option<String> {

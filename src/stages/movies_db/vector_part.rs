@@ -104,11 +104,22 @@ pub(crate) fn obtain(
         }
     }
     let key = cache::key(&fields);
+    // The same part but for the embeddings' content: a previous part with
+    // this base can be patched where vectors changed.
+    let base = {
+        let mut f = fields.clone();
+        f.retain(|(name, _)| *name != "embeddings");
+        cache::key(&f)
+    };
     let dir = cache::dir(ctx.root, super::CACHE);
     let prefix = prefix(model);
-    cache::obtain(ctx, &dir, &prefix, &key, from_cache, |path| {
-        build(ctx, spec, catalog, emb_hash, &key, path)
-    })
+    let mut origin = None;
+    let (part, got) = cache::obtain(ctx, &dir, &prefix, &key, from_cache, |path| {
+        let (part, patched) = build(ctx, spec, catalog, emb_hash, &key, &base, path)?;
+        origin = patched.then_some(Origin::Patched);
+        Ok::<_, VectorError>(part)
+    })?;
+    Ok((part, origin.unwrap_or(got)))
 }
 
 /// A cached vector part, if `path` holds a readable one with this key.
@@ -164,15 +175,18 @@ fn movie_ids(catalog: &CatalogPart, root: &Path) -> Result<Vec<String>, StageErr
     Ok(ids)
 }
 
-/// Check the embeddings and write the vector part to `path` (atomically).
+/// Check the embeddings and write the vector part to `path` (atomically):
+/// patched from the previous build's part where only vectors changed
+/// (`true`), else filled anew.
 fn build(
     ctx: &StageContext,
     spec: &MoviesDbSpec,
     catalog: &CatalogPart,
     emb_hash: Option<&str>,
     key: &str,
+    base: &str,
     path: &Path,
-) -> Result<VectorPart, VectorError> {
+) -> Result<(VectorPart, bool), VectorError> {
     let model = &spec.model;
     let shown = path.strip_prefix(ctx.root).unwrap_or(path);
     let e = |what: &'static str| move |err: rusqlite::Error| db_err_at(shown, what, err);
@@ -204,8 +218,15 @@ fn build(
         part.unknown = part.unknown_ids.len();
     }
 
+    if let Some(emb) = &embeddings {
+        if let Some(patched) = patch_previous(ctx, model, &ids, emb, key, base, path, &mut part)? {
+            return Ok((patched, true));
+        }
+    }
+
     let tmp = artifact::temp_path_beside(path)
         .map_err(|err| StageError::io(shown, "create a temporary file beside", err))?;
+    let mut digests = Vec::new();
     {
         let conn = sqlite::open(tmp.path()).map_err(e("open"))?;
         // Scratch until renamed into the cache: no journal, no fsync.
@@ -230,28 +251,121 @@ fn build(
                 let filled = vector_source::fill(ctx, &conn, &table, &src, emb, &ids, shown)?;
                 part.with = filled.with;
                 part.without = filled.without;
+                digests = filled.digests;
             }
         }
         conn.execute_batch("COMMIT; ANALYZE;")
             .map_err(e("analyze"))?;
-        cache::write_meta(
-            &conn,
-            &[
-                ("key", key.to_string()),
-                ("with", part.with.to_string()),
-                ("without", part.without.to_string()),
-                ("unknown", part.unknown.to_string()),
-                // Newline-separated (ids have no control characters): the
-                // warning tells movies that are gone from dropped ones.
-                ("unknown_ids", part.unknown_ids.join("\n")),
-                ("embeddings_blake3", part.emb_hash.clone()),
-            ],
-        )
-        .map_err(e("describe the part"))?;
+        cache::write_meta(&conn, &meta(key, base, &part)).map_err(e("describe the part"))?;
         conn.close()
             .map_err(|(_, err)| db_err_at(shown, "close", err))?;
     }
     tmp.persist(path)
         .map_err(|err| StageError::io(shown, "rename into place", err))?;
-    Ok(part)
+    save_digests(path, key, &digests);
+    Ok((part, false))
+}
+
+/// The description table of a vector part.
+fn meta(key: &str, base: &str, part: &VectorPart) -> Vec<(&'static str, String)> {
+    vec![
+        ("key", key.to_string()),
+        ("base", base.to_string()),
+        ("with", part.with.to_string()),
+        ("without", part.without.to_string()),
+        ("unknown", part.unknown.to_string()),
+        // Newline-separated (ids have no control characters): the
+        // warning tells movies that are gone from dropped ones.
+        ("unknown_ids", part.unknown_ids.join("\n")),
+        ("embeddings_blake3", part.emb_hash.clone()),
+    ]
+}
+
+/// Keep the digests of a part beside it, for the next build to patch it.
+/// Best effort: without them the next build fills a new part.
+fn save_digests(path: &Path, key: &str, digests: &[vector_source::RowDigest]) {
+    if vector_source::save_digests(path, key, digests).is_err() {
+        let _ = std::fs::remove_file(path.with_extension("rows"));
+    }
+}
+
+/// The part of `key` made from the previous build's part (same model,
+/// table and movie ids; other embeddings) by replacing the vectors that
+/// changed, if there is one to patch and patching can do it: its rows are
+/// then those a fill would have written (the assembly copies rows, so the
+/// database's bytes are the same; `tests/db_cache.rs` compares them with a
+/// clean build's). A one-movie edit of a model with a provider changes one
+/// vector of the embeddings file; refilling every vector cost most of the
+/// database's share of the edit.
+#[allow(clippy::too_many_arguments)]
+fn patch_previous(
+    ctx: &StageContext,
+    model: &Model,
+    ids: &[String],
+    emb: &rusqlite::Connection,
+    key: &str,
+    base: &str,
+    path: &Path,
+    part: &mut VectorPart,
+) -> Result<Option<VectorPart>, VectorError> {
+    let table = table(model);
+    if !table.updatable() {
+        return Ok(None);
+    }
+    let Some(dir) = path.parent() else {
+        return Ok(None);
+    };
+    let Some(old) = cache::previous(dir, &prefix(model), key) else {
+        return Ok(None);
+    };
+    let Some(old_meta) = cache::read_meta(&old) else {
+        return Ok(None);
+    };
+    if old_meta.get("base").map(String::as_str) != Some(base) {
+        return Ok(None);
+    }
+    let Some(old_key) = old_meta.get("key") else {
+        return Ok(None);
+    };
+    let Some(digests) = vector_source::load_digests(&old, old_key, ids.len()) else {
+        return Ok(None);
+    };
+    let shown = path.strip_prefix(ctx.root).unwrap_or(path);
+    let e = |what: &'static str| move |err: rusqlite::Error| db_err_at(shown, what, err);
+    let tmp = artifact::temp_path_beside(path)
+        .map_err(|err| StageError::io(shown, "create a temporary file beside", err))?;
+    if std::fs::copy(&old, tmp.path()).is_err() {
+        return Ok(None);
+    }
+    let conn = sqlite::open(tmp.path()).map_err(e("open"))?;
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -16384; \
+         DROP TABLE {}; BEGIN;",
+        cache::META_TABLE
+    ))
+    .map_err(e("open"))?;
+    let src = source(model);
+    let Some((filled, _replaced)) =
+        vector_source::patch(ctx, &conn, &table, &src, emb, ids, &digests, shown)?
+    else {
+        return Ok(None);
+    };
+    part.with = filled.with;
+    part.without = filled.without;
+    // Only vectors changed: the statistics (of ids and chunks) stand.
+    conn.execute_batch("COMMIT;").map_err(e("commit"))?;
+    cache::write_meta(&conn, &meta(key, base, part)).map_err(e("describe the part"))?;
+    conn.close()
+        .map_err(|(_, err)| db_err_at(shown, "close", err))?;
+    tmp.persist(path)
+        .map_err(|err| StageError::io(shown, "rename into place", err))?;
+    save_digests(path, key, &filled.digests);
+    Ok(Some(VectorPart {
+        path: path.to_path_buf(),
+        with: part.with,
+        without: part.without,
+        unknown: part.unknown,
+        unknown_ids: std::mem::take(&mut part.unknown_ids),
+        emb_hash: part.emb_hash.clone(),
+    }))
 }
