@@ -1210,8 +1210,13 @@ impl<'a> Executor<'a> {
         result.warnings = result.details.iter().map(|w| w.detail.clone()).collect();
         let output = match output {
             Ok(o) => o,
-            Err(_) if self.cancelled.load(Ordering::SeqCst) => {
-                // Stopped (Ctrl-C), not failed: nothing to remember.
+            Err(e) if self.cancelled.load(Ordering::SeqCst) => {
+                // Stopped (Ctrl-C), not failed: nothing to remember. What
+                // the stage kept (the embeddings stage's vectors) is said.
+                let said = e.to_string();
+                if said != StageError::cancelled().to_string() {
+                    result.stats.insert("stopped".into(), said);
+                }
                 result.outcome = Outcome::NotRun;
                 result.millis = start.elapsed().as_millis() as u64;
                 return (result, None);

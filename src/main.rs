@@ -448,6 +448,11 @@ fn build(
         .iter()
         .filter(|r| matches!(r.outcome, Outcome::Failed { .. }))
         .count();
+    let stopped = report
+        .results
+        .iter()
+        .filter(|r| r.outcome == Outcome::NotRun)
+        .count();
     if verbosity > Verbosity::Quiet {
         let built = report.built();
         let secs = report.millis as f64 / 1000.0;
@@ -463,6 +468,11 @@ fn build(
             );
         } else if failed > 0 {
             errln!("{failed} target(s) failed, {built} built ({secs:.2}s)");
+        } else if stopped > 0 {
+            errln!(
+                "stopped: {built} of {} targets built, {stopped} not built ({secs:.2}s)",
+                report.results.len()
+            );
         } else if built == 0 {
             errln!(
                 "nothing to do: {} targets up to date ({secs:.3}s)",

@@ -98,7 +98,10 @@ pub fn describe(result: &TargetResult) -> String {
                 result.name, result.name
             )
         }
-        Outcome::NotRun => format!("not built: {} (the build stopped)", result.name),
+        Outcome::NotRun => match result.stats.get("stopped") {
+            Some(kept) => format!("not built: {} (the build stopped: {kept})", result.name),
+            None => format!("not built: {} (the build stopped)", result.name),
+        },
     }
 }
 

@@ -352,6 +352,18 @@ fn ctrl_c_keeps_the_vectors_obtained() {
     seen.extend(said.try_iter());
     let stderr = seen.join("\n");
     assert_eq!(code, Some(130), "{stderr}");
+    // The stop is told as one, with what was kept; nothing is "up to date".
+    assert!(
+        stderr
+            .contains("not built: embeddings@alpha (the build stopped: cancelled after embedding")
+            && stderr.contains("kept in the cache"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("stopped: 0 of 1 targets built, 1 not built"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("nothing to do"), "{stderr}");
     let obtained = half_requests * 10 + 10;
     assert_eq!(s.alpha.texts(), obtained, "{stderr}");
     assert!(!p.path("data/embeddings-alpha-movies.db").exists());
