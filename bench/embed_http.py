@@ -134,7 +134,7 @@ def bench(n, server, tag="this"):
     movies = json.loads((work / "data" / "movies.json").read_text())
     first = next(k for k in movies if not k.startswith("_"))
     movies[first]["metadata"]["Plot"] = "An edited plot for the benchmark."
-    (work / "data" / "movies.json").write_text(json.dumps(movies, indent=2))
+    (work / "data" / "movies.json").write_text(json.dumps(movies, ensure_ascii=False, indent=2), encoding="utf-8")
     measured("one edit")
     return out
 

@@ -108,7 +108,7 @@ def bench(n, pipe=PIPE, tag="this"):
         key = next(k for k in movies if not k.startswith("_"))
         movies[key].setdefault("metadata", {})
         movies[key]["metadata"] = dict(movies[key]["metadata"] or {}, Plot="An edited plot for the benchmark.")
-        (project / "data" / "movies.json").write_text(json.dumps(movies, indent=2))
+        (project / "data" / "movies.json").write_text(json.dumps(movies, ensure_ascii=False, indent=2), encoding="utf-8")
     today_s, _, _ = timed([PIPE, "build", "--json"], today)
     today_cpu = CPU[0]
     edit_s, edit_rss, out = timed([PIPE, "build", "--json"], work)
