@@ -511,3 +511,54 @@ fn single_layout_with_a_text_per_model() {
         8
     );
 }
+
+/// The emoji example's shape: two records targets (one database per model,
+/// and the single layout) over the same records, with the same models and
+/// texts (one model with a text of its own). Each distinct text is sent
+/// once per model, not once per target, and an edit sends one per model.
+#[test]
+fn two_targets_over_the_same_records_embed_each_text_once() {
+    let p = project("films.jsonl", "film", "title = \"text\"");
+    p.write("models.d/bow2.toml", &bow_model("bow2", 8));
+    let text = "text = { default = \"{{ title }}: {{ plot }}\", bow2 = \"{{ plot }}\" }";
+    let manifest = p
+        .read("pipeline.toml")
+        .replace("text = \"{{ title }}: {{ plot }}\"", text);
+    p.write(
+        "pipeline.toml",
+        &format!(
+            "{manifest}\n[targets.films-all]\nkind = \"records-db\"\nrecords = \"films\"\nid = \"film\"\ncolumns = {{ title = \"text\" }}\nlayout = \"single\"\npath = \"public/films-all.db\"\n{text}\n"
+        ),
+    );
+    let mut lines: Vec<String> = (0..10)
+        .map(|i| format!("{{\"film\":\"f{i}\",\"title\":\"Film {i}\",\"plot\":\"plot {i}\"}}"))
+        .collect();
+    p.write("data/films.jsonl", &(lines.join("\n") + "\n"));
+    let run = build(&p);
+    let log = sent(&p);
+    // 10 records, 2 models: 20 texts, each once.
+    assert_eq!(log.len(), 20, "{log:?}\n{}", run.stdout);
+    let mut distinct = log.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 20, "{log:?}");
+    // Both targets' databases hold every record's vector of each model.
+    for db in [
+        "public/data/bow/films-db.db",
+        "public/data/bow2/films-db.db",
+        "public/films-all.db",
+    ] {
+        let conn = rusqlite::Connection::open(p.path(db)).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM record_models", [], |r| r.get(0))
+            .unwrap();
+        let models = if db.ends_with("films-all.db") { 2 } else { 1 };
+        assert_eq!(n, 10 * models, "{db}");
+    }
+
+    lines[4] = "{\"film\":\"f4\",\"title\":\"Film 4\",\"plot\":\"an edited plot\"}".into();
+    p.write("data/films.jsonl", &(lines.join("\n") + "\n"));
+    build(&p);
+    let log = sent(&p);
+    assert_eq!(log.len(), 22, "one text per model: {log:?}");
+}
