@@ -129,6 +129,7 @@ fn spec(models: &[Model], layout: Layout, path: &str) -> RecordsDbSpec {
             format: Format::JsonLines,
             id: IdRule::Field("sku".into()),
             file_names: false,
+            columns: Vec::new(),
         },
         columns: vec![
             Column {

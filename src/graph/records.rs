@@ -31,11 +31,34 @@ pub(super) fn expand(
     if !errors.is_empty() {
         return Err(errors);
     }
+    // Every reader of the records checks what any target over the same
+    // records needs of them (ids that are file names, values that fit the
+    // columns), so a record one target must refuse fails them all before
+    // any writes.
+    let mut columns: Vec<crate::records::Column> = Vec::new();
+    let mut file_names = false;
+    for o in manifest
+        .pipeline
+        .targets
+        .iter()
+        .filter_map(|t| match &t.kind {
+            KindDecl::RecordsDb(o) if o.input == r.input && o.format == r.format => Some(o),
+            _ => None,
+        })
+    {
+        file_names |= o.json.is_some();
+        for c in &o.columns {
+            if !columns.contains(c) {
+                columns.push(c.clone());
+            }
+        }
+    }
     let records = RecordsSpec {
         input: r.input.clone(),
         format: r.format,
         id: r.id.clone(),
-        file_names: r.json.is_some(),
+        file_names,
+        columns,
     };
     let target = |name: String,
                   base: String,
