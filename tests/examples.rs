@@ -58,7 +58,7 @@ fn ids(v: &Value) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| r["movieId"].as_str().unwrap().to_string())
+        .map(|r| r["id"].as_str().unwrap().to_string())
         .collect()
 }
 
@@ -161,7 +161,7 @@ fn the_emoji_example_builds_and_is_searched_by_text() {
     assert!(
         results
             .iter()
-            .any(|r| r["movieId"].as_str().unwrap().contains("rain")),
+            .any(|r| r["id"].as_str().unwrap().contains("rain")),
         "{fused:#}"
     );
     for r in results {

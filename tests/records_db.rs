@@ -461,7 +461,7 @@ fn result_ids(report: &serde_json::Value) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| r["movieId"].as_str().unwrap().to_string())
+        .map(|r| r["id"].as_str().unwrap().to_string())
         .collect()
 }
 
@@ -516,6 +516,31 @@ fn search_and_compare_read_records_databases() {
         first["title"].as_str().unwrap().starts_with("The "),
         "{first}"
     );
+    // A record is {id, title}: no movie's names, no year.
+    for r in report["results"].as_array().unwrap() {
+        let keys: Vec<&str> = r.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        assert_eq!(keys, ["id", "title", "distance", "score"], "{r}");
+    }
+    assert_eq!(report["query"]["id"], "r005");
+    assert!(report["query"].get("movieId").is_none(), "{report}");
+    // The table: ID and the title column (the full-text one), no YEAR.
+    let table = p.pipe(&[
+        "search",
+        "--db",
+        "public/films.db",
+        "--like",
+        "r005",
+        "-k",
+        "2",
+    ]);
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    let header = table
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with('#'))
+        .unwrap();
+    let columns: Vec<&str> = header.split_whitespace().collect();
+    assert_eq!(columns, ["#", "ID", "TITLE", "SCORE"], "{}", table.stdout);
 
     let report = common::json(&p.pipe(&[
         "search",
