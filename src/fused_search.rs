@@ -79,6 +79,7 @@ pub fn fuse(reports: Vec<SearchReport>, k: usize, min_score: Option<f64>) -> Fus
                     movie_id: f.item.to_string(),
                     title: String::new(),
                     year: None,
+                    title_column: None,
                 }),
                 score: f.score,
                 ranks,

@@ -24,7 +24,7 @@ pub fn stage_version(kind: &str) -> u32 {
         "movie-json" => 1,
         "movies-db" => 3,
         "embeddings" => 1,
-        "records-db" => 1,
+        "records-db" => 2,
         "records-json" => 1,
         _ => 1,
     }

@@ -71,16 +71,38 @@ pub struct DbInfo {
     pub embeddings_blake3: Option<String>,
 }
 
-/// One movie of a database, as shown in results.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// One movie (or record) of a database, as shown in results.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Movie {
-    /// `movieId`.
-    #[serde(rename = "movieId")]
+    /// `movieId` (a record's `id`).
     pub movie_id: String,
-    /// Title.
+    /// Title (a record's title column).
     pub title: String,
-    /// Year, when known.
+    /// Year, when known (never for a record).
     pub year: Option<i64>,
+    /// For a record of a records database: the column shown as its title
+    /// (its first full-text column, else its first column). `None` for a
+    /// movie.
+    pub title_column: Option<String>,
+}
+
+/// A movie is `{movieId, title, year}` (as the front end names them); a
+/// record is `{id, title}`: its id, and its title column's value.
+impl Serialize for Movie {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        if self.title_column.is_some() {
+            let mut m = s.serialize_struct("Record", 2)?;
+            m.serialize_field("id", &self.movie_id)?;
+            m.serialize_field("title", &self.title)?;
+            return m.end();
+        }
+        let mut m = s.serialize_struct("Movie", 3)?;
+        m.serialize_field("movieId", &self.movie_id)?;
+        m.serialize_field("title", &self.title)?;
+        m.serialize_field("year", &self.year)?;
+        m.end()
+    }
 }
 
 /// One result of a KNN query.
@@ -117,6 +139,8 @@ struct Items {
     noun: &'static str,
     /// SQL over the table (as `m`) for a result's title and year.
     shown: [String; 2],
+    /// A records database's title column (see [`Movie::title_column`]).
+    title_column: Option<String>,
 }
 
 impl Items {
@@ -126,6 +150,7 @@ impl Items {
             key: "movieId",
             noun: "movie",
             shown: ["m.title".into(), "m.year".into()],
+            title_column: None,
         }
     }
 }
@@ -345,7 +370,7 @@ impl Database {
             .flatten()
         };
         let embeddings_blake3 = config("embeddings_blake3");
-        let title = Database::records_title(&conn).map_err(|e| bad(&e))?;
+        let (title, title_column) = Database::records_title(&conn).map_err(|e| bad(&e))?;
         Ok(Database {
             path: path.to_path_buf(),
             info: DbInfo {
@@ -359,14 +384,16 @@ impl Database {
                 key: "id",
                 noun: "record",
                 shown: [title, "NULL".into()],
+                title_column: Some(title_column.unwrap_or_else(|| "title".into())),
             },
             conn,
         })
     }
 
     /// What a records database shows as a result's title: its first
-    /// full-text indexed column, else its first declared column, as text.
-    fn records_title(conn: &Connection) -> rusqlite::Result<String> {
+    /// full-text indexed column, else its first declared column, as text
+    /// (the SQL, and the column's name).
+    fn records_title(conn: &Connection) -> rusqlite::Result<(String, Option<String>)> {
         let fts: Option<String> = conn
             .query_row(
                 "SELECT name FROM pragma_table_info('records_fts') ORDER BY cid LIMIT 1",
@@ -385,8 +412,11 @@ impl Database {
                 .optional()?,
         };
         Ok(match column {
-            Some(c) => format!("ifnull(CAST(m.\"{}\" AS TEXT), '')", c.replace('"', "\"\"")),
-            None => "''".into(),
+            Some(c) => (
+                format!("ifnull(CAST(m.\"{}\" AS TEXT), '')", c.replace('"', "\"\"")),
+                Some(c),
+            ),
+            None => ("''".into(), None),
         })
     }
 
@@ -411,6 +441,7 @@ impl Database {
                     movie_id: r.get(0)?,
                     title: r.get(1)?,
                     year: r.get(2)?,
+                    title_column: i.title_column.clone(),
                 })
             })
             .optional()
@@ -554,6 +585,7 @@ impl Database {
                         movie_id: r.get(0)?,
                         title: r.get(1)?,
                         year: r.get(2)?,
+                        title_column: self.items.title_column.clone(),
                     },
                     distance,
                     score: score.score(distance),
@@ -898,17 +930,43 @@ pub fn render(report: &SearchReport) -> String {
         .max()
         .unwrap_or(0)
         .clamp(5, 60);
+    // A records database's results: ID and its title column, no year.
+    let record_title = report.results[0].movie.title_column.as_deref();
+    let (id_label, title_label) = match record_title {
+        Some(c) => ("ID".to_string(), c.to_uppercase()),
+        None => ("MOVIEID".to_string(), "TITLE".to_string()),
+    };
+    let title_w = title_w.max(title_label.chars().count());
     let id_w = report
         .results
         .iter()
         .map(|n| n.movie.movie_id.chars().count())
         .max()
         .unwrap_or(0)
-        .max(7);
+        .max(id_label.len());
+    if record_title.is_some() {
+        let _ = writeln!(
+            out,
+            "{:>3}  {:<id_w$}  {:<title_w$}  {:>8}",
+            "#", id_label, title_label, "SCORE"
+        );
+        for (i, n) in report.results.iter().enumerate() {
+            let title = truncate(&n.movie.title, title_w);
+            let _ = writeln!(
+                out,
+                "{:>3}  {:<id_w$}  {:<title_w$}  {:>8.4}",
+                i + 1,
+                n.movie.movie_id,
+                title,
+                n.score
+            );
+        }
+        return out;
+    }
     let _ = writeln!(
         out,
         "{:>3}  {:<id_w$}  {:<title_w$}  {:>4}  {:>8}",
-        "#", "MOVIEID", "TITLE", "YEAR", "SCORE"
+        "#", id_label, title_label, "YEAR", "SCORE"
     );
     for (i, n) in report.results.iter().enumerate() {
         let title = truncate(&n.movie.title, title_w);

@@ -92,8 +92,10 @@ struct Case {
     /// The declared columns.
     columns: &'static str,
     /// Whether the target writes JSON files. Not where the error is in
-    /// the text template: the JSON files do not use it, so they rightly
-    /// follow the edited records while the embeddings fail.
+    /// the text template: a template is a target's and the JSON files do
+    /// not use it, so they rightly follow the edited records while the
+    /// embeddings fail. A record that does not fit a column, or whose id
+    /// cannot be a file name, fails every target over the records.
     json: bool,
 }
 
@@ -260,8 +262,8 @@ const CASES: &[Case] = &[
         columns: COLUMNS,
         text: None,
         bad: "{\"film\":\"f1\",\"title\":\"Alpha\",\"plot\":\"a heist in Paris\",\"year\":1999}\n{\"film\":\"f2\",\"title\":\"Beta\",\"plot\":\"a storm at sea\",\"year\":\"nineteen\"}\n",
-        expect: &["data/films.jsonl:2: record \"f2\": field `year` is \"nineteen\", which does not fit column `year` (integer): expected an integer (or a string holding one)"],
-        json: false,
+        expect: &["data/films.jsonl:2: record \"f2\": field `year` is \"nineteen\", which does not fit column `year` (integer): expected an integer (or a string holding one); correct the record, or declare the column in pipeline.toml with a type that fits (\"text\" holds strings, numbers and booleans)"],
+        json: true,
     },
     Case {
         name: "a missing value for a column that is not nullable",
@@ -272,7 +274,7 @@ const CASES: &[Case] = &[
         text: None,
         bad: "film,title,plot,year\nf1,Alpha,a heist in Paris,1999\nf2,Beta,\"a storm, at sea\",\n",
         expect: &["data/films.csv:3: record \"f2\": field `year` is empty, and column `year` is integer; give the record a value, or declare the column as \"integer?\" to allow NULL"],
-        json: false,
+        json: true,
     },
 ];
 
@@ -287,6 +289,17 @@ fn record_file_errors_name_file_record_and_id_and_change_nothing() {
                 .replace("json = \"public/films/{id}.json\"\n", "");
             p.write("pipeline.toml", &manifest);
         }
+        // A second records target over the same records (the single
+        // layout, without JSON files): its database must not change either.
+        let manifest = p.read("pipeline.toml");
+        p.write(
+            "pipeline.toml",
+            &format!(
+                "{manifest}\n[targets.films-single]\nkind = \"records-db\"\nrecords = \"films\"\nid = \"{}\"\ncolumns = {{ {} }}\nlayout = \"single\"\npath = \"public/films-single.db\"\ntext = \"{{{{ title }}}}: {{{{ plot }}}}\"\n",
+                case.id.replace('"', "\\\""),
+                case.columns
+            ),
+        );
         p.write(&format!("data/{}", case.file), case.good);
         if let Some(text) = case.text {
             // A template that works on the good file: the field is there.
@@ -301,7 +314,13 @@ fn record_file_errors_name_file_record_and_id_and_change_nothing() {
                 .replace(",plot,", ",plto,");
             p.write(&format!("data/{}", case.file), &good);
         }
-        build(&p);
+        let first = build(&p);
+        assert!(
+            first.built().iter().any(|t| t == "films-single"),
+            "{}: {}",
+            case.name,
+            first.stdout
+        );
         let public = || {
             let dir = p.path("public");
             dir.exists().then(|| tree(&dir))
@@ -510,4 +529,55 @@ fn single_layout_with_a_text_per_model() {
             .len(),
         8
     );
+}
+
+/// The emoji example's shape: two records targets (one database per model,
+/// and the single layout) over the same records, with the same models and
+/// texts (one model with a text of its own). Each distinct text is sent
+/// once per model, not once per target, and an edit sends one per model.
+#[test]
+fn two_targets_over_the_same_records_embed_each_text_once() {
+    let p = project("films.jsonl", "film", "title = \"text\"");
+    p.write("models.d/bow2.toml", &bow_model("bow2", 8));
+    let text = "text = { default = \"{{ title }}: {{ plot }}\", bow2 = \"{{ plot }}\" }";
+    let manifest = p
+        .read("pipeline.toml")
+        .replace("text = \"{{ title }}: {{ plot }}\"", text);
+    p.write(
+        "pipeline.toml",
+        &format!(
+            "{manifest}\n[targets.films-all]\nkind = \"records-db\"\nrecords = \"films\"\nid = \"film\"\ncolumns = {{ title = \"text\" }}\nlayout = \"single\"\npath = \"public/films-all.db\"\n{text}\n"
+        ),
+    );
+    let mut lines: Vec<String> = (0..10)
+        .map(|i| format!("{{\"film\":\"f{i}\",\"title\":\"Film {i}\",\"plot\":\"plot {i}\"}}"))
+        .collect();
+    p.write("data/films.jsonl", &(lines.join("\n") + "\n"));
+    let run = build(&p);
+    let log = sent(&p);
+    // 10 records, 2 models: 20 texts, each once.
+    assert_eq!(log.len(), 20, "{log:?}\n{}", run.stdout);
+    let mut distinct = log.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 20, "{log:?}");
+    // Both targets' databases hold every record's vector of each model.
+    for db in [
+        "public/data/bow/films-db.db",
+        "public/data/bow2/films-db.db",
+        "public/films-all.db",
+    ] {
+        let conn = rusqlite::Connection::open(p.path(db)).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM record_models", [], |r| r.get(0))
+            .unwrap();
+        let models = if db.ends_with("films-all.db") { 2 } else { 1 };
+        assert_eq!(n, 10 * models, "{db}");
+    }
+
+    lines[4] = "{\"film\":\"f4\",\"title\":\"Film 4\",\"plot\":\"an edited plot\"}".into();
+    p.write("data/films.jsonl", &(lines.join("\n") + "\n"));
+    build(&p);
+    let log = sent(&p);
+    assert_eq!(log.len(), 22, "one text per model: {log:?}");
 }

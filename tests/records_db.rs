@@ -129,6 +129,7 @@ fn spec(models: &[Model], layout: Layout, path: &str) -> RecordsDbSpec {
             format: Format::JsonLines,
             id: IdRule::Field("sku".into()),
             file_names: false,
+            columns: Vec::new(),
         },
         columns: vec![
             Column {
@@ -460,7 +461,7 @@ fn result_ids(report: &serde_json::Value) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| r["movieId"].as_str().unwrap().to_string())
+        .map(|r| r["id"].as_str().unwrap().to_string())
         .collect()
 }
 
@@ -515,6 +516,31 @@ fn search_and_compare_read_records_databases() {
         first["title"].as_str().unwrap().starts_with("The "),
         "{first}"
     );
+    // A record is {id, title}: no movie's names, no year.
+    for r in report["results"].as_array().unwrap() {
+        let keys: Vec<&str> = r.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        assert_eq!(keys, ["id", "title", "distance", "score"], "{r}");
+    }
+    assert_eq!(report["query"]["id"], "r005");
+    assert!(report["query"].get("movieId").is_none(), "{report}");
+    // The table: ID and the title column (the full-text one), no YEAR.
+    let table = p.pipe(&[
+        "search",
+        "--db",
+        "public/films.db",
+        "--like",
+        "r005",
+        "-k",
+        "2",
+    ]);
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    let header = table
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with('#'))
+        .unwrap();
+    let columns: Vec<&str> = header.split_whitespace().collect();
+    assert_eq!(columns, ["#", "ID", "TITLE", "SCORE"], "{}", table.stdout);
 
     let report = common::json(&p.pipe(&[
         "search",
@@ -800,4 +826,70 @@ fn bad_input_and_damaged_parts_never_damage_the_database() {
         hash(&root.join("public/films.db")),
         hash(&clean.path().join("public/films.db"))
     );
+}
+
+/// The `config` rows of both layouts: the same database-wide keys
+/// unprefixed, each model's keys prefixed `<model>.` in both, and a
+/// per-model database's one model's keys unprefixed too (as a movies.db).
+#[test]
+fn config_keys_are_the_same_in_both_layouts() {
+    let models = vec![
+        model("f-l2", 8, Metric::L2, None),
+        model("q-cos", 16, Metric::Cosine, Some(Quantization::Int8)),
+    ];
+    let dir = project(&models);
+    let (per_model, single) = build_all(dir.path(), &models);
+    let config = |db: &Path| -> BTreeMap<String, String> {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        let mut st = conn.prepare("SELECT key, value FROM config").unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let single = config(&single);
+    let wide = |c: &BTreeMap<String, String>| -> Vec<String> {
+        c.keys()
+            .filter(|k| !k.contains('.') && !k.starts_with("embedding") && !k.contains("vector"))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        wide(&single),
+        [
+            "layout",
+            "models",
+            "pipe_version",
+            "primary_model",
+            "records"
+        ]
+    );
+    assert_eq!(single["layout"], "single");
+    assert_eq!(single["models"], "f-l2,q-cos");
+    // Only prefixed model keys in the single layout.
+    assert!(single
+        .keys()
+        .all(|k| k.contains('.') || wide(&single).contains(k)));
+    for (m, db) in models.iter().zip(&per_model) {
+        let c = config(db);
+        assert_eq!(wide(&c), wide(&single), "{}", db.display());
+        assert_eq!(c["layout"], "per-model");
+        assert_eq!(c["models"], m.id);
+        let prefix = format!("{}.", m.id);
+        let prefixed: BTreeMap<&str, &String> = c
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|k| (k, v)))
+            .collect();
+        // The same model keys as in the single database…
+        let in_single: BTreeMap<&str, &String> = single
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|k| (k, v)))
+            .collect();
+        assert_eq!(prefixed, in_single, "{}", m.id);
+        assert!(prefixed.contains_key("embedding_model_id"));
+        // …and unprefixed, as movies-db writes them.
+        for (k, v) in &prefixed {
+            assert_eq!(c.get(*k), Some(*v), "{}: {k}", m.id);
+        }
+    }
 }

@@ -64,7 +64,7 @@ pub struct VectorCache {
 
 struct State {
     /// Key → offset of its entry.
-    index: HashMap<Key, u64>,
+    index: Index,
     /// End of the last whole entry.
     end: u64,
 }
@@ -106,7 +106,7 @@ impl VectorCache {
         if !fresh && len != end {
             file.set_len(end)?;
         }
-        let mut index = HashMap::with_capacity(whole as usize);
+        let mut index = Vec::with_capacity(whole as usize);
         let mut damaged = 0;
         let mut reader = io::BufReader::with_capacity(1 << 20, &mut file);
         io::Seek::seek(&mut reader, io::SeekFrom::Start(HEADER))?;
@@ -116,7 +116,7 @@ impl VectorCache {
             if checksum_ok(&buf) {
                 let mut k = [0u8; 32];
                 k.copy_from_slice(&buf[..32]);
-                index.insert(k, HEADER + i * entry);
+                index.push((k, HEADER + i * entry));
             } else {
                 damaged += 1;
             }
@@ -126,7 +126,10 @@ impl VectorCache {
             path: path.to_path_buf(),
             dims,
             file,
-            state: Mutex::new(State { index, end }),
+            state: Mutex::new(State {
+                index: Index::new(index),
+                end,
+            }),
             damaged,
         })
     }
@@ -186,7 +189,7 @@ impl VectorCache {
     /// The vector of `key`, checked again: `Ok(None)` if it is not cached or
     /// its entry is damaged now (it is then forgotten).
     pub fn get(&self, key: &Key) -> io::Result<Option<Vec<f32>>> {
-        let Some(offset) = self.lock().index.get(key).copied() else {
+        let Some(offset) = self.lock().index.get(key) else {
             return Ok(None);
         };
         let mut buf = vec![0u8; Self::entry_len(self.dims)];
@@ -209,14 +212,12 @@ impl VectorCache {
     pub fn compact(&self, keep: &[Key]) -> io::Result<()> {
         let (live, total) = {
             let st = self.lock();
-            let live = keep
-                .iter()
-                .filter(|k| st.index.contains_key(*k))
-                .collect::<std::collections::HashSet<_>>()
-                .len();
+            let live = keep.iter().filter(|k| st.index.contains_key(k)).count();
             let total = ((st.end - HEADER) / Self::entry_len(self.dims) as u64) as usize;
             (live, total)
         };
+        // (`live` counts a key twice when two records share a text: then
+        // it only errs towards keeping stale entries a little longer.)
         // Entries no record uses any more are dropped once they are a fifth
         // of the file: rewriting a whole cache to drop the one vector an edit
         // replaced would cost more than the edit (and a stale entry is
@@ -231,14 +232,20 @@ impl VectorCache {
             h[..8].copy_from_slice(MAGIC);
             h[8..12].copy_from_slice(&(self.dims as u32).to_le_bytes());
             w.write_all(&h)?;
-            let mut buf = vec![0u8; Self::entry_len(self.dims)];
-            let mut seen = std::collections::HashSet::new();
+            let entry = Self::entry_len(self.dims) as u64;
+            let mut buf = vec![0u8; entry as usize];
+            // One bit per entry of the file (not a set of keys): a key
+            // several records share is written once.
+            let mut seen = vec![0u64; total.div_ceil(64)];
             for k in keep {
-                let Some(offset) = self.lock().index.get(k).copied() else {
+                let Some(offset) = self.lock().index.get(k) else {
                     continue;
                 };
-                if !seen.insert(*k) {
-                    continue;
+                let n = ((offset - HEADER) / entry) as usize;
+                let (word, bit) = (n / 64, 1u64 << (n % 64));
+                match seen.get_mut(word) {
+                    Some(w) if *w & bit == 0 => *w |= bit,
+                    _ => continue,
                 }
                 self.file.read_exact_at(&mut buf, offset)?;
                 if checksum_ok(&buf) {
@@ -249,6 +256,111 @@ impl VectorCache {
         }
         tmp.persist(&self.path).map_err(|e| e.error)?;
         Ok(())
+    }
+}
+
+/// Which entry of the file holds each key: 40 bytes a key. A hash map
+/// of a million 32-byte keys takes about twice that (its table is a power
+/// of two, at most 7/8 full); this is the entries of the file sorted by key
+/// (binary search), and a map of those appended since, merged into the
+/// sorted ones whenever it grows past a quarter of them.
+struct Index {
+    /// (key, offset), sorted by key, each key once; offset `u64::MAX`:
+    /// removed.
+    sorted: Vec<(Key, u64)>,
+    /// Appended since the last merge (these win over `sorted`).
+    recent: HashMap<Key, u64>,
+    /// Keys held.
+    len: usize,
+}
+
+/// Fewer appended keys than this are never merged.
+const MERGE_AT_LEAST: usize = 1 << 16;
+
+impl Index {
+    /// The index of a file's entries, in file order (a later entry of a
+    /// key wins, as it would have overwritten the earlier one).
+    fn new(mut entries: Vec<(Key, u64)>) -> Index {
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        entries.dedup_by(|later, first| later.0 == first.0);
+        Index {
+            len: entries.len(),
+            sorted: entries,
+            recent: HashMap::new(),
+        }
+    }
+
+    fn position(&self, key: &Key) -> Option<usize> {
+        self.sorted.binary_search_by(|e| e.0.cmp(key)).ok()
+    }
+
+    fn get(&self, key: &Key) -> Option<u64> {
+        if let Some(o) = self.recent.get(key) {
+            return Some(*o);
+        }
+        self.position(key)
+            .map(|i| self.sorted[i].1)
+            .filter(|o| *o != u64::MAX)
+    }
+
+    fn contains_key(&self, key: &Key) -> bool {
+        self.get(key).is_some()
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn insert(&mut self, key: Key, offset: u64) {
+        if !self.contains_key(&key) {
+            self.len += 1;
+        }
+        // A key of `sorted` appended again: its old entry is forgotten.
+        if let Some(i) = self.position(&key) {
+            self.sorted[i].1 = u64::MAX;
+        }
+        self.recent.insert(key, offset);
+        if self.recent.len() >= MERGE_AT_LEAST.max(self.sorted.len() / 4) {
+            self.merge();
+        }
+    }
+
+    fn remove(&mut self, key: &Key) {
+        let in_recent = self.recent.remove(key).is_some();
+        let in_sorted = match self.position(key) {
+            Some(i) if self.sorted[i].1 != u64::MAX => {
+                self.sorted[i].1 = u64::MAX;
+                true
+            }
+            _ => false,
+        };
+        if in_recent || in_sorted {
+            self.len -= 1;
+        }
+    }
+
+    /// Move the appended keys into `sorted` (and drop removed ones), in
+    /// place: `sorted` grows by the appended keys and the two sorted runs
+    /// are merged from the back, so no second copy of the index is made.
+    fn merge(&mut self) {
+        let mut recent: Vec<(Key, u64)> = self.recent.drain().collect();
+        self.recent = HashMap::new();
+        recent.sort_unstable_by_key(|e| e.0);
+        self.sorted.retain(|e| e.1 != u64::MAX);
+        let old = self.sorted.len();
+        self.sorted.resize(old + recent.len(), ([0; 32], u64::MAX));
+        // Keys of `recent` are not live in `sorted` (insert forgot them).
+        let (mut i, mut k) = (old, old + recent.len());
+        while let Some(&last) = recent.last() {
+            k -= 1;
+            if i > 0 && self.sorted[i - 1].0 > last.0 {
+                self.sorted[k] = self.sorted[i - 1];
+                i -= 1;
+            } else {
+                self.sorted[k] = last;
+                recent.pop();
+            }
+        }
     }
 }
 
@@ -289,6 +401,83 @@ impl RecordKeys {
             .ok()
             .and_then(|b| postcard::from_bytes(&b).ok())
             .unwrap_or_default()
+    }
+
+    /// Visit what was saved, in order, without keeping it: one read of the
+    /// file and nothing per record (a million records' ids and keys as a
+    /// `Vec` would be ~100 MB). Nothing is visited if it is absent or
+    /// unreadable; a damaged tail stops the visit.
+    pub fn each(path: &Path, mut f: impl FnMut(&str, &Key)) {
+        let Ok(bytes) = std::fs::read(path) else {
+            return;
+        };
+        // postcard's layout of `RecordKeys`: the length (a varint), then
+        // each (id, key).
+        let Ok((n, mut rest)) = postcard::take_from_bytes::<usize>(&bytes) else {
+            return;
+        };
+        for _ in 0..n {
+            match postcard::take_from_bytes::<(&str, Key)>(rest) {
+                Ok(((id, key), tail)) => {
+                    f(id, &key);
+                    rest = tail;
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// The saved file's bytes, for [`RecordKeys::remembered`].
+    pub fn read(path: &Path) -> Option<Vec<u8>> {
+        std::fs::read(path).ok()
+    }
+
+    /// Each record's (source digest, key) by id, borrowed from the bytes of
+    /// a saved file, when it has digests and `maker` made its keys; else
+    /// nothing (every text is made again).
+    pub fn remembered<'a>(bytes: &'a [u8], maker: &Key) -> HashMap<&'a str, (Key, Key)> {
+        let Ok((n, mut rest)) = postcard::take_from_bytes::<usize>(bytes) else {
+            return HashMap::new();
+        };
+        let mut records = Vec::with_capacity(n.min(bytes.len() / 33));
+        for _ in 0..n {
+            match postcard::take_from_bytes::<(&str, Key)>(rest) {
+                Ok((record, tail)) => {
+                    records.push(record);
+                    rest = tail;
+                }
+                Err(_) => return HashMap::new(),
+            }
+        }
+        match postcard::take_from_bytes::<Option<KeySources>>(rest) {
+            Ok((Some(s), _)) if s.maker == *maker && s.digests.len() == records.len() => records
+                .into_iter()
+                .zip(s.digests)
+                .map(|((id, key), digest)| (id, (digest, key)))
+                .collect(),
+            _ => HashMap::new(),
+        }
+    }
+
+    /// Save `records` (sorted by id) atomically, in the layout of
+    /// [`RecordKeys::save`], without making a `RecordKeys` of them, with
+    /// `sources` ([`KeySources`]: the maker and each record's digest) when
+    /// the records have them.
+    pub fn save_each<'a>(
+        path: &Path,
+        records: impl ExactSizeIterator<Item = (&'a str, &'a Key)>,
+        sources: Option<(&Key, &[Key])>,
+    ) -> io::Result<()> {
+        let mut bytes = postcard::to_stdvec(&records.len()).map_err(io::Error::other)?;
+        for (id, key) in records {
+            bytes = postcard::to_extend(&(id, key), bytes).map_err(io::Error::other)?;
+        }
+        // `Option<KeySources>`'s layout.
+        bytes = postcard::to_extend(&sources, bytes).map_err(io::Error::other)?;
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d)?;
+        }
+        crate::artifact::write_atomic(path, &bytes)
     }
 
     /// Save atomically.
@@ -341,6 +530,63 @@ mod tests {
         // Other dimensions: started afresh.
         drop(cache);
         assert!(VectorCache::open(&path, 4).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_index_finds_every_key_across_merges() {
+        let k = |i: u32| *blake3::hash(&i.to_le_bytes()).as_bytes();
+        let first: Vec<(Key, u64)> = (0..1000).map(|i| (k(i), u64::from(i))).collect();
+        let mut index = Index::new(first);
+        // Appends past a merge, a key appended again, a removed key.
+        for i in 1000..(MERGE_AT_LEAST as u32 + 3000) {
+            index.insert(k(i), u64::from(i));
+        }
+        index.insert(k(5), 7);
+        index.remove(&k(6));
+        index.remove(&k(2000));
+        index.remove(&k(u32::MAX)); // not held: nothing changes
+        assert_eq!(index.len(), MERGE_AT_LEAST + 3000 - 2);
+        for i in 0..(MERGE_AT_LEAST as u32 + 3000) {
+            let want = match i {
+                5 => Some(7),
+                6 | 2000 => None,
+                i => Some(u64::from(i)),
+            };
+            assert_eq!(index.get(&k(i)), want, "{i}");
+        }
+        index.merge();
+        assert_eq!(index.get(&k(5)), Some(7));
+        assert_eq!(index.get(&k(6)), None);
+        assert!(!index.contains_key(&k(u32::MAX)));
+        // 40 bytes a key once opened (a hash map of them: 47 at best, 7/8
+        // full, ~80 at a million keys, whose table is 2^21 buckets).
+        let opened = Index::new((0..100_000).map(|i| (k(i), u64::from(i))).collect());
+        let bytes = opened.sorted.capacity() * std::mem::size_of::<(Key, u64)>()
+            + opened.recent.capacity() * (std::mem::size_of::<(Key, u64)>() + 1);
+        assert!(bytes <= 40 * 100_000, "{bytes}");
+        // A file with a key twice: the later entry wins.
+        let index = Index::new(vec![(k(1), 10), (k(2), 20), (k(1), 30)]);
+        assert_eq!((index.get(&k(1)), index.len()), (Some(30), 2));
+    }
+
+    #[test]
+    fn record_keys_are_visited_and_saved_in_the_layout_of_the_struct() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("old.records");
+        let records = vec![("a".to_string(), [1u8; 32]), ("bé".to_string(), [2u8; 32])];
+        RecordKeys {
+            records: records.clone(),
+        }
+        .save(&old)
+        .unwrap();
+        let mut seen = Vec::new();
+        RecordKeys::each(&old, |id, k| seen.push((id.to_string(), *k)));
+        assert_eq!(seen, records);
+        let new = dir.path().join("new.records");
+        RecordKeys::save_each(&new, records.iter().map(|(id, k)| (id.as_str(), k))).unwrap();
+        assert_eq!(std::fs::read(&new).unwrap(), std::fs::read(&old).unwrap());
+        assert_eq!(RecordKeys::load(&new).records, records);
+        RecordKeys::each(&dir.path().join("absent"), |_, _| panic!("nothing"));
     }
 
     #[test]

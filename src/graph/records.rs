@@ -1,9 +1,12 @@
 //! How a `records-db` declaration expands (RECORDS.md): for a target `X`,
 //! `X-embeddings@m` for each model it uses that has `[embed]`, then `X@m`
 //! per model (layout per-model) or one `X` (layout single), and `X-json`
-//! when it sets `json`.
+//! when it sets `json`. A target whose texts for a model another target
+//! (earlier by name) already embeds reads that target's embeddings file
+//! instead of having its own `X-embeddings@m`: each text is embedded once.
 
 use super::{resolve, ExpandError, Output, Target, TargetSpec};
+use crate::manifest::pipeline::KindDecl;
 use crate::manifest::records::RecordsDecl;
 use crate::manifest::{Manifest, Model, TargetDecl};
 use crate::records::{Layout, RecordsDbSpec, RecordsSpec};
@@ -28,11 +31,34 @@ pub(super) fn expand(
     if !errors.is_empty() {
         return Err(errors);
     }
+    // Every reader of the records checks what any target over the same
+    // records needs of them (ids that are file names, values that fit the
+    // columns), so a record one target must refuse fails them all before
+    // any writes.
+    let mut columns: Vec<crate::records::Column> = Vec::new();
+    let mut file_names = false;
+    for o in manifest
+        .pipeline
+        .targets
+        .iter()
+        .filter_map(|t| match &t.kind {
+            KindDecl::RecordsDb(o) if o.input == r.input && o.format == r.format => Some(o),
+            _ => None,
+        })
+    {
+        file_names |= o.json.is_some();
+        for c in &o.columns {
+            if !columns.contains(c) {
+                columns.push(c.clone());
+            }
+        }
+    }
     let records = RecordsSpec {
         input: r.input.clone(),
         format: r.format,
         id: r.id.clone(),
-        file_names: r.json.is_some(),
+        file_names,
+        columns,
     };
     let target = |name: String,
                   base: String,
@@ -84,6 +110,13 @@ pub(super) fn expand(
             ));
             continue;
         };
+        if !r.embeddings_declared {
+            if let Some(shared) = shared_embeddings(manifest, decl, r, m, &text) {
+                // Another target embeds these very texts: read its file.
+                embeddings.insert(m.id.clone(), shared);
+                continue;
+            }
+        }
         let mut model = m.clone();
         // The spec's model writes its vectors here (an embeddings spec's
         // `model.embeddings` is its output).
@@ -212,6 +245,46 @@ pub(super) fn expand(
         ));
     }
     Ok(out)
+}
+
+/// The embeddings file of model `m` that an earlier records target (in
+/// the manifest's order) already makes from the same texts: the same
+/// records file read the same way (input, format, id rule) and the same
+/// template for `m`. Its `X-embeddings@m` target then serves this target
+/// too, so each text is embedded once however many targets hold it. The
+/// earliest such target is the one that embeds (it shares nobody's).
+fn shared_embeddings(
+    manifest: &Manifest,
+    decl: &TargetDecl,
+    r: &RecordsDecl,
+    m: &Model,
+    text: &crate::embed::config::TextTemplate,
+) -> Option<PathBuf> {
+    let embed = m.embed.as_ref()?;
+    for other in &manifest.pipeline.targets {
+        if other.name == decl.name {
+            return None;
+        }
+        let KindDecl::RecordsDb(o) = &other.kind else {
+            continue;
+        };
+        let same_records = o.input == r.input && o.format == r.format && o.id == r.id;
+        let uses_model = o
+            .models
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|(id, _)| *id == m.id));
+        let same_text = o
+            .text
+            .for_model(&m.id)
+            .or(embed.template.as_ref())
+            .is_some_and(|t| t.source == text.source);
+        if same_records && uses_model && same_text {
+            let values = model_values(m);
+            let values: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            return resolve(&o.embeddings, &values).ok();
+        }
+    }
+    None
 }
 
 fn model_values(m: &Model) -> [(&'static str, String); 3] {

@@ -111,6 +111,7 @@ fn first_record(
         format,
         id: IdRule::Template("{{ _n }}".into()),
         file_names: false,
+        columns: Vec::new(),
     };
     let mut records = crate::records::read(root, &spec)
         .map_err(|e| InitError::Usage(format!("--records: {e}")))?;

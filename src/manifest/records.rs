@@ -169,6 +169,10 @@ pub struct RecordsDecl {
     pub models: Option<Vec<(String, Range<usize>)>>,
     /// Where the embeddings of models with `[embed]` are made (`{model}`).
     pub embeddings: Template,
+    /// Whether `embeddings` is written in pipeline.toml (not the default):
+    /// only a target with the default path shares another target's
+    /// embeddings of the same texts.
+    pub embeddings_declared: bool,
     /// One JSON file per record (`{id}` in the file name), if set.
     pub json: Option<Template>,
     /// Where `kind` is written (errors about the whole table).
@@ -390,6 +394,7 @@ pub(super) fn check(
     }
 
     let input_dir = input.parent().map(Path::to_path_buf).unwrap_or_default();
+    let embeddings_declared = raw.embeddings.is_some();
     let embeddings = template(
         &raw.embeddings,
         input_dir
@@ -488,6 +493,7 @@ pub(super) fn check(
         text,
         models,
         embeddings,
+        embeddings_declared,
         json,
         span: kind_span,
     })

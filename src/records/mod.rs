@@ -119,6 +119,13 @@ pub struct RecordsSpec {
     /// file on macOS or Windows. Checked by every reader of the records,
     /// so that no stage builds from ids another must refuse.
     pub file_names: bool,
+    /// The columns every records-db target over this input declares (the
+    /// graph gathers them). Checked by every reader of the records, as the
+    /// ids are: a record whose value does not fit a column fails every
+    /// target over the input (its embeddings, JSON files and databases)
+    /// before any of them writes, not only the database that has the
+    /// column.
+    pub columns: Vec<Column>,
 }
 
 /// A record as a format reads it, before its id is found.
@@ -131,6 +138,9 @@ type RawRecords = Box<dyn Iterator<Item = Result<RawRecord, RecordError>> + Send
 pub struct Records {
     inner: RawRecords,
     ids: id::IdCheck,
+    /// The records file and the columns each record must fit.
+    file: PathBuf,
+    columns: Vec<Column>,
     failed: bool,
 }
 
@@ -144,7 +154,14 @@ impl Iterator for Records {
         let item = self
             .inner
             .next()
-            .map(|r| r.and_then(|(position, fields)| self.ids.check(position, fields)));
+            .map(|r| r.and_then(|(position, fields)| self.ids.check(position, fields)))
+            .map(|r| {
+                let record = r?;
+                for c in &self.columns {
+                    columns::check_value(&record, c).map_err(|e| e.in_file(&self.file))?;
+                }
+                Ok(record)
+            });
         if matches!(item, Some(Err(_))) {
             self.failed = true;
         }
@@ -162,13 +179,15 @@ pub fn read(root: &Path, spec: &RecordsSpec) -> Result<Records, RecordError> {
         .map_err(|e| RecordError::file(&file, format!("cannot read the records file: {e}")))?;
     let reader = std::io::BufReader::with_capacity(1 << 16, opened);
     let inner: RawRecords = match spec.format {
-        Format::JsonLines => Box::new(jsonl::JsonLines::new(file, reader)),
-        Format::Json => Box::new(json::JsonRecords::new(file, reader)?),
-        Format::Csv => Box::new(csv::CsvRecords::new(file, reader)?),
+        Format::JsonLines => Box::new(jsonl::JsonLines::new(file.clone(), reader)),
+        Format::Json => Box::new(json::JsonRecords::new(file.clone(), reader)?),
+        Format::Csv => Box::new(csv::CsvRecords::new(file.clone(), reader)?),
     };
     Ok(Records {
         inner,
         ids,
+        file,
+        columns: spec.columns.clone(),
         failed: false,
     })
 }
@@ -185,6 +204,7 @@ mod tests {
             format: Format::from_path(Path::new(name)).unwrap(),
             id,
             file_names: false,
+            columns: Vec::new(),
         };
         read(dir.path(), &spec)
             .map_err(|e| e.to_string())?
@@ -331,6 +351,8 @@ mod tests {
             let mut records = Records {
                 inner: raw,
                 ids: id::IdCheck::new(&file, &IdRule::Field("id".into()), false).unwrap(),
+                file: file.clone(),
+                columns: Vec::new(),
                 failed: false,
             };
             let mut consumed = header.len() as u64;

@@ -28,10 +28,10 @@ use crate::stage::Warning;
 use crate::stage::{OutputFile, StageContext, StageError, StageOutput};
 use rayon::prelude::*;
 use rusqlite::params;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What an `embeddings@<model>` target declares.
@@ -145,22 +145,24 @@ fn key_options(
     o
 }
 
-/// One record of the output.
+/// One record of the output: what is kept of every record until the file
+/// is written, so kept small (~100 bytes at a 10-byte id): the id without
+/// spare capacity, and `created_at` shared (every record of a records
+/// input, and every movie without its own `lastUpdated`, has the same one).
 struct Record {
-    id: String,
+    id: Box<str>,
     key: Key,
-    created_at: String,
-    /// The digest of the record's source, when it has one (a movies.json
-    /// entry): remembered so the next build can take the key unmade.
-    source: Option<Key>,
+    created_at: Arc<str>,
 }
 
 /// A record's id, `created_at` and text (or its key, when the last build's
 /// is still good), before its key is known.
 struct Text {
     id: String,
-    created_at: String,
+    created_at: Arc<str>,
     made: Made,
+    /// The digest of the record's source, when it has one (a movies.json
+    /// entry): remembered so the next build can take the key unmade.
     source: Option<Key>,
 }
 
@@ -219,10 +221,11 @@ fn texts(
         (Source::Movies(movies), Loaded::Movies(entries)) => {
             let maker =
                 TextMaker::new(embed.template.as_ref(), &embed.prefix).map_err(StageError::new)?;
-            let fallback_time = match settings_epoch {
+            let fallback_time: Arc<str> = match settings_epoch {
                 Some(e) => crate::movies::time::iso_from_epoch(e),
                 None => entries.input_timestamp(),
-            };
+            }
+            .into();
             let all: Vec<&crate::movies::entries::Entry> = entries
                 .movies
                 .iter()
@@ -237,7 +240,8 @@ fn texts(
                             None => e
                                 .summary
                                 .last_updated
-                                .clone()
+                                .as_deref()
+                                .map(Arc::from)
                                 .unwrap_or_else(|| fallback_time.clone()),
                         };
                         if let Some(key) = known(&e.summary.movie_id, &e.digest) {
@@ -274,7 +278,8 @@ fn texts(
         (Source::Records { records, text, .. }, _) => {
             let maker = TextMaker::for_records(text, &embed.prefix).map_err(StageError::new)?;
             // Records carry no time of their own.
-            let created_at = crate::movies::time::iso_from_epoch(settings_epoch.unwrap_or(0));
+            let created_at: Arc<str> =
+                crate::movies::time::iso_from_epoch(settings_epoch.unwrap_or(0)).into();
             let file = &records.input;
             let mut reader = crate::records::read(root, records)?;
             let mut ordinal = 0u64;
@@ -320,13 +325,17 @@ fn texts(
 struct Planned {
     /// Sorted by id.
     records: Vec<Record>,
-    /// Unique keys to embed, with their texts, in record order.
-    missing: Vec<(Key, String)>,
+    /// Unique keys to embed, with their texts (without spare capacity),
+    /// in record order.
+    missing: Vec<(Key, Box<str>)>,
     counts: Counts,
     /// The space of the keys ([`crate::embed::share::space`]).
     space: String,
-    /// What made the keys ([`maker_fingerprint`]).
+    /// What made the keys ([`maker_fingerprint`]), and each record's source
+    /// digest in the order of `records` (empty unless every record has one:
+    /// movies.json's entries do, a records file's records do not).
     maker: Key,
+    sources: Vec<Key>,
 }
 
 /// How many records are new, changed, unchanged and removed since the last
@@ -380,23 +389,26 @@ fn plan(
     let options = key_options(spec, embed, &extra);
     let maker = maker_fingerprint(&options, embed);
     let (_, records_path) = cache_paths(root, spec);
-    let last = RecordKeys::load(&records_path);
-    // The last build's keys by id with the digests they were made from,
-    // if the same maker made them.
-    let remembered: HashMap<&str, (Key, Key)> = match &last.sources {
-        Some(s) if s.maker == maker && s.digests.len() == last.records.len() => last
-            .records
-            .iter()
-            .zip(&s.digests)
-            .map(|((id, key), digest)| (id.as_str(), (*digest, *key)))
-            .collect(),
-        _ => HashMap::new(),
+    // The last build's keys by id with the digests they were made from, if
+    // the same maker made them (only movies.json's entries have digests).
+    let last = match &spec.source {
+        Source::Movies(_) => RecordKeys::read(&records_path),
+        Source::Records { .. } => None,
     };
+    let remembered = last
+        .as_deref()
+        .map(|bytes| RecordKeys::remembered(bytes, &maker))
+        .unwrap_or_default();
     let known = |id: &str, digest: &Key| -> Option<Key> {
         let (was, key) = remembered.get(id)?;
         (was == digest && cache.contains(key)).then_some(*key)
     };
-    let mut pairs: Vec<(Record, Option<String>)> = Vec::new();
+    let mut records: Vec<Record> = Vec::new();
+    let mut sources: Vec<Key> = Vec::new();
+    let mut every_source = true;
+    // Unique keys to send, in record (file) order.
+    let mut missing = Vec::new();
+    let mut queued = HashSet::new();
     texts(
         root,
         spec,
@@ -405,73 +417,89 @@ fn plan(
         settings_epoch,
         &known,
         &mut |chunk| {
-            pairs.par_extend(chunk.into_par_iter().map(|t| {
-                let (key, text) = match t.made {
-                    Made::Known(key) => (key, None),
-                    Made::Text(text) => {
-                        let key = cache::key(&options, &text);
-                        // Only texts to send are kept: at 100k movies all texts
-                        // would be ~70 MB for an edit that sends one.
-                        let text = if cache.contains(&key) {
-                            None
-                        } else if keep_texts {
-                            Some(text)
-                        } else {
-                            Some(String::new())
-                        };
-                        (key, text)
-                    }
-                };
-                (
-                    Record {
-                        id: t.id,
+            let made: Vec<(Record, Option<Box<str>>, Option<Key>)> = chunk
+                .into_par_iter()
+                .map(|t| {
+                    let (key, text) = match t.made {
+                        Made::Known(key) => (key, None),
+                        Made::Text(text) => {
+                            let key = cache::key(&options, &text);
+                            // Only texts to send are kept: at 100k movies all
+                            // texts would be ~70 MB for an edit that sends one.
+                            let text = if cache.contains(&key) {
+                                None
+                            } else if keep_texts {
+                                Some(text.into_boxed_str())
+                            } else {
+                                Some(Box::from(""))
+                            };
+                            (key, text)
+                        }
+                    };
+                    let record = Record {
+                        id: t.id.into_boxed_str(),
                         key,
                         created_at: t.created_at,
-                        source: t.source,
-                    },
-                    text,
-                )
-            }));
+                    };
+                    (record, text, t.source)
+                })
+                .collect();
+            for (r, text, source) in made {
+                if let Some(text) = text {
+                    if queued.insert(r.key) {
+                        missing.push((r.key, text));
+                    }
+                }
+                match source {
+                    Some(d) if every_source => sources.push(d),
+                    _ => every_source = false,
+                }
+                records.push(r);
+            }
         },
     )?;
-    let mut records = Vec::with_capacity(pairs.len());
-    let mut missing = Vec::new();
-    let mut queued = HashSet::new();
-    pairs.sort_by(|a, b| a.0.id.cmp(&b.0.id));
-    for (r, text) in pairs {
-        if let Some(text) = text {
-            if queued.insert(r.key) {
-                missing.push((r.key, text));
-            }
-        }
-        records.push(r);
+    drop(queued);
+    drop(remembered);
+    drop(last);
+    if every_source && sources.len() == records.len() && !records.is_empty() {
+        let mut both: Vec<(Record, Key)> = records.into_iter().zip(sources).collect();
+        both.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        (records, sources) = both.into_iter().unzip();
+    } else {
+        sources = Vec::new();
+        records.sort_by(|a, b| a.id.cmp(&b.id));
     }
-    let previous: HashMap<&str, Key> = last
-        .records
-        .iter()
-        .map(|(id, k)| (id.as_str(), *k))
-        .collect();
     let mut counts = Counts {
         records: records.len(),
         to_send: missing.len(),
         ..Counts::default()
     };
-    let mut present = HashSet::with_capacity(records.len());
-    for r in &records {
-        present.insert(r.id.as_str());
-        match previous.get(r.id.as_str()) {
-            None => counts.new += 1,
-            Some(k) if *k != r.key => counts.changed += 1,
-            Some(_) => {}
+    // What the last build had, sorted by id as `records` is: one merge,
+    // nothing held per record.
+    let mut next = 0;
+    RecordKeys::each(&records_path, |id, key| {
+        while records.get(next).is_some_and(|r| &*r.id < id) {
+            counts.new += 1;
+            next += 1;
         }
-    }
-    counts.removed = previous.keys().filter(|id| !present.contains(*id)).count();
+        match records.get(next) {
+            Some(r) if &*r.id == id => {
+                if r.key != *key {
+                    counts.changed += 1;
+                }
+                next += 1;
+            }
+            _ => counts.removed += 1,
+        }
+    });
+    counts.new += records.len() - next;
     Ok(Planned {
         records,
         missing,
         counts,
         space: crate::embed::share::space(&options),
         maker,
+        sources,
     })
 }
 
@@ -593,7 +621,7 @@ pub fn run(ctx: &StageContext, spec: &EmbeddingsSpec) -> Result<StageOutput, Sta
             dimensions: dims,
             retry: embed.retry_policy(),
         };
-        let texts: Vec<&str> = planned.missing.iter().map(|(_, t)| t.as_str()).collect();
+        let texts: Vec<&str> = planned.missing.iter().map(|(_, t)| &**t).collect();
         let done = AtomicUsize::new(0);
         let started = Instant::now();
         let last_report = Mutex::new(Instant::now() - PROGRESS_EVERY);
@@ -649,6 +677,8 @@ pub fn run(ctx: &StageContext, spec: &EmbeddingsSpec) -> Result<StageOutput, Sta
             }
         };
     }
+    // The texts are sent: not held while the file is written.
+    planned.missing = Vec::new();
     if ctx.is_cancelled() {
         return Err(StageError::cancelled());
     }
@@ -698,24 +728,9 @@ pub fn run(ctx: &StageContext, spec: &EmbeddingsSpec) -> Result<StageOutput, Sta
         ctx.progress.warn(&msg);
         out.warnings.push(msg);
     }
-    let sources = planned
-        .records
-        .iter()
-        .map(|r| r.source)
-        .collect::<Option<Vec<Key>>>()
-        .map(|digests| cache::KeySources {
-            maker: planned.maker,
-            digests,
-        });
-    let saved = RecordKeys {
-        records: planned
-            .records
-            .iter()
-            .map(|r| (r.id.clone(), r.key))
-            .collect(),
-        sources,
-    };
-    if let Err(e) = saved.save(&records_path) {
+    let saved = planned.records.iter().map(|r| (&*r.id, &r.key));
+    let sources = (!planned.sources.is_empty()).then_some((&planned.maker, &planned.sources[..]));
+    if let Err(e) = RecordKeys::save_each(&records_path, saved, sources) {
         let msg = Warning::new(
             "vector-cache-unsaved",
             "the record keys of the vector cache could not be saved",
@@ -835,7 +850,7 @@ fn write_file(
                 blob.extend_from_slice(&x.to_le_bytes());
             }
             insert
-                .execute(params![r.id, blob, r.created_at])
+                .execute(params![&*r.id, blob, &*r.created_at])
                 .map_err(e("insert a vector"))?;
         }
     }
@@ -858,4 +873,14 @@ fn write_file(
         StageError::with_source(format!("{}: cannot close: {err}", shown.display()), err)
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// What every record costs until the file is written: 64 bytes (it
+    /// was 80, with a `created_at` string of its own) besides its id.
+    #[test]
+    fn a_planned_record_is_small() {
+        assert!(std::mem::size_of::<super::Record>() <= 64);
+    }
 }

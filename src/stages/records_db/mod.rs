@@ -12,8 +12,8 @@
 //! table so FTS5 can index it), `records_fts` over the declared `fts`
 //! columns, the `models` registry (which table holds which model, which
 //! model is primary: what `pipe search` reads), `record_models` (which
-//! models have a vector for each record) and `config` (provenance; in the
-//! single layout each model's keys are prefixed `<model>.`).
+//! models have a vector for each record) and `config` (provenance, the
+//! same keys in both layouts: see `write_config`).
 //!
 //! Metrics are sqlite-vec's: `l2`, `cosine`, `l1`. An inner-product
 //! (dot-product) model, as seed 004 has, is `cosine` on unit vectors: for
@@ -433,8 +433,17 @@ fn write_models(
     ))
 }
 
-/// The `config` rows: per model, the keys movies-db writes (prefixed
-/// `<model>.` in the single layout, where there are several models).
+/// The `config` rows, the same in both layouts:
+///
+/// * the database's own, unprefixed: `layout`, `models` (the model ids,
+///   comma-separated, in table order), `primary_model`, `records`,
+///   `pipe_version` and, only from SOURCE_DATE_EPOCH, `built_at`;
+/// * each model's provenance, the keys movies-db writes
+///   (`embedding_model_id`, `embeddings_blake3`, `records_with_vector`, …)
+///   prefixed `<model>.`;
+/// * in the per-model layout, whose database has one model, that model's
+///   keys unprefixed too, as a movies.db has them, so that what reads a
+///   movies.db's provenance reads a per-model records database alike.
 fn write_config(
     ctx: &StageContext,
     conn: &Connection,
@@ -461,12 +470,17 @@ fn write_config(
             rows.push(("embedding_rescore", q.rescore.to_string()));
             rows.push(("embedding_oversample", q.oversample.to_string()));
         }
-        let prefix = match spec.layout {
-            Layout::PerModel => String::new(),
-            Layout::Single => format!("{}.", model.id),
-        };
-        config.extend(rows.into_iter().map(|(k, v)| (format!("{prefix}{k}"), v)));
+        if spec.layout == Layout::PerModel {
+            config.extend(rows.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        }
+        config.extend(
+            rows.into_iter()
+                .map(|(k, v)| (format!("{}.{k}", model.id), v)),
+        );
     }
+    let ids: Vec<&str> = parts.iter().map(|p| p.model.id.as_str()).collect();
+    config.push(("layout".into(), spec.layout.to_string()));
+    config.push(("models".into(), ids.join(",")));
     config.push(("records".into(), records.records.to_string()));
     config.push(("primary_model".into(), spec.primary.clone()));
     config.push(("pipe_version".into(), env!("CARGO_PKG_VERSION").to_string()));
