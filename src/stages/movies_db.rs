@@ -30,7 +30,8 @@ use crate::artifact;
 use crate::manifest::model::Model;
 use crate::sqlite;
 use crate::stage::{OutputFile, StageContext, StageError, StageOutput, Warning};
-use crate::stages::part_cache::{self as cache, Origin};
+use crate::stages::part_cache::{self as cache, db_err_at, Origin};
+use crate::stages::vector_part as shared;
 use catalog_part::CatalogPart;
 use rusqlite::{params, Connection};
 use std::path::{Path, PathBuf};
@@ -131,7 +132,7 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
         let (vectors, vec_origin) =
             match vector_part::obtain(ctx, spec, &catalog, emb_hash.as_deref()) {
                 Ok(v) => v,
-                Err(v) if v.catalog_unreadable && attempt == 1 && !cat_origin.is_new() => {
+                Err(v) if v.ids_unreadable && attempt == 1 && !cat_origin.is_new() => {
                     catalog_part::forget(ctx, &catalog);
                     warn(&mut out, cache_damaged(model, &v.error));
                     continue;
@@ -217,7 +218,7 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
     s.insert("movies_without_vector".into(), vectors.without.to_string());
     s.insert(
         "vectors_for_unknown_movies".into(),
-        vectors.unknown.to_string(),
+        vectors.unknown_ids.len().to_string(),
     );
     s.insert("built_at".into(), catalog.built_at.clone());
     s.insert("catalog_part".into(), origins.0.as_str().into());
@@ -285,17 +286,14 @@ fn vector_warnings(
         .iter()
         .map(String::as_str)
         .partition(|id| catalog.dropped_ids.contains(*id));
+    let src = vector_part::source(model);
     let mut out = Vec::new();
     if !gone.is_empty() {
-        out.push(Warning::new(
+        out.push(shared::unknown_vectors(
+            &src,
+            &spec.movies,
             "vectors-for-removed-movies",
-            format!("embeddings files hold vectors for movies that are not in {movies}; they are left out"),
-            format!("{} ({})", model.id, gone.len()),
-            format!(
-                "{embeddings} has {} vectors for movies that are not in {movies}: {}",
-                gone.len(),
-                crate::warning::some_ids(&gone)
-            ),
+            &gone,
             "regenerate these models' embeddings to drop the vectors of removed movies (or restore the movies)",
         ));
     }
@@ -315,16 +313,10 @@ fn vector_warnings(
         ));
     }
     if vectors.without > 0 && embeddings_present {
-        out.push(Warning::new(
-            "movies-without-vector",
-            "movies without a vector: semantic search cannot find them",
-            format!("{} ({} of {})", model.id, vectors.without, catalog.movies),
-            format!(
-                "{} of {} movies have no vector in {embeddings} (model {}); they cannot be found by \
-                 semantic search until their embeddings are generated",
-                vectors.without, catalog.movies, model.id
-            ),
-            "generate the embeddings of these movies",
+        out.push(shared::without_vector(
+            &src,
+            vectors.without,
+            catalog.movies,
         ));
     }
     out
@@ -406,7 +398,10 @@ fn write_config(
         ("embeddings_blake3", vectors.emb_hash.clone()),
         ("movies_with_vector", vectors.with.to_string()),
         ("movies_without_vector", vectors.without.to_string()),
-        ("vectors_for_unknown_movies", vectors.unknown.to_string()),
+        (
+            "vectors_for_unknown_movies",
+            vectors.unknown_ids.len().to_string(),
+        ),
         ("pipe_version", env!("CARGO_PKG_VERSION").to_string()),
         ("built_at", catalog.built_at.clone()),
     ]);
@@ -427,9 +422,4 @@ fn write_config(
 
 fn db_err(spec: &MoviesDbSpec, what: &str, e: rusqlite::Error) -> StageError {
     db_err_at(&spec.db_path, what, e)
-}
-
-/// An SQLite error while writing `path` (project-relative for messages).
-fn db_err_at(path: &Path, what: &str, e: rusqlite::Error) -> StageError {
-    StageError::with_source(format!("{}: cannot {what}: {e}", path.display()), e)
 }

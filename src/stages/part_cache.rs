@@ -21,6 +21,12 @@ use std::path::{Path, PathBuf};
 /// into every database, is described by a JSON file beside it instead.)
 pub(crate) const META_TABLE: &str = "pipe_part";
 
+/// An SQLite error while writing `path` (project-relative for messages): a
+/// part, or a database the stages assemble from parts.
+pub(crate) fn db_err_at(path: &Path, what: &str, e: rusqlite::Error) -> StageError {
+    StageError::with_source(format!("{}: cannot {what}: {e}", path.display()), e)
+}
+
 /// The cache directory of a stage (`movies-db`) in a project.
 pub(crate) fn dir(root: &Path, stage: &str) -> PathBuf {
     root.join(crate::state::STATE_DIR).join("cache").join(stage)

@@ -42,7 +42,8 @@ use crate::artifact;
 use crate::manifest::model::Model;
 use crate::sqlite;
 use crate::stage::{OutputFile, StageContext, StageError, StageOutput, Warning};
-use crate::stages::part_cache::{self as cache, Origin};
+use crate::stages::part_cache::{self as cache, db_err_at, Origin};
+use crate::stages::vector_part as shared;
 use crate::vectors::VectorTable;
 use records_part::RecordsPart;
 use rusqlite::{params, Connection};
@@ -137,7 +138,7 @@ pub fn run(ctx: &StageContext, spec: &RecordsDbSpec) -> Result<StageOutput, Stag
             let (part, origin) =
                 match vector_part::obtain(ctx, spec, model, &table, &records, hash.as_deref()) {
                     Ok(v) => v,
-                    Err(v) if v.records_unreadable && attempt == 1 && !records_origin.is_new() => {
+                    Err(v) if v.ids_unreadable && attempt == 1 && !records_origin.is_new() => {
                         records_part::forget(&records);
                         damaged = Some(v.error);
                         break;
@@ -294,34 +295,22 @@ fn vector_warnings(
     p: &ModelPart,
     embeddings_present: bool,
 ) -> Vec<Warning> {
-    let model = p.model;
-    let input = spec.records.input.display();
-    let file = spec.embeddings_of(model).display();
+    let src = vector_part::source(p.model, spec.embeddings_of(p.model));
     let mut out = Vec::new();
     if !p.part.unknown_ids.is_empty() {
-        out.push(Warning::new(
+        out.push(shared::unknown_vectors(
+            &src,
+            &spec.records.input,
             "vectors-for-unknown-records",
-            format!("embeddings files hold vectors for records that are not in {input}; they are left out"),
-            format!("{} ({})", model.id, p.part.unknown_ids.len()),
-            format!(
-                "{file} has {} vectors for records that are not in {input}: {}",
-                p.part.unknown_ids.len(),
-                crate::warning::some_ids(&p.part.unknown_ids)
-            ),
+            &p.part.unknown_ids,
             "regenerate the model's embeddings to drop the vectors of removed records (or restore the records)",
         ));
     }
     if p.part.without > 0 && embeddings_present {
-        out.push(Warning::new(
-            "records-without-vector",
-            "records without a vector: semantic search cannot find them",
-            format!("{} ({} of {})", model.id, p.part.without, records.records),
-            format!(
-                "{} of {} records have no vector in {file} (model {}); they cannot be found by \
-                 semantic search until their embeddings are generated",
-                p.part.without, records.records, model.id
-            ),
-            "generate the embeddings of these records",
+        out.push(shared::without_vector(
+            &src,
+            p.part.without,
+            records.records,
         ));
     }
     out
@@ -479,9 +468,4 @@ fn write_config(
         stmt.execute(params![k, v])?;
     }
     Ok(())
-}
-
-/// An SQLite error while writing `path` (project-relative for messages).
-fn db_err_at(path: &Path, what: &str, e: rusqlite::Error) -> StageError {
-    StageError::with_source(format!("{}: cannot {what}: {e}", path.display()), e)
 }
