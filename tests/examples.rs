@@ -4,25 +4,12 @@
 //! `.ci/deps` unpacks, a database per model and one with a table per model).
 
 mod common;
-use common::{Project, REPO};
+use common::{model2vec_dir, Project, REPO};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The records of examples/emoji.
 const RECORDS: usize = 1914;
-
-/// The model `.ci/deps` unpacks (PIPE_MODEL2VEC_MODEL overrides).
-fn model2vec_dir() -> PathBuf {
-    let dir = std::env::var_os("PIPE_MODEL2VEC_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(REPO).join(".deps/models/tokenlearn-static-model"));
-    assert!(
-        dir.join("model.safetensors").is_file(),
-        "the model2vec test model is missing at {}: run .ci/deps (it downloads tokenlearn-static-model 0.1.1 from PyPI)",
-        dir.display()
-    );
-    dir
-}
 
 /// A copy of examples/emoji as committed (its manifest, models.d and
 /// data), with the test model where .ci/deps links it.

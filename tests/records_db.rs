@@ -6,14 +6,13 @@
 
 mod common;
 
+use common::stage::StageEnv;
 use pipe::manifest::model::{Metric, Model, Quantization, Quantized};
 use pipe::records::{Column, ColumnType, Format, IdRule, Layout, RecordsDbSpec, RecordsSpec};
-use pipe::stage::{BuildSettings, NoProgress, PreviousOutputs, StageContext, StageOutput};
+use pipe::stage::{NoProgress, StageOutput};
 use pipe::stages::records_db;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 const RECORDS: usize = 60;
 const K: usize = 5;
@@ -156,25 +155,8 @@ fn run(root: &Path, spec: &RecordsDbSpec) -> StageOutput {
 }
 
 fn try_run(root: &Path, spec: &RecordsDbSpec) -> Result<StageOutput, String> {
-    let settings = BuildSettings {
-        strict: false,
-        source_date_epoch: None,
-    };
-    let previous = PreviousOutputs::default();
-    let inputs = pipe::fingerprint::InputHashes::new();
-    let cancelled = Arc::new(AtomicBool::new(false));
-    let ctx = StageContext {
-        root,
-        target: "films-db",
-        previous: &previous,
-        inputs: &inputs,
-        progress: &NoProgress,
-        settings: &settings,
-        cancelled: &cancelled,
-        shared_vectors: None,
-        shared_parts: None,
-    };
-    records_db::run(&ctx, spec).map_err(|e| e.to_string())
+    let env = StageEnv::named("films-db");
+    records_db::run(&env.ctx(root, &NoProgress), spec).map_err(|e| e.to_string())
 }
 
 /// Per-model databases (`public/<model>/films.db`) and the single one

@@ -4,6 +4,7 @@
 pub mod embed_server;
 pub mod nginx;
 pub mod server;
+pub mod stage;
 
 use assert_cmd::Command;
 use std::collections::BTreeMap;
@@ -172,6 +173,69 @@ pub fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
     walk(dir, dir, &mut out);
     out
+}
+
+/// The model2vec test model `.ci/deps` unpacks (PIPE_MODEL2VEC_MODEL
+/// overrides).
+pub fn model2vec_dir() -> PathBuf {
+    let dir = std::env::var_os("PIPE_MODEL2VEC_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(REPO).join(".deps/models/tokenlearn-static-model"));
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "the model2vec test model is missing at {}: run .ci/deps (it downloads tokenlearn-static-model 0.1.1 from PyPI)",
+        dir.display()
+    );
+    dir
+}
+
+/// A manifest with an `embeddings` target (every model's vectors made by
+/// its provider) and a `movies-db` target over them.
+pub const EMBED_PIPELINE: &str = r#"
+[inputs]
+movies = "data/movies.json"
+collections = "data/collections.json"
+
+[targets.embeddings]
+kind = "embeddings"
+
+[targets.movies-db]
+kind = "movies-db"
+path = "public/data/{model}/movies.db"
+"#;
+
+/// Short texts in pairs that mean the same thing, as (movie id, title).
+pub const PAIRED_TITLES: &[(&str, &str)] = &[
+    ("tt0000001", "a cat sleeps on the warm sofa"),
+    ("tt0000002", "the kitten naps on a soft couch"),
+    ("tt0000003", "stock markets crash as banks fail"),
+    (
+        "tt0000004",
+        "financial crisis hits the banks and the economy",
+    ),
+    ("tt0000005", "astronauts travel to space in a rocket"),
+    ("tt0000006", "a space rocket carries astronauts to the moon"),
+    ("tt0000007", "a detective investigates a murder"),
+    ("tt0000008", "police detective solves the murder case"),
+    ("tt0000009", "thieves plan a daring heist in Paris"),
+    ("tt0000010", "a gang robs a bank vault in France"),
+];
+
+/// Write movies.json with a movie (of 2000, one clean source) for each of
+/// `titles`, and an empty collections.json.
+pub fn write_titled_movies(p: &Project, titles: &[(&str, &str)]) {
+    p.write("data/collections.json", "{}");
+    let mut movies = serde_json::Map::new();
+    for (id, title) in titles {
+        movies.insert(
+            id.to_string(),
+            serde_json::json!({"movieId": id, "title": title, "year": 2000, "sources": [{"type": "archive", "id": id}]}),
+        );
+    }
+    p.write(
+        "data/movies.json",
+        &serde_json::to_string_pretty(&serde_json::Value::Object(movies)).unwrap(),
+    );
 }
 
 /// The Python of the test tools: `PIPE_PYTHON`, else the virtual environment
