@@ -30,6 +30,7 @@ use crate::artifact;
 use crate::manifest::model::Model;
 use crate::sqlite;
 use crate::stage::{OutputFile, StageContext, StageError, StageOutput, Warning};
+use crate::stages::file_set;
 use crate::stages::part_cache::{self as cache, db_err_at, Origin};
 use crate::stages::vector_part as shared;
 use catalog_part::CatalogPart;
@@ -165,21 +166,7 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
         }
     };
 
-    let hash = crate::fingerprint::hash_file(final_tmp.path())
-        .map_err(|e| StageError::io(&spec.db_path, "read back", e))?;
-    let db_unchanged = ctx.previous.is_unchanged(&spec.db_path, &hash);
-    if db_unchanged {
-        drop(final_tmp); // same bytes as the file in place: leave it untouched
-    } else {
-        final_tmp
-            .persist(&dest)
-            .map_err(|e| StageError::io(&spec.db_path, "rename into place", e))?;
-        out.written += 1;
-    }
-    out.files.push(OutputFile {
-        path: spec.db_path.clone(),
-        hash,
-    });
+    let (hash, db_unchanged) = file_set::place(ctx, final_tmp, &spec.db_path, &mut out)?;
     if let Some(publish) = &spec.publish {
         if !ctx.previous.is_unchanged(publish, &hash) {
             artifact::link_or_copy_atomic(&dest, &ctx.abs(publish))
@@ -198,16 +185,7 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
     }
     // A previously owned file no longer produced (publish turned off, path
     // changed) is removed, as the stage contract asks.
-    for old in ctx.previous.files.keys() {
-        if out.files.iter().any(|f| &f.path == old) {
-            continue;
-        }
-        match std::fs::remove_file(ctx.abs(old)) {
-            Ok(()) => out.deleted += 1,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StageError::io(old, "delete stale", e)),
-        }
-    }
+    out.deleted += file_set::remove_leftovers(ctx, &out.files)?;
 
     for w in vector_warnings(spec, &catalog, &vectors, emb_hash.is_some()) {
         warn(&mut out, w);

@@ -41,7 +41,8 @@ pub use crate::records::{Layout, RecordsDbSpec};
 use crate::artifact;
 use crate::manifest::model::Model;
 use crate::sqlite;
-use crate::stage::{OutputFile, StageContext, StageError, StageOutput, Warning};
+use crate::stage::{StageContext, StageError, StageOutput, Warning};
+use crate::stages::file_set;
 use crate::stages::part_cache::{self as cache, db_err_at, Origin};
 use crate::stages::vector_part as shared;
 use crate::vectors::VectorTable;
@@ -181,29 +182,8 @@ pub fn run(ctx: &StageContext, spec: &RecordsDbSpec) -> Result<StageOutput, Stag
         }
     };
 
-    let hash = crate::fingerprint::hash_file(tmp.path())
-        .map_err(|e| StageError::io(&spec.path, "read back", e))?;
-    if ctx.previous.is_unchanged(&spec.path, &hash) {
-        drop(tmp); // the same bytes as the file in place: leave it untouched
-    } else {
-        tmp.persist(&dest)
-            .map_err(|e| StageError::io(&spec.path, "rename into place", e))?;
-        out.written += 1;
-    }
-    out.files.push(OutputFile {
-        path: spec.path.clone(),
-        hash,
-    });
-    for old in ctx.previous.files.keys() {
-        if out.files.iter().any(|f| &f.path == old) {
-            continue;
-        }
-        match std::fs::remove_file(ctx.abs(old)) {
-            Ok(()) => out.deleted += 1,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StageError::io(old, "delete stale", e)),
-        }
-    }
+    file_set::place(ctx, tmp, &spec.path, &mut out)?;
+    out.deleted += file_set::remove_leftovers(ctx, &out.files)?;
 
     for p in &parts {
         for w in vector_warnings(spec, &records, p, hashes_present(&hashes, &models, p.model)) {
