@@ -320,32 +320,20 @@ fn assemble(
 ) -> Result<(), StageError> {
     let e = |what: &'static str| move |err: rusqlite::Error| db_err(spec, what, err);
     let model = &spec.model;
-    // The part is laid out canonically already: its bytes are the start
-    // of the database (a kernel-side copy where the file system has one).
-    std::fs::copy(&catalog.path, dest)
-        .map_err(|err| StageError::io(&spec.db_path, "copy the catalog part to", err))?;
-    if ctx.is_cancelled() {
-        return Err(StageError::cancelled());
-    }
-    ctx.progress
-        .progress(0, catalog.movies as u64, "writing the database");
-    let conn = sqlite::open(dest).map_err(e("open the new database"))?;
-    // The file is a temporary until renamed into place: no journal and no
-    // fsync (a failed build deletes it). Rollback (DELETE) journal mode is
-    // what a non-WAL file reports, as the browser needs.
-    conn.execute_batch(
-        "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -8192; \
-         PRAGMA foreign_keys = OFF;",
-    )
-    .map_err(e("configure"))?;
-    let file = cache::read_only_uri(&vectors.path).ok_or_else(|| {
-        StageError::new(format!(
-            "{}: the path is not valid UTF-8",
-            vectors.path.display()
-        ))
-    })?;
-    conn.execute("ATTACH DATABASE ?1 AS vec", [file.as_str()])
-        .map_err(e("attach the vector part"))?;
+    let conn = cache::start_database(
+        ctx,
+        &catalog.path,
+        "the catalog part",
+        dest,
+        &spec.db_path,
+        catalog.movies,
+    )?;
+    cache::attach_part(
+        &conn,
+        &vectors.path,
+        &spec.db_path,
+        "attach the vector part",
+    )?;
     conn.execute_batch("BEGIN").map_err(e("begin"))?;
     conn.execute_batch(&vector_part::table(model).create_sql())
         .map_err(e("create the vector table"))?;

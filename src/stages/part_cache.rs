@@ -273,6 +273,55 @@ pub(crate) fn discard(path: &Path) {
     let _ = std::fs::remove_file(path);
 }
 
+/// Begin a database at `dest` (a temporary path; `shown`, project-relative,
+/// in messages) from the part at `base`, named `what` ("the catalog
+/// part"): its bytes, laid out canonically already, are the start of the
+/// database (a kernel-side copy where the file system has one). Opened to
+/// append the rest: no journal and no fsync while it is a temporary (a
+/// failed build deletes it); rollback (DELETE) journal mode is what a
+/// non-WAL file reports, as the browser needs. `items` is the progress
+/// total.
+pub(crate) fn start_database(
+    ctx: &crate::stage::StageContext,
+    base: &Path,
+    what: &str,
+    dest: &Path,
+    shown: &Path,
+    items: usize,
+) -> Result<Connection, StageError> {
+    std::fs::copy(base, dest)
+        .map_err(|err| StageError::io(shown, &format!("copy {what} to"), err))?;
+    if ctx.is_cancelled() {
+        return Err(StageError::cancelled());
+    }
+    ctx.progress
+        .progress(0, items as u64, "writing the database");
+    let e = |what: &'static str| move |err: rusqlite::Error| db_err_at(shown, what, err);
+    let conn = crate::sqlite::open(dest).map_err(e("open the new database"))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -8192; \
+         PRAGMA foreign_keys = OFF;",
+    )
+    .map_err(e("configure"))?;
+    Ok(conn)
+}
+
+/// Attach the part at `part` read-only to `conn` as `vec` (`what`: how
+/// errors name the attaching, for `shown`).
+pub(crate) fn attach_part(
+    conn: &Connection,
+    part: &Path,
+    shown: &Path,
+    what: &'static str,
+) -> Result<(), StageError> {
+    let file = read_only_uri(part).ok_or_else(|| {
+        StageError::new(format!("{}: the path is not valid UTF-8", part.display()))
+    })?;
+    conn.execute("ATTACH DATABASE ?1 AS vec", [file.as_str()])
+        .map_err(|err| db_err_at(shown, what, err))?;
+    Ok(())
+}
+
 /// Copy every stored table of the attached part `part` into `main`, in the
 /// part's schema order, then its `sqlite_sequence` and statistics rows
 /// (`sqlite_stat1`, and `sqlite_stat4`: the bundled SQLite keeps samples).

@@ -40,7 +40,6 @@ pub use crate::records::{Layout, RecordsDbSpec};
 
 use crate::artifact;
 use crate::manifest::model::Model;
-use crate::sqlite;
 use crate::stage::{StageContext, StageError, StageOutput, Warning};
 use crate::stages::file_set;
 use crate::stages::part_cache::{self as cache, db_err_at, Origin};
@@ -317,29 +316,20 @@ fn assemble(
     dest: &Path,
 ) -> Result<(), StageError> {
     let e = |what: &'static str| move |err: rusqlite::Error| db_err_at(&spec.path, what, err);
-    std::fs::copy(&records.path, dest)
-        .map_err(|err| StageError::io(&spec.path, "copy the records part to", err))?;
-    ctx.progress
-        .progress(0, records.records as u64, "writing the database");
-    let conn = sqlite::open(dest).map_err(e("open the new database"))?;
-    conn.execute_batch(
-        "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -8192; \
-         PRAGMA foreign_keys = OFF;",
-    )
-    .map_err(e("configure"))?;
+    let conn = cache::start_database(
+        ctx,
+        &records.path,
+        "the records part",
+        dest,
+        &spec.path,
+        records.records,
+    )?;
     // One part attached at a time: SQLite attaches at most 10 databases.
     for p in parts {
         if ctx.is_cancelled() {
             return Err(StageError::cancelled());
         }
-        let file = cache::read_only_uri(&p.part.path).ok_or_else(|| {
-            StageError::new(format!(
-                "{}: the path is not valid UTF-8",
-                p.part.path.display()
-            ))
-        })?;
-        conn.execute("ATTACH DATABASE ?1 AS vec", [file.as_str()])
-            .map_err(e("attach a vector part"))?;
+        cache::attach_part(&conn, &p.part.path, &spec.path, "attach a vector part")?;
         conn.execute_batch("BEGIN").map_err(e("begin"))?;
         conn.execute_batch(&p.table.create_sql())
             .map_err(e("create a vector table"))?;
