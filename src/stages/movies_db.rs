@@ -371,14 +371,7 @@ fn write_config(
         ("pipe_version", env!("CARGO_PKG_VERSION").to_string()),
         ("built_at", catalog.built_at.clone()),
     ]);
-    // Rows for quantized models only: a float model's config (and bytes)
-    // are what they were before quantization existed. `pipe search` reads
-    // them to write its query (an absent `embedding_quantization` is float).
-    if let Some(q) = &model.quantization {
-        config.push(("embedding_quantization", q.kind.to_string()));
-        config.push(("embedding_rescore", q.rescore.to_string()));
-        config.push(("embedding_oversample", q.oversample.to_string()));
-    }
+    config.extend(model.quantization_config());
     let mut stmt = conn.prepare("INSERT INTO config (key, value) VALUES (?1, ?2)")?;
     for (k, v) in &config {
         stmt.execute(params![k, v])?;

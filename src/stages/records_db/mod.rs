@@ -415,11 +415,7 @@ fn write_config(
                 p.part.unknown_ids.len().to_string(),
             ),
         ]);
-        if let Some(q) = &model.quantization {
-            rows.push(("embedding_quantization", q.kind.to_string()));
-            rows.push(("embedding_rescore", q.rescore.to_string()));
-            rows.push(("embedding_oversample", q.oversample.to_string()));
-        }
+        rows.extend(model.quantization_config());
         let prefix = match spec.layout {
             Layout::PerModel => String::new(),
             Layout::Single => format!("{}.", model.id),
