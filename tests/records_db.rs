@@ -184,28 +184,6 @@ fn int8(v: &[f32]) -> Vec<f32> {
         .collect()
 }
 
-fn distance(metric: Metric, a: &[f32], b: &[f32]) -> f64 {
-    let (a, b): (Vec<f64>, Vec<f64>) = (
-        a.iter().map(|&x| f64::from(x)).collect(),
-        b.iter().map(|&x| f64::from(x)).collect(),
-    );
-    match metric {
-        Metric::L2 => a
-            .iter()
-            .zip(&b)
-            .map(|(x, y)| (x - y).powi(2))
-            .sum::<f64>()
-            .sqrt(),
-        Metric::L1 => a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum(),
-        Metric::Cosine => {
-            let dot: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-            let na = a.iter().map(|x| x * x).sum::<f64>().sqrt();
-            let nb = b.iter().map(|x| x * x).sum::<f64>().sqrt();
-            1.0 - dot / (na * nb)
-        }
-    }
-}
-
 /// The k nearest (id, distance) by brute force over the input vectors (as
 /// the table stores them: int8 tables compare quantized vectors).
 fn brute_force(root: &Path, m: &Model, query: &[f32]) -> Vec<(String, f64)> {
@@ -219,7 +197,7 @@ fn brute_force(root: &Path, m: &Model, query: &[f32]) -> Vec<(String, f64)> {
         .into_iter()
         .map(|(id, v)| {
             let v = if quantized { int8(&v) } else { v };
-            (id, distance(m.metric, &q, &v))
+            (id, common::distance(m.metric.as_str(), &q, &v))
         })
         .collect();
     all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
@@ -292,7 +270,7 @@ fn both_layouts_answer_knn_as_a_brute_force_does_in_the_stock_shell() {
                 .into_iter()
                 .map(|(id, v)| {
                     let v = if quantized { int8(&v) } else { v };
-                    (id, distance(m.metric, &q, &v))
+                    (id, common::distance(m.metric.as_str(), &q, &v))
                 })
                 .collect()
         };
@@ -454,7 +432,7 @@ fn brute_force_like(root: &Path, m: &Model, like: &str, k: usize) -> Vec<String>
         .into_iter()
         .filter(|(id, _)| id != like)
         .map(|(id, v)| {
-            let d = distance(m.metric, &query, &v);
+            let d = common::distance(m.metric.as_str(), &query, &v);
             (id, d)
         })
         .collect();

@@ -58,27 +58,6 @@ fn search(p: &Project, args: &[&str]) -> Value {
     serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
 }
 
-fn distance(metric: &str, a: &[f32], b: &[f32]) -> f64 {
-    let (a, b): (Vec<f64>, Vec<f64>) = (
-        a.iter().map(|&x| f64::from(x)).collect(),
-        b.iter().map(|&x| f64::from(x)).collect(),
-    );
-    match metric {
-        "l2" => a
-            .iter()
-            .zip(&b)
-            .map(|(x, y)| (x - y) * (x - y))
-            .sum::<f64>()
-            .sqrt(),
-        "cosine" => {
-            let dot: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-            let n = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
-            1.0 - dot / (n(&a) * n(&b))
-        }
-        other => panic!("metric {other}"),
-    }
-}
-
 /// The `k` nearest records of the model's embeddings file to `query`, by
 /// brute force: (id, distance).
 fn brute_force(
@@ -92,7 +71,7 @@ fn brute_force(
     assert_eq!(all.len(), TITLES.len());
     let mut d: Vec<(String, f64)> = all
         .iter()
-        .map(|(id, v)| (id.clone(), distance(metric, query, v)))
+        .map(|(id, v)| (id.clone(), common::distance(metric, query, v)))
         .collect();
     d.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
     d.truncate(k);

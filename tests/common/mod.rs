@@ -238,6 +238,23 @@ pub fn write_titled_movies(p: &Project, titles: &[(&str, &str)]) {
     );
 }
 
+/// The distance of `metric` (`l2`, `l1`, `cosine`) between two vectors,
+/// computed in f64 independently of pipe and sqlite-vec, for brute-force
+/// searches to check pipe's against.
+pub fn distance(metric: &str, a: &[f32], b: &[f32]) -> f64 {
+    let pairs = || a.iter().zip(b).map(|(&x, &y)| (f64::from(x), f64::from(y)));
+    match metric {
+        "l2" => pairs().map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt(),
+        "l1" => pairs().map(|(x, y)| (x - y).abs()).sum(),
+        "cosine" => {
+            let dot: f64 = pairs().map(|(x, y)| x * y).sum();
+            let norm = |v: &[f32]| v.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
+            1.0 - dot / (norm(a) * norm(b))
+        }
+        other => panic!("metric {other}"),
+    }
+}
+
 /// The Python of the test tools: `PIPE_PYTHON`, else the virtual environment
 /// `.ci/deps` makes (`.deps/venv`), else `python3` on the PATH.
 pub fn python() -> PathBuf {
