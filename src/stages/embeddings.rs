@@ -456,8 +456,7 @@ pub fn run(ctx: &StageContext, spec: &EmbeddingsSpec) -> Result<StageOutput, Sta
             ),
             "nothing to do: the texts were embedded again (a disk or a killed build damaged the cache)",
         );
-        ctx.progress.warn(&msg);
-        out.warnings.push(msg);
+        ctx.warn(&mut out, msg);
     }
     let hash = |p: &Path| ctx.input_hash(p).ok().flatten();
     let loaded = match &entries {
@@ -590,8 +589,7 @@ pub fn run(ctx: &StageContext, spec: &EmbeddingsSpec) -> Result<StageOutput, Sta
             ),
             "check the disk space and permissions of .pipe/cache/embeddings/",
         );
-        ctx.progress.warn(&msg);
-        out.warnings.push(msg);
+        ctx.warn(&mut out, msg);
     }
     let saved = RecordKeys {
         records: planned
@@ -608,8 +606,7 @@ pub fn run(ctx: &StageContext, spec: &EmbeddingsSpec) -> Result<StageOutput, Sta
             format!("cannot save {}: {e}", records_path.display()),
             "check the disk space and permissions of .pipe/cache/embeddings/ (explain will count every record as new)",
         );
-        ctx.progress.warn(&msg);
-        out.warnings.push(msg);
+        ctx.warn(&mut out, msg);
     }
 
     let c = planned.counts;

@@ -76,10 +76,6 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
         untouched_are_unwritten: true,
         ..StageOutput::default()
     };
-    let warn = |out: &mut StageOutput, w: Warning| {
-        ctx.progress.warn(&w);
-        out.warnings.push(w);
-    };
 
     // The embeddings: hashed here, opened only if the vector part is built.
     let model = &spec.model;
@@ -101,7 +97,7 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
         if ctx.settings.strict {
             return Err(StageError::new(format!("{detail}. Fix: {fix}")));
         }
-        warn(
+        ctx.warn(
             &mut out,
             Warning::new(
                 "embeddings-missing",
@@ -116,7 +112,7 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
 
     if emb_hash.is_some() {
         if let Some(w) = embeddings_config_mismatch(ctx, model) {
-            warn(&mut out, w);
+            ctx.warn(&mut out, w);
         }
     }
 
@@ -135,7 +131,7 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
                 Ok(v) => v,
                 Err(v) if v.ids_unreadable && attempt == 1 && !cat_origin.is_new() => {
                     catalog_part::forget(ctx, &catalog);
-                    warn(&mut out, cache_damaged(model, &v.error));
+                    ctx.warn(&mut out, cache_damaged(model, &v.error));
                     continue;
                 }
                 Err(v) => return Err(v.error),
@@ -160,7 +156,7 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
                 if !vec_origin.is_new() {
                     cache::discard(&vectors.path);
                 }
-                warn(&mut out, cache_damaged(model, &e));
+                ctx.warn(&mut out, cache_damaged(model, &e));
             }
             Err(e) => return Err(e),
         }
@@ -188,7 +184,7 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
     out.deleted += file_set::remove_leftovers(ctx, &out.files)?;
 
     for w in vector_warnings(spec, &catalog, &vectors, emb_hash.is_some()) {
-        warn(&mut out, w);
+        ctx.warn(&mut out, w);
     }
     let s = &mut out.stats;
     s.insert("movies".into(), catalog.movies.to_string());

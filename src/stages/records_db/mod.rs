@@ -115,8 +115,7 @@ pub fn run(ctx: &StageContext, spec: &RecordsDbSpec) -> Result<StageOutput, Stag
             if ctx.settings.strict {
                 return Err(StageError::new(format!("{}. Fix: {}", w.detail, w.fix)));
             }
-            ctx.progress.warn(&w);
-            out.warnings.push(w);
+            ctx.warn(&mut out, w);
         }
         hashes.push(hash);
     }
@@ -154,8 +153,7 @@ pub fn run(ctx: &StageContext, spec: &RecordsDbSpec) -> Result<StageOutput, Stag
         }
         if let Some(e) = damaged {
             let w = cache_damaged(ctx, &e);
-            ctx.progress.warn(&w);
-            out.warnings.push(w);
+            ctx.warn(&mut out, w);
             continue;
         }
         let tmp = artifact::temp_path_beside(&dest)
@@ -174,8 +172,7 @@ pub fn run(ctx: &StageContext, spec: &RecordsDbSpec) -> Result<StageOutput, Stag
                     cache::discard(&p.part.path);
                 }
                 let w = cache_damaged(ctx, &e);
-                ctx.progress.warn(&w);
-                out.warnings.push(w);
+                ctx.warn(&mut out, w);
             }
             Err(e) => return Err(e),
         }
@@ -186,8 +183,7 @@ pub fn run(ctx: &StageContext, spec: &RecordsDbSpec) -> Result<StageOutput, Stag
 
     for p in &parts {
         for w in vector_warnings(spec, &records, p, hashes_present(&hashes, &models, p.model)) {
-            ctx.progress.warn(&w);
-            out.warnings.push(w);
+            ctx.warn(&mut out, w);
         }
     }
     let s = &mut out.stats;
