@@ -131,7 +131,7 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
                 Ok(v) => v,
                 Err(v) if v.ids_unreadable && attempt == 1 && !cat_origin.is_new() => {
                     catalog_part::forget(ctx, &catalog);
-                    ctx.warn(&mut out, cache_damaged(model, &v.error));
+                    ctx.warn(&mut out, cache::damaged(&model.id, &v.error));
                     continue;
                 }
                 Err(v) => return Err(v.error),
@@ -156,7 +156,7 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
                 if !vec_origin.is_new() {
                     cache::discard(&vectors.path);
                 }
-                ctx.warn(&mut out, cache_damaged(model, &e));
+                ctx.warn(&mut out, cache::damaged(&model.id, &e));
             }
             Err(e) => return Err(e),
         }
@@ -229,17 +229,6 @@ fn embeddings_config_mismatch(ctx: &StageContext, model: &Model) -> Option<Warni
         detail,
         "point the model file's `embeddings` at the right file, or regenerate the embeddings",
     ))
-}
-
-/// A damaged cache entry was rebuilt: nothing lost, but worth knowing.
-fn cache_damaged(model: &Model, error: &StageError) -> Warning {
-    Warning::new(
-        "cache-damaged",
-        "a cached part of the database could not be read and was built again",
-        model.id.clone(),
-        format!("{error}; the cached part was discarded and built again"),
-        "nothing to do; if it happens again, check the disk under .pipe/cache/ (deleting it is always safe)",
-    )
 }
 
 /// The warnings about what the vectors and the kept movies do not share:

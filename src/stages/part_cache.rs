@@ -27,6 +27,18 @@ pub(crate) fn db_err_at(path: &Path, what: &str, e: rusqlite::Error) -> StageErr
     StageError::with_source(format!("{}: cannot {what}: {e}", path.display()), e)
 }
 
+/// The warning that a damaged cache entry of `subject` (a model, a
+/// target) was rebuilt: nothing lost, but worth knowing.
+pub(crate) fn damaged(subject: &str, error: &StageError) -> crate::stage::Warning {
+    crate::stage::Warning::new(
+        "cache-damaged",
+        "a cached part of the database could not be read and was built again",
+        subject,
+        format!("{error}; the cached parts were discarded and built again"),
+        "nothing to do; if it happens again, check the disk under .pipe/cache/ (deleting it is always safe)",
+    )
+}
+
 /// The cache directory of a stage (`movies-db`) in a project.
 pub(crate) fn dir(root: &Path, stage: &str) -> PathBuf {
     root.join(crate::state::STATE_DIR).join("cache").join(stage)

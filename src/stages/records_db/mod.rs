@@ -152,7 +152,7 @@ pub fn run(ctx: &StageContext, spec: &RecordsDbSpec) -> Result<StageOutput, Stag
             });
         }
         if let Some(e) = damaged {
-            let w = cache_damaged(ctx, &e);
+            let w = cache::damaged(ctx.target, &e);
             ctx.warn(&mut out, w);
             continue;
         }
@@ -171,7 +171,7 @@ pub fn run(ctx: &StageContext, spec: &RecordsDbSpec) -> Result<StageOutput, Stag
                 for p in parts.iter().filter(|p| !p.origin.is_new()) {
                     cache::discard(&p.part.path);
                 }
-                let w = cache_damaged(ctx, &e);
+                let w = cache::damaged(ctx.target, &e);
                 ctx.warn(&mut out, w);
             }
             Err(e) => return Err(e),
@@ -195,17 +195,6 @@ pub fn run(ctx: &StageContext, spec: &RecordsDbSpec) -> Result<StageOutput, Stag
         s.insert(format!("vector_part.{id}"), p.origin.as_str().into());
     }
     Ok(out)
-}
-
-/// A damaged cache entry was rebuilt: nothing lost, but worth knowing.
-fn cache_damaged(ctx: &StageContext, error: &StageError) -> Warning {
-    Warning::new(
-        "cache-damaged",
-        "a cached part of the database could not be read and was built again",
-        ctx.target.to_string(),
-        format!("{error}; the cached parts were discarded and built again"),
-        "nothing to do; if it happens again, check the disk under .pipe/cache/ (deleting it is always safe)",
-    )
 }
 
 /// Whether `model`'s embeddings file exists.
