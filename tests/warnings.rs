@@ -3,10 +3,8 @@
 //! `pipe watch` as by `pipe build`.
 
 mod common;
+use common::watch::Watch;
 use common::{sample_project, Project};
-use std::io::BufRead;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// The `warning:` lines of a run's stderr.
 fn warning_lines(stderr: &str) -> Vec<&str> {
@@ -163,43 +161,9 @@ fn watch_prints_the_warnings_a_build_prints() {
         "models.d/minilm.toml",
         "id = \"minilm\"\nname = \"MiniLM\"\ndimensions = 384\n",
     );
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("pipe"))
-        .args(["watch", "--debounce", "200"])
-        .current_dir(p.dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut seen = Vec::new();
-    let found = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                let hit = line.starts_with("  fix: produce the embeddings file");
-                seen.push(line);
-                if hit {
-                    break true;
-                }
-            }
-            Err(_) => break false,
-        }
-    };
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(found, "saw:\n{}", seen.join("\n"));
+    let mut w = Watch::start(&p, &[]);
+    w.saw(|l| l.starts_with("  fix: produce the embeddings file"));
+    let seen = &w.seen;
     assert!(seen.iter().any(|l| l.starts_with("watch: start: rebuilt")));
     assert!(seen
         .iter()

@@ -5,6 +5,7 @@ pub mod embed_server;
 pub mod nginx;
 pub mod server;
 pub mod stage;
+pub mod watch;
 
 use assert_cmd::Command;
 use std::collections::BTreeMap;
