@@ -4,7 +4,7 @@
 
 mod common;
 use common::watch::Watch;
-use common::{sample_project, Project};
+use common::{add_vector, sample_project};
 
 /// The `warning:` lines of a run's stderr.
 fn warning_lines(stderr: &str) -> Vec<&str> {
@@ -12,19 +12,6 @@ fn warning_lines(stderr: &str) -> Vec<&str> {
         .lines()
         .filter(|l| l.starts_with("warning:"))
         .collect()
-}
-
-/// Add a vector to an embeddings file (64 floats of 0.1).
-fn add_vector(p: &Project, file: &str, id: &str, dims: usize) {
-    let conn = rusqlite::Connection::open(p.path(file)).unwrap();
-    let blob: Vec<u8> = std::iter::repeat_n(0.1f32.to_le_bytes(), dims)
-        .flatten()
-        .collect();
-    conn.execute(
-        "INSERT INTO embeddings (movie_id, embedding, created_at) VALUES (?1, ?2, '2026-01-01')",
-        rusqlite::params![id, blob],
-    )
-    .unwrap();
 }
 
 #[test]
@@ -71,7 +58,12 @@ fn each_warning_once_per_build_with_the_models_on_one_line_and_the_fix() {
 #[test]
 fn vectors_of_dropped_movies_are_told_apart_from_vectors_of_removed_ones() {
     let p = sample_project();
-    add_vector(&p, "data/embeddings-potion-movies.db", "tt9999999", 64);
+    add_vector(
+        &p,
+        "data/embeddings-potion-movies.db",
+        "tt9999999",
+        &[0.1; 64],
+    );
     let run = p.pipe(&["build"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let lines = warning_lines(&run.stderr);

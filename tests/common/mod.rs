@@ -256,6 +256,17 @@ pub fn distance(metric: &str, a: &[f32], b: &[f32]) -> f64 {
     }
 }
 
+/// Add the vector `v` of `id` to the embeddings file `file` of `p`.
+pub fn add_vector(p: &Project, file: &str, id: &str, v: &[f32]) {
+    let conn = rusqlite::Connection::open(p.path(file)).unwrap();
+    let blob: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    conn.execute(
+        "INSERT INTO embeddings (movie_id, embedding, created_at) VALUES (?1, ?2, '2026-01-01')",
+        rusqlite::params![id, blob],
+    )
+    .unwrap();
+}
+
 /// The Python of the test tools: `PIPE_PYTHON`, else the virtual environment
 /// `.ci/deps` makes (`.deps/venv`), else `python3` on the PATH.
 pub fn python() -> PathBuf {
