@@ -41,20 +41,10 @@ fn project(models: &[(&str, String)]) -> Project {
 
 /// `pipe ARGS` with the script's log (and other EMBED_BOW_* settings) set.
 fn pipe_env(p: &Project, args: &[&str], env: &[(&str, String)]) -> Run {
-    let mut cmd = assert_cmd::Command::cargo_bin("pipe").unwrap();
-    cmd.current_dir(p.dir.path())
-        .env_remove("SOURCE_DATE_EPOCH")
-        .env("EMBED_BOW_LOG", p.path("sent.log"))
-        .args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    let log = p.path("sent.log").into_os_string();
+    let mut all = vec![("EMBED_BOW_LOG", log)];
+    all.extend(env.iter().map(|(k, v)| (*k, v.into())));
+    common::pipe_with(p.dir.path(), args, &all)
 }
 
 fn build(p: &Project) -> Run {

@@ -4,7 +4,7 @@
 //! `.ci/deps` unpacks, a database per model and one with a table per model).
 
 mod common;
-use common::{model2vec_dir, Project, REPO};
+use common::{json, model2vec_dir, pipe_in, Project, REPO};
 use serde_json::Value;
 use std::path::Path;
 
@@ -219,36 +219,20 @@ fn init_records_makes_a_project_that_builds_and_is_searched() {
     assert!(again.stderr.contains("already has"), "{}", again.stderr);
 
     // Build and search in the new project's directory.
-    let build = assert_cmd::Command::cargo_bin("pipe")
-        .unwrap()
-        .current_dir(p.path("shop"))
-        .env_remove("SOURCE_DATE_EPOCH")
-        .args(["build"])
-        .output()
-        .unwrap();
-    assert!(
-        build.status.success(),
-        "{}",
-        String::from_utf8_lossy(&build.stderr)
-    );
-    let out = assert_cmd::Command::cargo_bin("pipe")
-        .unwrap()
-        .current_dir(p.path("shop"))
-        .args([
+    let shop = p.path("shop");
+    let build = pipe_in(&shop, &["build"]);
+    assert_eq!(build.code, 0, "{}", build.stderr);
+    let out = pipe_in(
+        &shop,
+        &[
             "search",
             "--text",
             "a coat for the cold",
             "-k",
             "1",
             "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = json(&out);
     assert_eq!(ids(&v), ["p1"], "{v:#}");
 }

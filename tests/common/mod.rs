@@ -9,6 +9,7 @@ pub mod watch;
 
 use assert_cmd::Command;
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 /// This repository's root (its pipeline.toml, models.d and sample data/).
@@ -79,18 +80,7 @@ impl Project {
     }
 
     pub fn pipe(&self, args: &[&str]) -> Run {
-        let out = Command::cargo_bin("pipe")
-            .expect("binary")
-            .current_dir(self.dir.path())
-            .env_remove("SOURCE_DATE_EPOCH")
-            .args(args)
-            .output()
-            .expect("run pipe");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        pipe_in(self.dir.path(), args)
     }
 
     /// `pipe build --json ARGS`, asserting success.
@@ -111,6 +101,33 @@ impl Project {
     /// would hide whether a build read a file).
     pub fn settle(&self) {
         std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+}
+
+/// `pipe ARGS` in `dir` (without SOURCE_DATE_EPOCH).
+pub fn pipe_in(dir: &Path, args: &[&str]) -> Run {
+    pipe_with(dir, args, &[] as &[(&str, &str)])
+}
+
+/// `pipe ARGS` in `dir` with these environment variables set (and
+/// SOURCE_DATE_EPOCH unset).
+pub fn pipe_with<K: AsRef<OsStr>, V: AsRef<OsStr>>(
+    dir: &Path,
+    args: &[&str],
+    env: &[(K, V)],
+) -> Run {
+    let mut cmd = Command::cargo_bin("pipe").expect("binary");
+    cmd.current_dir(dir)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run pipe");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
 
