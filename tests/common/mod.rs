@@ -208,19 +208,9 @@ pub fn model2vec_dir() -> PathBuf {
 }
 
 /// A manifest with an `embeddings` target (every model's vectors made by
-/// its provider) and a `movies-db` target over them.
-pub const EMBED_PIPELINE: &str = r#"
-[inputs]
-movies = "data/movies.json"
-collections = "data/collections.json"
-
-[targets.embeddings]
-kind = "embeddings"
-
-[targets.movies-db]
-kind = "movies-db"
-path = "public/data/{model}/movies.db"
-"#;
+/// its provider) and a `movies-db` target over them (bench/embeddings.py's
+/// too).
+pub const EMBED_PIPELINE: &str = include_str!("../fixtures/embeddings/pipeline.toml");
 
 /// Short texts in pairs that mean the same thing, as (movie id, title).
 pub const PAIRED_TITLES: &[(&str, &str)] = &[
