@@ -29,17 +29,9 @@ REPO = Path(__file__).resolve().parent.parent
 PIPE = REPO / "target" / "release" / "pipe"
 MODEL = Path(os.environ.get("PIPE_MODEL2VEC_MODEL", REPO / ".deps/models/tokenlearn-static-model"))
 
-PIPELINE = """[inputs]
-movies = "data/movies.json"
-collections = "data/collections.json"
-
-[targets.embeddings]
-kind = "embeddings"
-
-[targets.movies-db]
-kind = "movies-db"
-path = "public/data/{model}/movies.db"
-"""
+# The manifest of the embeddings tests too (an embeddings target and a
+# movies-db target over it).
+PIPELINE = (REPO / "tests" / "fixtures" / "embeddings" / "pipeline.toml").read_text()
 
 MODEL_FILE = """id = "m2v"
 name = "model2vec (tokenlearn-static-model)"

@@ -27,9 +27,12 @@ import sys
 import time
 from pathlib import Path
 
+# The model2vec test model, found as bench/embeddings.py finds it (the
+# script's folder is first on sys.path: `python3 bench/records.py`).
+from embeddings import MODEL
+
 REPO = Path(__file__).resolve().parent.parent
 PIPE = REPO / "target" / "release" / "pipe"
-MODEL = Path(os.environ.get("PIPE_MODEL2VEC_MODEL", REPO / ".deps/models/tokenlearn-static-model"))
 
 PIPELINE = """[inputs]
 products = "data/products.jsonl"

@@ -25,6 +25,11 @@ import sys
 import time
 from pathlib import Path
 
+# bench/embeddings.py's project (its manifest, its model file, the model2vec
+# test model), which --vectors builds and shares. The script's folder is
+# first on sys.path (`python3 bench/remote.py`).
+from embeddings import MODEL, MODEL_FILE, PIPELINE
+
 REPO = Path(__file__).resolve().parent.parent
 PIPE = REPO / "target" / "release" / "pipe"
 NGINX = os.environ.get("PIPE_NGINX", "/usr/sbin/nginx")
@@ -159,38 +164,13 @@ def bench(n, repeat, base):
     }
 
 
-EMBED_PIPELINE = """[inputs]
-movies = "data/movies.json"
-collections = "data/collections.json"
-
-[targets.embeddings]
-kind = "embeddings"
-
-[targets.movies-db]
-kind = "movies-db"
-path = "public/data/{model}/movies.db"
-"""
-
-EMBED_MODEL = """id = "m2v"
-name = "model2vec (tokenlearn-static-model)"
-dimensions = 64
-embeddings = "data/embeddings-m2v-movies.db"
-
-[embed]
-provider = "model2vec"
-path = "models/m2v"
-"""
-
-MODEL = Path(os.environ.get("PIPE_MODEL2VEC_MODEL", REPO / ".deps/models/tokenlearn-static-model"))
-
-
 def embed_project(work, name, movies_json):
     p = work / name
     shutil.rmtree(p, ignore_errors=True)
     (p / "models.d").mkdir(parents=True)
     (p / "data").mkdir()
-    (p / "pipeline.toml").write_text(EMBED_PIPELINE)
-    (p / "models.d" / "m2v.toml").write_text(EMBED_MODEL)
+    (p / "pipeline.toml").write_text(PIPELINE)
+    (p / "models.d" / "m2v.toml").write_text(MODEL_FILE)
     shutil.copytree(MODEL, p / "models" / "m2v")
     shutil.copy(movies_json, p / "data" / "movies.json")
     (p / "data" / "collections.json").write_text("{}")

@@ -8,7 +8,7 @@
 //! as any. `--min-score` applies to each model's own score before fusing.
 
 use crate::fusion::{reciprocal_rank_fusion, RRF_K};
-use crate::search::{describe, truncate, Movie, Query, ScoreKind, SearchReport};
+use crate::search::{results_table, Column, Movie, SearchReport};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -102,10 +102,8 @@ pub fn fuse(reports: Vec<SearchReport>, k: usize, min_score: Option<f64>) -> Fus
 pub fn render(report: &FusedReport) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let what = match report.models.first().map(|r| &r.query) {
-        Some(Query::Movie { movie }) => format!("{} {}", movie.movie_id, describe(movie)),
-        Some(Query::Vector { file }) => format!("the vector in {file}"),
-        Some(Query::Text { text, .. }) => format!("{text:?}"),
+    let what = match report.models.first() {
+        Some(m) => m.query.nearest_to(),
         None => "nothing".to_string(),
     };
     let _ = writeln!(
@@ -117,20 +115,17 @@ pub fn render(report: &FusedReport) -> String {
         report.rrf_k
     );
     for m in &report.models {
-        let score = match m.score {
-            ScoreKind::Similarity => "similarity".to_string(),
-            ScoreKind::Distance => format!("{} distance", m.distance),
-        };
         let storage = m
             .quantization
             .map(|q| format!(", {q} vectors"))
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "  {}: {} dims, metric {}{storage}; its score: {score}; {} results",
+            "  {}: {} dims, metric {}{storage}; its score: {}; {} results",
             m.model,
             m.dimensions,
             m.metric,
+            m.score_name(),
             m.results.len()
         );
     }
@@ -142,54 +137,30 @@ pub fn render(report: &FusedReport) -> String {
         "rank columns: the result's rank among each model's {} nearest (- = not among them)",
         report.k
     );
-    out.push('\n');
-    if report.results.is_empty() {
-        out.push_str("no results\n");
-        return out;
-    }
-    let title_w = report
-        .results
-        .iter()
-        .map(|n| n.movie.title.chars().count())
-        .max()
-        .unwrap_or(0)
-        .clamp(5, 60);
-    let id_w = report
-        .results
-        .iter()
-        .map(|n| n.movie.movie_id.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max(7);
-    let models: Vec<&str> = report.models.iter().map(|m| m.model.as_str()).collect();
-    let _ = write!(
-        out,
-        "{:>3}  {:<id_w$}  {:<title_w$}  {:>4}  {:>7}",
-        "#", "MOVIEID", "TITLE", "YEAR", "RRF"
-    );
-    for m in &models {
-        let _ = write!(out, "  {:>w$}", m, w = m.chars().count().max(4));
-    }
-    out.push('\n');
-    for (i, n) in report.results.iter().enumerate() {
-        let year = n.movie.year.map(|y| y.to_string()).unwrap_or_default();
-        let _ = write!(
-            out,
-            "{:>3}  {:<id_w$}  {:<title_w$}  {:>4}  {:>7.5}",
-            i + 1,
-            n.movie.movie_id,
-            truncate(&n.movie.title, title_w),
-            year,
-            n.score
-        );
-        for m in &models {
-            let rank = match n.ranks.get(*m).copied().flatten() {
-                Some(r) => r.to_string(),
-                None => "-".to_string(),
-            };
-            let _ = write!(out, "  {:>w$}", rank, w = m.chars().count().max(4));
+    let movies: Vec<&Movie> = report.results.iter().map(|n| &n.movie).collect();
+    let mut columns = vec![Column {
+        heading: "RRF".to_string(),
+        width: 7,
+        cells: report
+            .results
+            .iter()
+            .map(|n| format!("{:.5}", n.score))
+            .collect(),
+    }];
+    columns.extend(report.models.iter().map(|m| {
+        Column {
+            heading: m.model.clone(),
+            width: m.model.chars().count().max(4),
+            cells: report
+                .results
+                .iter()
+                .map(|n| match n.ranks.get(&m.model).copied().flatten() {
+                    Some(r) => r.to_string(),
+                    None => "-".to_string(),
+                })
+                .collect(),
         }
-        out.push('\n');
-    }
+    }));
+    results_table(&mut out, &movies, &columns);
     out
 }

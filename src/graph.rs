@@ -143,16 +143,7 @@ impl Target {
                     "publish".into(),
                     s.publish.as_deref().map(p).unwrap_or_default(),
                 );
-                if let Ok((sqlite, vec)) = crate::sqlite::versions() {
-                    c.insert("sqlite".into(), sqlite.clone());
-                    c.insert("sqlite-vec".into(), vec.clone());
-                }
-                // The database stores timestamps taken from SOURCE_DATE_EPOCH
-                // when it is set: a different value means different bytes.
-                c.insert(
-                    "env.SOURCE_DATE_EPOCH".into(),
-                    std::env::var("SOURCE_DATE_EPOCH").unwrap_or_default(),
-                );
+                database_config(&mut c);
             }
             TargetSpec::Command(s) => {
                 c.insert("command".into(), s.command.clone());
@@ -277,6 +268,13 @@ fn records_db_config(s: &RecordsDbSpec, c: &mut BTreeMap<String, String>) {
             c.insert(k(&key), value);
         }
     }
+    database_config(c);
+}
+
+/// What else decides a database's bytes: the SQLite and sqlite-vec that
+/// write them, and SOURCE_DATE_EPOCH, whose timestamps the database stores
+/// when it is set (a different value means different bytes).
+fn database_config(c: &mut BTreeMap<String, String>) {
     if let Ok((sqlite, vec)) = crate::sqlite::versions() {
         c.insert("sqlite".into(), sqlite.clone());
         c.insert("sqlite-vec".into(), vec.clone());

@@ -242,17 +242,7 @@ pub fn init(spec: &InitSpec) -> Result<InitReport, InitError> {
             would_write.push(format!("data/embeddings-{}-movies.db", m.id).into());
         }
     }
-    let existing: Vec<PathBuf> = would_write
-        .iter()
-        .filter(|p| spec.dir.join(p).symlink_metadata().is_ok())
-        .cloned()
-        .collect();
-    if !existing.is_empty() {
-        return Err(InitError::Exists {
-            dir: spec.dir.clone(),
-            existing,
-        });
-    }
+    refuse_existing(&spec.dir, &spec.dir, &would_write)?;
     let mut written = Vec::new();
     for (rel, text) in &files {
         write_new(&spec.dir.join(rel), text)?;
@@ -292,6 +282,24 @@ pub fn init(spec: &InitSpec) -> Result<InitReport, InitError> {
         files: written,
         sample,
     })
+}
+
+/// Refuse to write anything when one of `would_write` (relative to `dir`,
+/// named `shown` in the error) is there already, even a dangling link.
+fn refuse_existing(dir: &Path, shown: &Path, would_write: &[PathBuf]) -> Result<(), InitError> {
+    let existing: Vec<PathBuf> = would_write
+        .iter()
+        .filter(|p| dir.join(p).symlink_metadata().is_ok())
+        .cloned()
+        .collect();
+    if existing.is_empty() {
+        Ok(())
+    } else {
+        Err(InitError::Exists {
+            dir: shown.to_path_buf(),
+            existing,
+        })
+    }
 }
 
 fn write_new(path: &Path, text: &str) -> Result<(), InitError> {

@@ -1029,13 +1029,14 @@ fn search(cli: &Cli, args: &cli::SearchArgs, verbosity: Verbosity) -> Result<u8,
     }
     // The manifest's model, when the database was found through it: to say
     // when the database is stale against models.d.
-    let mut chosen = args.model.clone();
-    let (path, declared) = match (&args.db, &args.model) {
-        (Some(db), _) => (db.clone(), None),
-        (None, model) => {
+    let (db, declared) = match &args.db {
+        // A records database holds several models: --model picks one
+        // (default: its primary); a movies.db holds one, checked below.
+        Some(path) => (Database::open_model(path, args.model.as_deref())?, None),
+        None => {
             let (manifest, graph) = load(cli, verbosity)?;
             // Without --model: the manifest's default model.
-            let model = match model {
+            let model = match &args.model {
                 Some(m) => m.clone(),
                 None => manifest
                     .default_model()
@@ -1046,28 +1047,14 @@ fn search(cli: &Cli, args: &cli::SearchArgs, verbosity: Verbosity) -> Result<u8,
                         )
                     })?,
             };
-            let path = pipe::search::locate(&manifest, &graph, &model)?;
-            let declared = manifest.model(&model).cloned().map(|m| (m, manifest.root));
-            chosen = Some(model);
-            (path, declared)
+            open_model_db(&manifest, &graph, &model, verbosity)?
         }
     };
-    // A records database holds several models: --model picks one (default:
-    // its primary); a movies.db holds one, checked below.
-    let db = Database::open_model(&path, chosen.as_deref())?;
-    if let Some(note) = declared
-        .as_ref()
-        .and_then(|(m, _)| pipe::search::stale_note(m, &db.info))
-    {
-        if verbosity > Verbosity::Quiet {
-            errln!("note: {note}");
-        }
-    }
     if let (Some(_), Some(model)) = (&args.db, &args.model) {
         if &db.info.model != model {
             return Err(SearchError::Usage(format!(
                 "{} holds model {}'s vectors, not {model}'s",
-                path.display(),
+                db.path.display(),
                 db.info.model
             ))
             .into());
@@ -1079,20 +1066,71 @@ fn search(cli: &Cli, args: &cli::SearchArgs, verbosity: Verbosity) -> Result<u8,
         (None, Some(_)) => Some(text_model(cli, verbosity, &db)?),
         (declared, _) => declared,
     };
-    let vector = query_vector(args, declared.as_ref(), verbosity)?;
-    let report = pipe::search::search(
-        &db,
+    let report = search_db(args, &db, declared.as_ref(), verbosity)?;
+    print_report(args.json, &report, pipe::search::render)
+}
+
+/// A report as JSON (`--json`), or in its human form.
+fn print_report<T: serde::Serialize>(
+    json: bool,
+    report: &T,
+    render: impl Fn(&T) -> String,
+) -> Result<u8, Failure> {
+    if json {
+        print_json(report)?;
+    } else {
+        write_out(format_args!("{}", render(report)))?;
+    }
+    Ok(exit::OK)
+}
+
+/// The database of the manifest's model `id`, and the model with its
+/// project root; a note (unless quiet) when the database is stale against
+/// the model's models.d file.
+fn open_model_db(
+    manifest: &Manifest,
+    graph: &pipe::graph::Graph,
+    id: &str,
+    verbosity: Verbosity,
+) -> Result<(pipe::search::Database, Option<DeclaredModel>), Failure> {
+    let path = pipe::search::locate(manifest, graph, id)?;
+    let db = pipe::search::Database::open_model(&path, Some(id))?;
+    let declared = manifest.model(id).cloned();
+    if let Some(model) = &declared {
+        note_stale(model, &db, verbosity);
+    }
+    Ok((db, declared.map(|m| (m, manifest.root.clone()))))
+}
+
+/// A manifest's model and its project root (where its paths start).
+type DeclaredModel = (pipe::manifest::Model, std::path::PathBuf);
+
+/// Say (unless quiet) when `db` is stale against `model`'s models.d file.
+fn note_stale(model: &pipe::manifest::Model, db: &pipe::search::Database, verbosity: Verbosity) {
+    if let (Some(note), true) = (
+        pipe::search::stale_note(model, &db.info),
+        verbosity > Verbosity::Quiet,
+    ) {
+        errln!("note: {note}");
+    }
+}
+
+/// The search `args` ask of `db` (`model`: the manifest's model of it, whose
+/// provider embeds `--text`).
+fn search_db(
+    args: &cli::SearchArgs,
+    db: &pipe::search::Database,
+    model: Option<&DeclaredModel>,
+    verbosity: Verbosity,
+) -> Result<pipe::search::SearchReport, Failure> {
+    let vector = query_vector(args, model, verbosity)?;
+    Ok(pipe::search::search(
+        db,
         args.like.as_deref(),
         vector.as_ref().map(|(v, q)| (v.as_slice(), q.clone())),
         args.k,
         args.min_score,
-    )?;
-    if args.json {
-        print_json(&report)?;
-    } else {
-        write_out(format_args!("{}", pipe::search::render(&report)))?;
-    }
-    Ok(exit::OK)
+    )?)
 }
 
 /// The manifest's model of a database given by `--db`, for `--text`: its
@@ -1101,7 +1139,7 @@ fn text_model(
     cli: &Cli,
     verbosity: Verbosity,
     db: &pipe::search::Database,
-) -> Result<(pipe::manifest::Model, std::path::PathBuf), Failure> {
+) -> Result<DeclaredModel, Failure> {
     let (manifest, _) = load(cli, verbosity)?;
     let Some(model) = manifest.model(&db.info.model).cloned() else {
         return Err(Failure::Usage(format!(
@@ -1114,12 +1152,7 @@ fn text_model(
             db.info.model
         )));
     };
-    if let (Some(note), true) = (
-        pipe::search::stale_note(&model, &db.info),
-        verbosity > Verbosity::Quiet,
-    ) {
-        errln!("note: {note}");
-    }
+    note_stale(&model, db, verbosity);
     Ok((model, manifest.root))
 }
 
@@ -1128,7 +1161,7 @@ fn text_model(
 /// `--like`.
 fn query_vector(
     args: &cli::SearchArgs,
-    model: Option<&(pipe::manifest::Model, std::path::PathBuf)>,
+    model: Option<&DeclaredModel>,
     verbosity: Verbosity,
 ) -> Result<Option<(Vec<f32>, pipe::search::Query)>, Failure> {
     use pipe::search::Query;
@@ -1171,36 +1204,11 @@ fn search_models(cli: &Cli, args: &cli::SearchArgs, verbosity: Verbosity) -> Res
     }
     let mut reports = Vec::with_capacity(args.models.len());
     for id in &args.models {
-        let path = pipe::search::locate(&manifest, &graph, id)?;
-        let db = pipe::search::Database::open_model(&path, Some(id))?;
-        let declared = manifest
-            .model(id)
-            .cloned()
-            .map(|m| (m, manifest.root.clone()));
-        if let (Some(note), true) = (
-            declared
-                .as_ref()
-                .and_then(|(m, _)| pipe::search::stale_note(m, &db.info)),
-            verbosity > Verbosity::Quiet,
-        ) {
-            errln!("note: {note}");
-        }
-        let vector = query_vector(args, declared.as_ref(), verbosity)?;
-        reports.push(pipe::search::search(
-            &db,
-            args.like.as_deref(),
-            vector.as_ref().map(|(v, q)| (v.as_slice(), q.clone())),
-            args.k,
-            args.min_score,
-        )?);
+        let (db, declared) = open_model_db(&manifest, &graph, id, verbosity)?;
+        reports.push(search_db(args, &db, declared.as_ref(), verbosity)?);
     }
     let report = pipe::fused_search::fuse(reports, args.k, args.min_score);
-    if args.json {
-        print_json(&report)?;
-    } else {
-        write_out(format_args!("{}", pipe::fused_search::render(&report)))?;
-    }
-    Ok(exit::OK)
+    print_report(args.json, &report, pipe::fused_search::render)
 }
 
 fn compare(cli: &Cli, args: &cli::CompareArgs, verbosity: Verbosity) -> Result<u8, Failure> {
@@ -1212,15 +1220,7 @@ fn compare(cli: &Cli, args: &cli::CompareArgs, verbosity: Verbosity) -> Result<u
     };
     let mut dbs = Vec::with_capacity(ids.len());
     for id in &ids {
-        let path = pipe::search::locate(&manifest, &graph, id)?;
-        let db = pipe::search::Database::open_model(&path, Some(id))?;
-        let note = manifest
-            .model(id)
-            .and_then(|m| pipe::search::stale_note(m, &db.info));
-        if let (Some(note), true) = (note, verbosity > Verbosity::Quiet) {
-            errln!("note: {note}");
-        }
-        dbs.push(db);
+        dbs.push(open_model_db(&manifest, &graph, id, verbosity)?.0);
     }
     let opts = pipe::compare::CompareOptions {
         k: args.k,
@@ -1228,16 +1228,11 @@ fn compare(cli: &Cli, args: &cli::CompareArgs, verbosity: Verbosity) -> Result<u
         seed: args.seed,
     };
     let report = pipe::compare::compare(&dbs, &opts)?;
-    if args.json {
-        print_json(&report)?;
-    } else {
-        write_out(format_args!("{}", pipe::compare::render(&report)))?;
-    }
-    Ok(exit::OK)
+    print_report(args.json, &report, pipe::compare::render)
 }
 
 fn init(args: &cli::InitArgs, verbosity: Verbosity) -> Result<u8, Failure> {
-    use pipe::init::{InitError, InitModel, InitSpec};
+    use pipe::init::{InitModel, InitSpec};
     let dir = match &args.dir {
         Some(d) => d.clone(),
         None => std::env::current_dir().map_err(|e| Failure::Runtime(e.to_string()))?,
@@ -1259,25 +1254,47 @@ fn init(args: &cli::InitArgs, verbosity: Verbosity) -> Result<u8, Failure> {
         models,
         sample: args.sample.then_some(args.movies),
     };
-    let report = pipe::init::init(&spec).map_err(|e| match e {
+    let report = pipe::init::init(&spec).map_err(init_failure)?;
+    init_done(args, &dir, &report.files, verbosity, |cd| {
+        if report.sample.is_some() {
+            format!("{cd}pipe build")
+        } else {
+            format!("put your records in data/movies.json and data/collections.json and each model's vectors in data/embeddings-<model>-movies.db (or run `{cd}pipe sample`), then `pipe build`")
+        }
+    })
+}
+
+/// How a failed `pipe init` exits: a usage error when the command asked
+/// for what cannot be (or is there already).
+fn init_failure(e: pipe::init::InitError) -> Failure {
+    use pipe::init::InitError;
+    match e {
         InitError::Usage(_) | InitError::Exists { .. } => Failure::Usage(e.to_string()),
         other => Failure::Runtime(other.to_string()),
-    })?;
-    // The project must load as written: a defect here is ours, say so.
+    }
+}
+
+/// After `pipe init` wrote `files` in `dir`: the project must load as
+/// written (a defect here is ours: say so); then, unless quiet, the files
+/// and the next step, which `next` says given the `cd DIR && ` to run it
+/// from (empty in the current directory).
+fn init_done(
+    args: &cli::InitArgs,
+    dir: &std::path::Path,
+    files: &[std::path::PathBuf],
+    verbosity: Verbosity,
+    next: impl FnOnce(&str) -> String,
+) -> Result<u8, Failure> {
     Manifest::load(&dir.join("pipeline.toml"))?;
     if verbosity > Verbosity::Quiet {
-        for f in &report.files {
+        for f in files {
             errln!("wrote {}", f.display());
         }
         let cd = match &args.dir {
             Some(d) => format!("cd {} && ", d.display()),
             None => String::new(),
         };
-        if report.sample.is_some() {
-            errln!("next: {cd}pipe build");
-        } else {
-            errln!("next: put your records in data/movies.json and data/collections.json and each model's vectors in data/embeddings-<model>-movies.db (or run `{cd}pipe sample`), then `pipe build`");
-        }
+        errln!("next: {}", next(&cd));
     }
     Ok(exit::OK)
 }
@@ -1290,33 +1307,19 @@ fn init_records(
     verbosity: Verbosity,
 ) -> Result<u8, Failure> {
     use pipe::init::records::{init_records, RecordsInitSpec};
-    use pipe::init::InitError;
     let spec = RecordsInitSpec {
         dir: dir.to_path_buf(),
         records: records.to_path_buf(),
         model2vec: args.model2vec.clone(),
     };
-    let report = init_records(&spec).map_err(|e| match e {
-        InitError::Usage(_) | InitError::Exists { .. } => Failure::Usage(e.to_string()),
-        other => Failure::Runtime(other.to_string()),
-    })?;
-    // The project must load as written: a defect here is ours, say so.
-    Manifest::load(&dir.join("pipeline.toml"))?;
-    if verbosity > Verbosity::Quiet {
-        for f in &report.files {
-            errln!("wrote {}", f.display());
-        }
-        let cd = match &args.dir {
-            Some(d) => format!("cd {} && ", d.display()),
-            None => String::new(),
-        };
+    let report = init_records(&spec).map_err(init_failure)?;
+    init_done(args, dir, &report.files, verbosity, |cd| {
         if args.model2vec.is_some() {
-            errln!("next: check the columns and text in pipeline.toml, then {cd}pipe build && pipe search --text \"...\"");
+            format!("check the columns and text in pipeline.toml, then {cd}pipe build && pipe search --text \"...\"")
         } else {
-            errln!("next: put a model2vec model where models.d says (and its dimensions there), check the columns and text in pipeline.toml, then {cd}pipe build");
+            format!("put a model2vec model where models.d says (and its dimensions there), check the columns and text in pipeline.toml, then {cd}pipe build")
         }
-    }
-    Ok(exit::OK)
+    })
 }
 
 fn man(args: &cli::ManArgs, verbosity: Verbosity) -> Result<u8, Failure> {

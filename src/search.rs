@@ -790,6 +790,15 @@ pub enum Query {
 }
 
 impl Query {
+    /// What the results are nearest to, as the tables' headers say it.
+    pub fn nearest_to(&self) -> String {
+        match self {
+            Query::Movie { movie } => format!("{} {}", movie.movie_id, describe(movie)),
+            Query::Vector { file } => format!("the vector in {file}"),
+            Query::Text { text, .. } => format!("{text:?}"),
+        }
+    }
+
     /// Where a query vector came from, for messages about it.
     fn source(&self) -> String {
         match self {
@@ -880,16 +889,21 @@ pub fn search(
     })
 }
 
+impl SearchReport {
+    /// What its scores are: `similarity`, or `<distance> distance`.
+    pub fn score_name(&self) -> String {
+        match self.score {
+            ScoreKind::Similarity => "similarity".to_string(),
+            ScoreKind::Distance => format!("{} distance", self.distance),
+        }
+    }
+}
+
 /// The human form of a [`SearchReport`]: a header that says what the score
 /// is, then an aligned table.
 pub fn render(report: &SearchReport) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let what = match &report.query {
-        Query::Movie { movie } => format!("{} {}", movie.movie_id, describe(movie)),
-        Query::Vector { file } => format!("the vector in {file}"),
-        Query::Text { text, .. } => format!("{text:?}"),
-    };
     let meaning = match report.score {
         ScoreKind::Similarity => "similarity = 1 − cosine distance, higher is closer",
         ScoreKind::Distance => "lower is closer",
@@ -901,15 +915,13 @@ pub fn render(report: &SearchReport) -> String {
     };
     let _ = writeln!(
         out,
-        "{} nearest to {what}\nmodel {} ({} dims, metric {}{storage}); score: {} ({meaning})",
+        "{} nearest to {}\nmodel {} ({} dims, metric {}{storage}); score: {} ({meaning})",
         report.k,
+        report.query.nearest_to(),
         report.model,
         report.dimensions,
         report.metric,
-        match report.score {
-            ScoreKind::Similarity => "similarity".to_string(),
-            ScoreKind::Distance => format!("{} distance", report.distance),
-        },
+        report.score_name(),
     );
     if let Some(t) = report.min_score {
         let op = match report.score {
@@ -918,70 +930,93 @@ pub fn render(report: &SearchReport) -> String {
         };
         let _ = writeln!(out, "only scores {op} {t}");
     }
+    let movies: Vec<&Movie> = report.results.iter().map(|n| &n.movie).collect();
+    let score = Column {
+        heading: "SCORE".to_string(),
+        width: 8,
+        cells: report
+            .results
+            .iter()
+            .map(|n| format!("{:.4}", n.score))
+            .collect(),
+    };
+    results_table(&mut out, &movies, &[score]);
+    out
+}
+
+/// A right-aligned column of a results table, after its `#`, id, title and
+/// year columns.
+#[derive(Clone, Debug)]
+pub struct Column {
+    /// The heading.
+    pub heading: String,
+    /// The width it is padded to (a longer cell is not cut).
+    pub width: usize,
+    /// A cell for each row.
+    pub cells: Vec<String>,
+}
+
+/// The table of search results after a blank line (or `no results`): a
+/// row for each of `movies` (the rank, the id, the title cut to fit, the
+/// year), then its cell of each of `columns`. Every search table, of one
+/// model or fused, has this layout; a records database's has no year, and
+/// names its columns ID and the title column's name.
+pub fn results_table(out: &mut String, movies: &[&Movie], columns: &[Column]) {
+    use std::fmt::Write;
     out.push('\n');
-    if report.results.is_empty() {
+    if movies.is_empty() {
         out.push_str("no results\n");
-        return out;
+        return;
     }
-    let title_w = report
-        .results
+    let title_w = movies
         .iter()
-        .map(|n| n.movie.title.chars().count())
+        .map(|m| m.title.chars().count())
         .max()
         .unwrap_or(0)
         .clamp(5, 60);
     // A records database's results: ID and its title column, no year.
-    let record_title = report.results[0].movie.title_column.as_deref();
+    let record_title = movies[0].title_column.as_deref();
     let (id_label, title_label) = match record_title {
         Some(c) => ("ID".to_string(), c.to_uppercase()),
         None => ("MOVIEID".to_string(), "TITLE".to_string()),
     };
     let title_w = title_w.max(title_label.chars().count());
-    let id_w = report
-        .results
+    let id_w = movies
         .iter()
-        .map(|n| n.movie.movie_id.chars().count())
+        .map(|m| m.movie_id.chars().count())
         .max()
         .unwrap_or(0)
         .max(id_label.len());
-    if record_title.is_some() {
-        let _ = writeln!(
-            out,
-            "{:>3}  {:<id_w$}  {:<title_w$}  {:>8}",
-            "#", id_label, title_label, "SCORE"
-        );
-        for (i, n) in report.results.iter().enumerate() {
-            let title = truncate(&n.movie.title, title_w);
-            let _ = writeln!(
-                out,
-                "{:>3}  {:<id_w$}  {:<title_w$}  {:>8.4}",
-                i + 1,
-                n.movie.movie_id,
-                title,
-                n.score
-            );
-        }
-        return out;
-    }
-    let _ = writeln!(
+    let _ = write!(
         out,
-        "{:>3}  {:<id_w$}  {:<title_w$}  {:>4}  {:>8}",
-        "#", id_label, title_label, "YEAR", "SCORE"
+        "{:>3}  {:<id_w$}  {:<title_w$}",
+        "#", id_label, title_label
     );
-    for (i, n) in report.results.iter().enumerate() {
-        let title = truncate(&n.movie.title, title_w);
-        let year = n.movie.year.map(|y| y.to_string()).unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "{:>3}  {:<id_w$}  {:<title_w$}  {:>4}  {:>8.4}",
-            i + 1,
-            n.movie.movie_id,
-            title,
-            year,
-            n.score
-        );
+    if record_title.is_none() {
+        let _ = write!(out, "  {:>4}", "YEAR");
     }
-    out
+    for c in columns {
+        let _ = write!(out, "  {:>w$}", c.heading, w = c.width);
+    }
+    out.push('\n');
+    for (i, m) in movies.iter().enumerate() {
+        let _ = write!(
+            out,
+            "{:>3}  {:<id_w$}  {:<title_w$}",
+            i + 1,
+            m.movie_id,
+            truncate(&m.title, title_w),
+        );
+        if record_title.is_none() {
+            let year = m.year.map(|y| y.to_string()).unwrap_or_default();
+            let _ = write!(out, "  {:>4}", year);
+        }
+        for c in columns {
+            let cell = c.cells.get(i).map(String::as_str).unwrap_or_default();
+            let _ = write!(out, "  {:>w$}", cell, w = c.width);
+        }
+        out.push('\n');
+    }
 }
 
 /// Cut `s` to `width` characters, marking the cut with `…`.

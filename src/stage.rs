@@ -114,6 +114,12 @@ pub trait SharedParts: Send + Sync {
 }
 
 impl StageContext<'_> {
+    /// Report `warning` to the progress sink now and keep it in `out`.
+    pub fn warn(&self, out: &mut StageOutput, warning: Warning) {
+        self.progress.warn(&warning);
+        out.warnings.push(warning);
+    }
+
     /// Absolute path of a project-relative path.
     pub fn abs(&self, rel: &Path) -> PathBuf {
         self.root.join(rel)

@@ -331,16 +331,8 @@ fn init_writes_a_project_that_builds_and_never_overwrites() {
     );
     assert!(dir.join("models.d/potion.toml").is_file());
     assert!(dir.join("models.d/tiny.toml").is_file());
-    let build = Command::new(bin())
-        .current_dir(&dir)
-        .args(["build", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        build.status.success(),
-        "{}",
-        String::from_utf8_lossy(&build.stderr)
-    );
+    let build = common::pipe_in(&dir, &["build", "--json"]);
+    assert_eq!(build.code, 0, "{}", build.stderr);
     assert!(dir.join("public/data/potion/movies.db").is_file());
     assert!(dir.join("public/data/tiny/movies.db").is_file());
     // potion, named first, is the default: published for the front end.

@@ -5,12 +5,11 @@
 
 mod common;
 
+use common::stage::StageEnv;
 use pipe::manifest::model::{Metric, Model};
-use pipe::stage::{BuildSettings, NoProgress, PreviousOutputs, StageContext, StageOutput};
+use pipe::stage::{NoProgress, StageOutput};
 use pipe::stages::movies_db::{self, MoviesDbSpec};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/parity/input");
 
@@ -49,25 +48,8 @@ fn spec(model: Model) -> MoviesDbSpec {
 }
 
 fn build(root: &Path, model: Model) -> StageOutput {
-    let settings = BuildSettings {
-        strict: false,
-        source_date_epoch: None,
-    };
-    let previous = PreviousOutputs::default();
-    let inputs = pipe::fingerprint::InputHashes::new();
-    let cancelled = Arc::new(AtomicBool::new(false));
-    let ctx = StageContext {
-        root,
-        target: "test",
-        previous: &previous,
-        inputs: &inputs,
-        progress: &NoProgress,
-        settings: &settings,
-        cancelled: &cancelled,
-        shared_vectors: None,
-        shared_parts: None,
-    };
-    movies_db::run(&ctx, &spec(model)).unwrap()
+    let env = StageEnv::new();
+    movies_db::run(&env.ctx(root, &NoProgress), &spec(model)).unwrap()
 }
 
 fn db_bytes(root: &Path, id: &str) -> Vec<u8> {

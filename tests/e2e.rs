@@ -57,17 +57,8 @@ fn admin_page_builds_one_model_in_a_real_browser() {
          embeddings = \"data/embeddings-potion-movies.db\"\nquantization = \"int8\"\n\
          rescore = true\ndescription = \"int8 vectors, re-ranked by the float ones\"\n",
     );
-    let emb = rusqlite::Connection::open(p.path("data/embeddings-potion-movies.db"))
-        .expect("open potion's embeddings");
-    let blob: Vec<u8> = (0..64)
-        .flat_map(|i| (i as f32 / 100.0).to_le_bytes())
-        .collect();
-    emb.execute(
-        "INSERT INTO embeddings (movie_id, embedding, created_at) VALUES ('tt0000000gone', ?1, '2026-01-01')",
-        [blob],
-    )
-    .expect("add a vector");
-    drop(emb);
+    let v: Vec<f32> = (0..64).map(|i| i as f32 / 100.0).collect();
+    common::add_vector(&p, "data/embeddings-potion-movies.db", "tt0000000gone", &v);
     let server = Server::start(p.dir.path(), &[]);
 
     // target/e2e/admin.png, wherever the target directory is.

@@ -5,22 +5,12 @@
 //! `model2vec` Python package.
 
 mod common;
-use common::{embeddings, python, stock_sqlite, Project, Run, REPO};
+use common::{
+    embeddings, model2vec_dir, python, stock_sqlite, write_titled_movies, Project, Run,
+    EMBED_PIPELINE, PAIRED_TITLES, REPO,
+};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-
-const PIPELINE: &str = r#"
-[inputs]
-movies = "data/movies.json"
-collections = "data/collections.json"
-
-[targets.embeddings]
-kind = "embeddings"
-
-[targets.movies-db]
-kind = "movies-db"
-path = "public/data/{model}/movies.db"
-"#;
+use std::path::Path;
 
 fn bow_model(id: &str, dims: u32, extra: &str) -> String {
     format!(
@@ -32,7 +22,7 @@ fn bow_model(id: &str, dims: u32, extra: &str) -> String {
 /// The sample data with one command-provider model (and none other).
 fn project(models: &[(&str, String)]) -> Project {
     let p = Project::new();
-    p.write("pipeline.toml", PIPELINE);
+    p.write("pipeline.toml", EMBED_PIPELINE);
     for f in ["movies.json", "collections.json"] {
         std::fs::create_dir_all(p.path("data")).unwrap();
         std::fs::copy(Path::new(REPO).join("data").join(f), p.path("data").join(f)).unwrap();
@@ -51,20 +41,10 @@ fn project(models: &[(&str, String)]) -> Project {
 
 /// `pipe ARGS` with the script's log (and other EMBED_BOW_* settings) set.
 fn pipe_env(p: &Project, args: &[&str], env: &[(&str, String)]) -> Run {
-    let mut cmd = assert_cmd::Command::cargo_bin("pipe").unwrap();
-    cmd.current_dir(p.dir.path())
-        .env_remove("SOURCE_DATE_EPOCH")
-        .env("EMBED_BOW_LOG", p.path("sent.log"))
-        .args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    let log = p.path("sent.log").into_os_string();
+    let mut all = vec![("EMBED_BOW_LOG", log)];
+    all.extend(env.iter().map(|(k, v)| (*k, v.into())));
+    common::pipe_with(p.dir.path(), args, &all)
 }
 
 fn build(p: &Project) -> Run {
@@ -340,50 +320,15 @@ fn a_damaged_cache_entry_is_embedded_again() {
     );
 }
 
-/// The model `.ci/deps` unpacks (PIPE_MODEL2VEC_MODEL overrides).
-fn model2vec_dir() -> PathBuf {
-    let dir = std::env::var_os("PIPE_MODEL2VEC_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(REPO).join(".deps/models/tokenlearn-static-model"));
-    assert!(
-        dir.join("model.safetensors").is_file(),
-        "the model2vec test model is missing at {}: run .ci/deps (it downloads tokenlearn-static-model 0.1.1 from PyPI)",
-        dir.display()
-    );
-    dir
-}
-
-const TITLES: &[(&str, &str)] = &[
-    ("tt0000001", "a cat sleeps on the warm sofa"),
-    ("tt0000002", "the kitten naps on a soft couch"),
-    ("tt0000003", "stock markets crash as banks fail"),
-    (
-        "tt0000004",
-        "financial crisis hits the banks and the economy",
-    ),
-    ("tt0000005", "astronauts travel to space in a rocket"),
-    ("tt0000006", "a space rocket carries astronauts to the moon"),
-    ("tt0000007", "a detective investigates a murder"),
-    ("tt0000008", "police detective solves the murder case"),
-];
+/// Eight of the paired titles.
+const TITLES: &[(&str, &str)] = PAIRED_TITLES.split_at(8).0;
 
 #[test]
 fn model2vec_vectors_match_the_reference_implementation() {
     let dir = model2vec_dir();
     let p = Project::new();
-    p.write("pipeline.toml", PIPELINE);
-    p.write("data/collections.json", "{}");
-    let mut movies = serde_json::Map::new();
-    for (id, title) in TITLES {
-        movies.insert(
-            id.to_string(),
-            serde_json::json!({"movieId": id, "title": title, "year": 2000, "sources": [{"type": "archive", "id": id}]}),
-        );
-    }
-    p.write(
-        "data/movies.json",
-        &serde_json::to_string_pretty(&Value::Object(movies)).unwrap(),
-    );
+    p.write("pipeline.toml", EMBED_PIPELINE);
+    write_titled_movies(&p, TITLES);
     common::copy_tree(&dir, &p.path("models/static"));
     p.write(
         "models.d/static.toml",

@@ -6,7 +6,7 @@
 
 mod common;
 use common::embed_server::{vector, EmbedServer, Fault};
-use common::{Project, Run, REPO};
+use common::{Project, Run, EMBED_PIPELINE, REPO};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -17,22 +17,6 @@ const DIMS: usize = 8;
 /// The key the servers want; it must never be written anywhere.
 const KEY: &str = "sk-e2e-0123456789-NEVER-WRITTEN";
 const KEY_VAR: &str = "PIPE_E2E_OPENAI_KEY";
-
-const PIPELINE: &str = r#"[settings]
-models = "models.d"
-output-root = "public"
-
-[inputs]
-movies = "data/movies.json"
-collections = "data/collections.json"
-
-[targets.embeddings]
-kind = "embeddings"
-
-[targets.movies-db]
-kind = "movies-db"
-path = "public/data/{model}/movies.db"
-"#;
 
 /// A project with two models: `alpha` through the OpenAI protocol (with a
 /// key) on one server, `beta` through Ollama's on another.
@@ -62,7 +46,7 @@ fn setup(alpha_batch: usize) -> Setup {
     alpha.require_key(KEY);
     let beta = EmbedServer::start(DIMS);
     let project = Project::new();
-    project.write("pipeline.toml", PIPELINE);
+    project.write("pipeline.toml", EMBED_PIPELINE);
     project.write(
         "models.d/alpha.toml",
         &alpha_model(&alpha.url, alpha_batch, ""),

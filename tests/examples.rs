@@ -4,25 +4,12 @@
 //! `.ci/deps` unpacks, a database per model and one with a table per model).
 
 mod common;
-use common::{Project, REPO};
+use common::{json, model2vec_dir, pipe_in, Project, REPO};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The records of examples/emoji.
 const RECORDS: usize = 1914;
-
-/// The model `.ci/deps` unpacks (PIPE_MODEL2VEC_MODEL overrides).
-fn model2vec_dir() -> PathBuf {
-    let dir = std::env::var_os("PIPE_MODEL2VEC_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(REPO).join(".deps/models/tokenlearn-static-model"));
-    assert!(
-        dir.join("model.safetensors").is_file(),
-        "the model2vec test model is missing at {}: run .ci/deps (it downloads tokenlearn-static-model 0.1.1 from PyPI)",
-        dir.display()
-    );
-    dir
-}
 
 /// A copy of examples/emoji as committed (its manifest, models.d and
 /// data), with the test model where .ci/deps links it.
@@ -238,36 +225,20 @@ fn init_records_makes_a_project_that_builds_and_is_searched() {
     assert!(again.stderr.contains("already has"), "{}", again.stderr);
 
     // Build and search in the new project's directory.
-    let build = assert_cmd::Command::cargo_bin("pipe")
-        .unwrap()
-        .current_dir(p.path("shop"))
-        .env_remove("SOURCE_DATE_EPOCH")
-        .args(["build"])
-        .output()
-        .unwrap();
-    assert!(
-        build.status.success(),
-        "{}",
-        String::from_utf8_lossy(&build.stderr)
-    );
-    let out = assert_cmd::Command::cargo_bin("pipe")
-        .unwrap()
-        .current_dir(p.path("shop"))
-        .args([
+    let shop = p.path("shop");
+    let build = pipe_in(&shop, &["build"]);
+    assert_eq!(build.code, 0, "{}", build.stderr);
+    let out = pipe_in(
+        &shop,
+        &[
             "search",
             "--text",
             "a coat for the cold",
             "-k",
             "1",
             "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = json(&out);
     assert_eq!(ids(&v), ["p1"], "{v:#}");
 }

@@ -6,18 +6,17 @@
 
 mod common;
 
+use common::stage::StageEnv;
 use pipe::manifest::model::{Metric, Model};
 use pipe::stage::{
-    BuildSettings, NoProgress, PreviousFile, PreviousOutputs, ProgressSink, StageContext,
-    StageError, StageOutput,
+    NoProgress, PreviousFile, PreviousOutputs, ProgressSink, StageError, StageOutput,
 };
 use pipe::stages::movie_json::{self, MovieJsonSpec};
 use pipe::stages::movies_db::{self, MoviesDbSpec};
 use rusqlite::types::Value as Sql;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/parity");
 
@@ -76,45 +75,31 @@ impl ProgressSink for Recorder {
     }
 }
 
-struct Run {
-    settings: BuildSettings,
-    previous: PreviousOutputs,
-    /// Empty: the stages hash their inputs themselves, as without an executor.
-    inputs: pipe::fingerprint::InputHashes,
-    cancelled: Arc<AtomicBool>,
+/// A run of the stages in a fresh context, or after a previous run.
+struct Run(StageEnv);
+
+impl std::ops::Deref for Run {
+    type Target = StageEnv;
+    fn deref(&self) -> &StageEnv {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Run {
+    fn deref_mut(&mut self) -> &mut StageEnv {
+        &mut self.0
+    }
 }
 
 impl Run {
     fn new() -> Self {
-        Run {
-            settings: BuildSettings {
-                strict: false,
-                source_date_epoch: None,
-            },
-            previous: PreviousOutputs::default(),
-            inputs: Default::default(),
-            cancelled: Arc::new(AtomicBool::new(false)),
-        }
+        Run(StageEnv::new())
     }
 
     fn after(out: &StageOutput) -> Self {
         let mut r = Run::new();
         r.previous = previous_of(out);
         r
-    }
-
-    fn ctx<'a>(&'a self, root: &'a Path, progress: &'a dyn ProgressSink) -> StageContext<'a> {
-        StageContext {
-            root,
-            target: "test",
-            previous: &self.previous,
-            inputs: &self.inputs,
-            progress,
-            settings: &self.settings,
-            cancelled: &self.cancelled,
-            shared_vectors: None,
-            shared_parts: None,
-        }
     }
 
     fn json(&self, root: &Path) -> Result<StageOutput, StageError> {

@@ -35,19 +35,7 @@ fn project(records: &str, id: &str, columns: &str) -> Project {
 
 /// `pipe ARGS` with the embedding script's log.
 fn pipe(p: &Project, args: &[&str]) -> Run {
-    let out = assert_cmd::Command::cargo_bin("pipe")
-        .unwrap()
-        .current_dir(p.dir.path())
-        .env_remove("SOURCE_DATE_EPOCH")
-        .env("EMBED_BOW_LOG", p.path("sent.log"))
-        .args(args)
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    common::pipe_with(p.dir.path(), args, &[("EMBED_BOW_LOG", p.path("sent.log"))])
 }
 
 /// The targets these tests build: all (the records' embeddings, JSON

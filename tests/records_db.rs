@@ -6,14 +6,13 @@
 
 mod common;
 
+use common::stage::StageEnv;
 use pipe::manifest::model::{Metric, Model, Quantization, Quantized};
 use pipe::records::{Column, ColumnType, Format, IdRule, Layout, RecordsDbSpec, RecordsSpec};
-use pipe::stage::{BuildSettings, NoProgress, PreviousOutputs, StageContext, StageOutput};
+use pipe::stage::{NoProgress, StageOutput};
 use pipe::stages::records_db;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 const RECORDS: usize = 60;
 const K: usize = 5;
@@ -157,25 +156,8 @@ fn run(root: &Path, spec: &RecordsDbSpec) -> StageOutput {
 }
 
 fn try_run(root: &Path, spec: &RecordsDbSpec) -> Result<StageOutput, String> {
-    let settings = BuildSettings {
-        strict: false,
-        source_date_epoch: None,
-    };
-    let previous = PreviousOutputs::default();
-    let inputs = pipe::fingerprint::InputHashes::new();
-    let cancelled = Arc::new(AtomicBool::new(false));
-    let ctx = StageContext {
-        root,
-        target: "films-db",
-        previous: &previous,
-        inputs: &inputs,
-        progress: &NoProgress,
-        settings: &settings,
-        cancelled: &cancelled,
-        shared_vectors: None,
-        shared_parts: None,
-    };
-    records_db::run(&ctx, spec).map_err(|e| e.to_string())
+    let env = StageEnv::named("films-db");
+    records_db::run(&env.ctx(root, &NoProgress), spec).map_err(|e| e.to_string())
 }
 
 /// Per-model databases (`public/<model>/films.db`) and the single one
@@ -203,28 +185,6 @@ fn int8(v: &[f32]) -> Vec<f32> {
         .collect()
 }
 
-fn distance(metric: Metric, a: &[f32], b: &[f32]) -> f64 {
-    let (a, b): (Vec<f64>, Vec<f64>) = (
-        a.iter().map(|&x| f64::from(x)).collect(),
-        b.iter().map(|&x| f64::from(x)).collect(),
-    );
-    match metric {
-        Metric::L2 => a
-            .iter()
-            .zip(&b)
-            .map(|(x, y)| (x - y).powi(2))
-            .sum::<f64>()
-            .sqrt(),
-        Metric::L1 => a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum(),
-        Metric::Cosine => {
-            let dot: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-            let na = a.iter().map(|x| x * x).sum::<f64>().sqrt();
-            let nb = b.iter().map(|x| x * x).sum::<f64>().sqrt();
-            1.0 - dot / (na * nb)
-        }
-    }
-}
-
 /// The k nearest (id, distance) by brute force over the input vectors (as
 /// the table stores them: int8 tables compare quantized vectors).
 fn brute_force(root: &Path, m: &Model, query: &[f32]) -> Vec<(String, f64)> {
@@ -238,7 +198,7 @@ fn brute_force(root: &Path, m: &Model, query: &[f32]) -> Vec<(String, f64)> {
         .into_iter()
         .map(|(id, v)| {
             let v = if quantized { int8(&v) } else { v };
-            (id, distance(m.metric, &q, &v))
+            (id, common::distance(m.metric.as_str(), &q, &v))
         })
         .collect();
     all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
@@ -311,7 +271,7 @@ fn both_layouts_answer_knn_as_a_brute_force_does_in_the_stock_shell() {
                 .into_iter()
                 .map(|(id, v)| {
                     let v = if quantized { int8(&v) } else { v };
-                    (id, distance(m.metric, &q, &v))
+                    (id, common::distance(m.metric.as_str(), &q, &v))
                 })
                 .collect()
         };
@@ -427,13 +387,14 @@ fn an_edit_rebuilds_only_the_parts_it_touches() {
     );
     assert_eq!(title, "The comet number seven\n");
 
-    // One model's embedding of one record: only that model's table.
+    // One model's embedding of one record: only that model's table, and
+    // that one patched in place (a float table: one vector replaced).
     write_embeddings(root, &models[1], 1, Some("r004"));
     let third = run(root, &single);
     assert_ne!(third.stats["records_part"], "built");
     for m in &models {
         let want = if m.id == models[1].id {
-            "built"
+            "patched"
         } else {
             "cached"
         };
@@ -473,7 +434,7 @@ fn brute_force_like(root: &Path, m: &Model, like: &str, k: usize) -> Vec<String>
         .into_iter()
         .filter(|(id, _)| id != like)
         .map(|(id, v)| {
-            let d = distance(m.metric, &query, &v);
+            let d = common::distance(m.metric.as_str(), &query, &v);
             (id, d)
         })
         .collect();

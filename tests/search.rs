@@ -42,37 +42,18 @@ fn vectors(p: &Project, model: &str) -> Vec<(String, Vec<f32>)> {
         .collect()
 }
 
-fn distance(metric: &str, a: &[f32], b: &[f32]) -> f32 {
-    match metric {
-        "l2" => a
-            .iter()
-            .zip(b)
-            .map(|(x, y)| (x - y) * (x - y))
-            .sum::<f32>()
-            .sqrt(),
-        "l1" => a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum(),
-        "cosine" => {
-            let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-            let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
-            let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
-            1.0 - dot / (na * nb)
-        }
-        other => panic!("metric {other}"),
-    }
-}
-
 /// The k nearest to `query_id` by brute force, leaving it out: (id, distance).
 fn brute_force(
     all: &[(String, Vec<f32>)],
     query_id: &str,
     metric: &str,
     k: usize,
-) -> Vec<(String, f32)> {
+) -> Vec<(String, f64)> {
     let query = &all.iter().find(|(id, _)| id == query_id).unwrap().1;
-    let mut d: Vec<(String, f32)> = all
+    let mut d: Vec<(String, f64)> = all
         .iter()
         .filter(|(id, _)| id != query_id)
-        .map(|(id, v)| (id.clone(), distance(metric, query, v)))
+        .map(|(id, v)| (id.clone(), common::distance(metric, query, v)))
         .collect();
     d.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
     d.truncate(k);
@@ -117,7 +98,7 @@ fn like_matches_brute_force(metric: &str) {
             "the query is excluded"
         );
         for ((_, d, score), (_, want)) in found.iter().zip(&expected) {
-            assert!((d - f64::from(*want)).abs() < 1e-4, "{d} vs {want}");
+            assert!((d - want).abs() < 1e-4, "{d} vs {want}");
             let want_score = if metric == "cosine" { 1.0 - d } else { *d };
             assert!((score - want_score).abs() < 1e-9);
         }

@@ -7,69 +7,18 @@
 
 mod common;
 use common::embed_server::{vector, EmbedServer, Fault};
-use common::{python, Project, Run, REPO};
+use common::{
+    model2vec_dir, python, write_titled_movies, Project, Run, EMBED_PIPELINE,
+    PAIRED_TITLES as TITLES,
+};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-
-const PIPELINE: &str = r#"
-[inputs]
-movies = "data/movies.json"
-collections = "data/collections.json"
-
-[targets.embeddings]
-kind = "embeddings"
-
-[targets.movies-db]
-kind = "movies-db"
-path = "public/data/{model}/movies.db"
-"#;
-
-/// Short texts in pairs that mean the same thing.
-const TITLES: &[(&str, &str)] = &[
-    ("tt0000001", "a cat sleeps on the warm sofa"),
-    ("tt0000002", "the kitten naps on a soft couch"),
-    ("tt0000003", "stock markets crash as banks fail"),
-    (
-        "tt0000004",
-        "financial crisis hits the banks and the economy",
-    ),
-    ("tt0000005", "astronauts travel to space in a rocket"),
-    ("tt0000006", "a space rocket carries astronauts to the moon"),
-    ("tt0000007", "a detective investigates a murder"),
-    ("tt0000008", "police detective solves the murder case"),
-    ("tt0000009", "thieves plan a daring heist in Paris"),
-    ("tt0000010", "a gang robs a bank vault in France"),
-];
-
-/// The model `.ci/deps` unpacks (PIPE_MODEL2VEC_MODEL overrides).
-fn model2vec_dir() -> PathBuf {
-    let dir = std::env::var_os("PIPE_MODEL2VEC_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(REPO).join(".deps/models/tokenlearn-static-model"));
-    assert!(
-        dir.join("model.safetensors").is_file(),
-        "the model2vec test model is missing at {}: run .ci/deps (it downloads tokenlearn-static-model 0.1.1 from PyPI)",
-        dir.display()
-    );
-    dir
-}
+use std::path::Path;
 
 /// A project whose movies are [`TITLES`], with these model files.
 fn project(models: &[(&str, String)]) -> Project {
     let p = Project::new();
-    p.write("pipeline.toml", PIPELINE);
-    p.write("data/collections.json", "{}");
-    let mut movies = serde_json::Map::new();
-    for (id, title) in TITLES {
-        movies.insert(
-            id.to_string(),
-            serde_json::json!({"movieId": id, "title": title, "year": 2000, "sources": [{"type": "archive", "id": id}]}),
-        );
-    }
-    p.write(
-        "data/movies.json",
-        &serde_json::to_string_pretty(&Value::Object(movies)).unwrap(),
-    );
+    p.write("pipeline.toml", EMBED_PIPELINE);
+    write_titled_movies(&p, TITLES);
     for (id, text) in models {
         p.write(&format!("models.d/{id}.toml"), text);
     }
@@ -109,27 +58,6 @@ fn search(p: &Project, args: &[&str]) -> Value {
     serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
 }
 
-fn distance(metric: &str, a: &[f32], b: &[f32]) -> f64 {
-    let (a, b): (Vec<f64>, Vec<f64>) = (
-        a.iter().map(|&x| f64::from(x)).collect(),
-        b.iter().map(|&x| f64::from(x)).collect(),
-    );
-    match metric {
-        "l2" => a
-            .iter()
-            .zip(&b)
-            .map(|(x, y)| (x - y) * (x - y))
-            .sum::<f64>()
-            .sqrt(),
-        "cosine" => {
-            let dot: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-            let n = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
-            1.0 - dot / (n(&a) * n(&b))
-        }
-        other => panic!("metric {other}"),
-    }
-}
-
 /// The `k` nearest records of the model's embeddings file to `query`, by
 /// brute force: (id, distance).
 fn brute_force(
@@ -143,7 +71,7 @@ fn brute_force(
     assert_eq!(all.len(), TITLES.len());
     let mut d: Vec<(String, f64)> = all
         .iter()
-        .map(|(id, v)| (id.clone(), distance(metric, query, v)))
+        .map(|(id, v)| (id.clone(), common::distance(metric, query, v)))
         .collect();
     d.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
     d.truncate(k);

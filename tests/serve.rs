@@ -632,15 +632,9 @@ fn models_count_the_vectors_the_database_will_hold_and_show_quantization() {
     let p = sample();
     // A vector for a movie that is not in movies.json: a row of the file,
     // not a vector of the database.
+    let v: Vec<f32> = (0..64).map(|i| i as f32 / 100.0).collect();
+    common::add_vector(&p, "data/embeddings-potion-movies.db", "tt0000000gone", &v);
     let emb = rusqlite::Connection::open(p.path("data/embeddings-potion-movies.db")).unwrap();
-    let blob: Vec<u8> = (0..64)
-        .flat_map(|i| (i as f32 / 100.0).to_le_bytes())
-        .collect();
-    emb.execute(
-        "INSERT INTO embeddings (movie_id, embedding, created_at) VALUES ('tt0000000gone', ?1, '2026-01-01')",
-        [blob],
-    )
-    .unwrap();
     let rows: u64 = emb
         .query_row("SELECT count(*) FROM embeddings", [], |r| r.get(0))
         .unwrap();

@@ -3,10 +3,8 @@
 //! `pipe watch` as by `pipe build`.
 
 mod common;
-use common::{sample_project, Project};
-use std::io::BufRead;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use common::watch::Watch;
+use common::{add_vector, sample_project};
 
 /// The `warning:` lines of a run's stderr.
 fn warning_lines(stderr: &str) -> Vec<&str> {
@@ -14,19 +12,6 @@ fn warning_lines(stderr: &str) -> Vec<&str> {
         .lines()
         .filter(|l| l.starts_with("warning:"))
         .collect()
-}
-
-/// Add a vector to an embeddings file (64 floats of 0.1).
-fn add_vector(p: &Project, file: &str, id: &str, dims: usize) {
-    let conn = rusqlite::Connection::open(p.path(file)).unwrap();
-    let blob: Vec<u8> = std::iter::repeat_n(0.1f32.to_le_bytes(), dims)
-        .flatten()
-        .collect();
-    conn.execute(
-        "INSERT INTO embeddings (movie_id, embedding, created_at) VALUES (?1, ?2, '2026-01-01')",
-        rusqlite::params![id, blob],
-    )
-    .unwrap();
 }
 
 #[test]
@@ -73,7 +58,12 @@ fn each_warning_once_per_build_with_the_models_on_one_line_and_the_fix() {
 #[test]
 fn vectors_of_dropped_movies_are_told_apart_from_vectors_of_removed_ones() {
     let p = sample_project();
-    add_vector(&p, "data/embeddings-potion-movies.db", "tt9999999", 64);
+    add_vector(
+        &p,
+        "data/embeddings-potion-movies.db",
+        "tt9999999",
+        &[0.1; 64],
+    );
     let run = p.pipe(&["build"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let lines = warning_lines(&run.stderr);
@@ -163,43 +153,9 @@ fn watch_prints_the_warnings_a_build_prints() {
         "models.d/minilm.toml",
         "id = \"minilm\"\nname = \"MiniLM\"\ndimensions = 384\n",
     );
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("pipe"))
-        .args(["watch", "--debounce", "200"])
-        .current_dir(p.dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut seen = Vec::new();
-    let found = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                let hit = line.starts_with("  fix: produce the embeddings file");
-                seen.push(line);
-                if hit {
-                    break true;
-                }
-            }
-            Err(_) => break false,
-        }
-    };
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(found, "saw:\n{}", seen.join("\n"));
+    let mut w = Watch::start(&p, &[]);
+    w.saw(|l| l.starts_with("  fix: produce the embeddings file"));
+    let seen = &w.seen;
     assert!(seen.iter().any(|l| l.starts_with("watch: start: rebuilt")));
     assert!(seen
         .iter()

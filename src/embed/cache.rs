@@ -574,8 +574,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let old = dir.path().join("old.records");
         let records = vec![("a".to_string(), [1u8; 32]), ("bé".to_string(), [2u8; 32])];
+        let (maker, digests) = ([7u8; 32], vec![[8u8; 32], [9u8; 32]]);
         RecordKeys {
             records: records.clone(),
+            sources: Some(KeySources {
+                maker,
+                digests: digests.clone(),
+            }),
         }
         .save(&old)
         .unwrap();
@@ -583,9 +588,19 @@ mod tests {
         RecordKeys::each(&old, |id, k| seen.push((id.to_string(), *k)));
         assert_eq!(seen, records);
         let new = dir.path().join("new.records");
-        RecordKeys::save_each(&new, records.iter().map(|(id, k)| (id.as_str(), k))).unwrap();
+        RecordKeys::save_each(
+            &new,
+            records.iter().map(|(id, k)| (id.as_str(), k)),
+            Some((&maker, &digests)),
+        )
+        .unwrap();
         assert_eq!(std::fs::read(&new).unwrap(), std::fs::read(&old).unwrap());
         assert_eq!(RecordKeys::load(&new).records, records);
+        // The digests are remembered only for the maker that made the keys.
+        let bytes = std::fs::read(&new).unwrap();
+        let remembered = RecordKeys::remembered(&bytes, &maker);
+        assert_eq!(remembered.get("bé"), Some(&([9u8; 32], [2u8; 32])));
+        assert!(RecordKeys::remembered(&bytes, &[0u8; 32]).is_empty());
         RecordKeys::each(&dir.path().join("absent"), |_, _| panic!("nothing"));
     }
 

@@ -11,7 +11,7 @@
 //! declared nullable, and a value that does not fit is a build error
 //! naming the record and field).
 
-use super::{write_new, InitError, InitReport};
+use super::{refuse_existing, write_new, InitError, InitReport};
 use crate::embed::config::{EmbedConfig, ProviderKind};
 use crate::records::{Format, IdRule, RecordsSpec};
 use serde_json::{Map, Value};
@@ -307,17 +307,7 @@ pub fn init_records(spec: &RecordsInitSpec) -> Result<InitReport, InitError> {
     if spec.model2vec.is_some() {
         would_write.push(model_rel.clone());
     }
-    let existing: Vec<PathBuf> = would_write
-        .iter()
-        .filter(|p| dir.join(p).symlink_metadata().is_ok())
-        .cloned()
-        .collect();
-    if !existing.is_empty() {
-        return Err(InitError::Exists {
-            dir: spec.dir.clone(),
-            existing,
-        });
-    }
+    refuse_existing(&dir, &spec.dir, &would_write)?;
     let first = first_record(
         records_abs.parent().unwrap_or(Path::new("/")),
         Path::new(records_abs.file_name().unwrap_or_default()),

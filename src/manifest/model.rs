@@ -157,6 +157,21 @@ impl Model {
         }
         rows
     }
+
+    /// The `config` rows of a database that say how its vectors are stored,
+    /// which `pipe search` reads to write its query: none for float32 (an
+    /// absent `embedding_quantization` is float, so a float model's config
+    /// and bytes are what they were before quantization existed).
+    pub fn quantization_config(&self) -> Vec<(&'static str, String)> {
+        match &self.quantization {
+            None => Vec::new(),
+            Some(q) => vec![
+                ("embedding_quantization", q.kind.to_string()),
+                ("embedding_rescore", q.rescore.to_string()),
+                ("embedding_oversample", q.oversample.to_string()),
+            ],
+        }
+    }
 }
 
 use super::diagnostic::{ManifestError, SourceFile};

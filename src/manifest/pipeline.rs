@@ -134,6 +134,16 @@ pub struct Template {
     pub span: Range<usize>,
 }
 
+impl Template {
+    /// The template a manifest value is, where it is written.
+    pub fn of(value: &Spanned<String>) -> Template {
+        Template {
+            text: value.get_ref().clone(),
+            span: value.span(),
+        }
+    }
+}
+
 /// What a declared target does.
 #[derive(Clone, Debug)]
 pub enum KindDecl {
@@ -506,10 +516,7 @@ fn check_target(
     }
 
     let template = |s: &Option<Spanned<String>>, default: String| match s {
-        Some(s) => Template {
-            text: s.get_ref().clone(),
-            span: s.span(),
-        },
+        Some(s) => Template::of(s),
         None => Template {
             text: default,
             span: kind_span.clone(),
@@ -607,25 +614,16 @@ fn check_target(
             } else {
                 vec![]
             };
-            let command = Template {
-                text: command.get_ref().clone(),
-                span: command.span(),
-            };
+            let command = Template::of(command);
             let mut outs = Vec::new();
             for o in raw.outs.iter().flatten() {
-                let t = Template {
-                    text: o.get_ref().clone(),
-                    span: o.span(),
-                };
+                let t = Template::of(o);
                 check_template(src, &t, &allowed_ph, errors);
                 outs.push(t);
             }
             let mut deps = Vec::new();
             for d in raw.deps.iter().flatten() {
-                let t = Template {
-                    text: d.get_ref().clone(),
-                    span: d.span(),
-                };
+                let t = Template::of(d);
                 check_template(src, &t, &allowed_ph, errors);
                 deps.push(t);
             }
@@ -644,10 +642,7 @@ fn check_target(
             }
             let mut env = BTreeMap::new();
             for (k, v) in raw.env.iter().flatten() {
-                let t = Template {
-                    text: v.get_ref().clone(),
-                    span: v.span(),
-                };
+                let t = Template::of(v);
                 check_template(src, &t, &cmd_ph, errors);
                 env.insert(k.clone(), t.text);
             }

@@ -106,20 +106,27 @@ pub trait SourceView {
     }
 }
 
-impl SourceView for Source {
-    fn kind(&self) -> Option<&Value> {
-        self.kind.as_ref()
-    }
-    fn quality_marks(&self) -> Option<&Value> {
-        self.quality_marks.as_ref()
-    }
-    fn language(&self) -> Option<&Value> {
-        self.language.as_ref()
-    }
-    fn channel_name(&self) -> Option<&Value> {
-        self.channel_name.as_ref()
-    }
+/// [`SourceView`] for a struct with the four fields of the same names.
+macro_rules! source_view {
+    ($t:ty) => {
+        impl SourceView for $t {
+            fn kind(&self) -> Option<&Value> {
+                self.kind.as_ref()
+            }
+            fn quality_marks(&self) -> Option<&Value> {
+                self.quality_marks.as_ref()
+            }
+            fn language(&self) -> Option<&Value> {
+                self.language.as_ref()
+            }
+            fn channel_name(&self) -> Option<&Value> {
+                self.channel_name.as_ref()
+            }
+        }
+    };
 }
+
+source_view!(Source);
 
 /// The part of a source the database needs: parsing only this skips (and
 /// never allocates) urls, descriptions, thumbnails and the like.
@@ -140,20 +147,7 @@ pub struct SourceRow {
     pub channel_name: Option<Value>,
 }
 
-impl SourceView for SourceRow {
-    fn kind(&self) -> Option<&Value> {
-        self.kind.as_ref()
-    }
-    fn quality_marks(&self) -> Option<&Value> {
-        self.quality_marks.as_ref()
-    }
-    fn language(&self) -> Option<&Value> {
-        self.language.as_ref()
-    }
-    fn channel_name(&self) -> Option<&Value> {
-        self.channel_name.as_ref()
-    }
-}
+source_view!(SourceRow);
 
 /// The OMDB metadata of a movie (capitalised field names as OMDB has them).
 #[derive(Debug, Clone, Deserialize)]

@@ -288,24 +288,22 @@ impl Client {
         key: &str,
         file: &std::fs::File,
     ) -> Result<(), ClientError> {
-        let url = self.url(store, key);
-        let mut req = self
-            .agent
-            .put(&url)
-            .header("Content-Type", "application/octet-stream");
-        if let Some(a) = &self.authorization {
-            req = req.header("Authorization", a);
-        }
-        let mut resp = req.send(file).map_err(|e| self.unreachable(&url, e))?;
-        match resp.status().as_u16() {
-            200..=299 => Ok(()),
-            s => Err(Self::status_error(&url, s, resp.body_mut())),
-        }
+        self.put_body(store, key, file)
     }
 
     /// `PUT` a blob. Idempotent for content-addressed blobs, so concurrent
     /// writers of the same key are harmless.
     pub fn put(&self, store: Store, key: &str, bytes: &[u8]) -> Result<(), ClientError> {
+        self.put_body(store, key, bytes)
+    }
+
+    /// `PUT` `body` (bytes, or a file streamed) as the blob of `key`.
+    fn put_body(
+        &self,
+        store: Store,
+        key: &str,
+        body: impl ureq::AsSendBody,
+    ) -> Result<(), ClientError> {
         let url = self.url(store, key);
         let mut req = self
             .agent
@@ -314,7 +312,7 @@ impl Client {
         if let Some(a) = &self.authorization {
             req = req.header("Authorization", a);
         }
-        let mut resp = req.send(bytes).map_err(|e| self.unreachable(&url, e))?;
+        let mut resp = req.send(body).map_err(|e| self.unreachable(&url, e))?;
         match resp.status().as_u16() {
             200..=299 => Ok(()),
             s => Err(Self::status_error(&url, s, resp.body_mut())),

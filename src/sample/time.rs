@@ -17,7 +17,7 @@ pub(crate) const DAY: i64 = 86_400_000;
 pub(crate) fn iso(ms: i64) -> String {
     let days = ms.div_euclid(DAY);
     let rem = ms.rem_euclid(DAY);
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = crate::movies::time::civil_from_days(days);
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
         rem / 3_600_000,
@@ -34,21 +34,6 @@ pub(crate) fn omdb_date(year: i64, month: u32, day: u32) -> String {
     ];
     let name = MONTHS[(month.clamp(1, 12) - 1) as usize];
     format!("{day:02} {name} {year}")
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian
-/// calendar (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]

@@ -25,7 +25,8 @@ use crate::embed::text::TextMaker;
 use crate::manifest::Model;
 use crate::movies::entries::MovieEntries;
 use crate::stage::Warning;
-use crate::stage::{OutputFile, StageContext, StageError, StageOutput};
+use crate::stage::{StageContext, StageError, StageOutput};
+use crate::stages::file_set;
 use rayon::prelude::*;
 use rusqlite::params;
 use std::collections::{BTreeMap, HashSet};
@@ -572,8 +573,7 @@ pub fn run(ctx: &StageContext, spec: &EmbeddingsSpec) -> Result<StageOutput, Sta
             ),
             "nothing to do: the texts were embedded again (a disk or a killed build damaged the cache)",
         );
-        ctx.progress.warn(&msg);
-        out.warnings.push(msg);
+        ctx.warn(&mut out, msg);
     }
     let hash = |p: &Path| ctx.input_hash(p).ok().flatten();
     let loaded = match &entries {
@@ -689,20 +689,8 @@ pub fn run(ctx: &StageContext, spec: &EmbeddingsSpec) -> Result<StageOutput, Sta
     let tmp = artifact::temp_path_beside(&dest)
         .map_err(|e| StageError::io(dest_rel, "create a temporary file beside", e))?;
     write_file(ctx, spec, embed, &planned.records, &cache, tmp.path())?;
-    let hash = crate::fingerprint::hash_file(tmp.path())
-        .map_err(|e| StageError::io(dest_rel, "read back", e))?;
-    if ctx.previous.is_unchanged(dest_rel, &hash) {
-        drop(tmp);
-        out.untouched_are_unwritten = true;
-    } else {
-        tmp.persist(&dest)
-            .map_err(|e| StageError::io(dest_rel, "rename into place", e))?;
-        out.written = 1;
-    }
-    out.files.push(OutputFile {
-        path: dest_rel.clone(),
-        hash,
-    });
+    let (_, unchanged) = file_set::place(ctx, tmp, dest_rel, &mut out)?;
+    out.untouched_are_unwritten = unchanged;
 
     let keys: Vec<Key> = planned.records.iter().map(|r| r.key).collect();
     if let Some(share) = ctx.shared_vectors {
@@ -725,8 +713,7 @@ pub fn run(ctx: &StageContext, spec: &EmbeddingsSpec) -> Result<StageOutput, Sta
             ),
             "check the disk space and permissions of .pipe/cache/embeddings/",
         );
-        ctx.progress.warn(&msg);
-        out.warnings.push(msg);
+        ctx.warn(&mut out, msg);
     }
     let saved = planned.records.iter().map(|r| (&*r.id, &r.key));
     let sources = (!planned.sources.is_empty()).then_some((&planned.maker, &planned.sources[..]));
@@ -738,8 +725,7 @@ pub fn run(ctx: &StageContext, spec: &EmbeddingsSpec) -> Result<StageOutput, Sta
             format!("cannot save {}: {e}", records_path.display()),
             "check the disk space and permissions of .pipe/cache/embeddings/ (explain will count every record as new)",
         );
-        ctx.progress.warn(&msg);
-        out.warnings.push(msg);
+        ctx.warn(&mut out, msg);
     }
 
     let c = planned.counts;

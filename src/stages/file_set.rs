@@ -10,9 +10,12 @@
 //! or a kill before that leaves every file as it was (the temporaries are
 //! removed, or swept by the next build). Files the target wrote before and
 //! no longer lists are deleted; nothing else in the directory is touched.
+//!
+//! One file made whole in a temporary beside its place (a database, an
+//! embeddings file) is put in place the same way, by [`place`].
 
 use crate::artifact;
-use crate::stage::{OutputFile, PreviousFile, StageContext, StageError};
+use crate::stage::{OutputFile, PreviousFile, StageContext, StageError, StageOutput};
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::path::{Component, Path, PathBuf};
@@ -102,6 +105,33 @@ pub fn commit<T>(
             .map_err(|e| StageError::io(&rel, "rename into place", e.error))?;
     }
     Ok(written)
+}
+
+/// Put the file made at `tmp` in its place `rel` (project-relative), unless
+/// the file there is intact with the same bytes: then it is left untouched
+/// (its mtime too) and `tmp` is removed. The file is listed in `out`, and
+/// counted written when it was. Its hash, and whether it was left alone.
+pub fn place(
+    ctx: &StageContext,
+    tmp: artifact::TempPath,
+    rel: &Path,
+    out: &mut StageOutput,
+) -> Result<(blake3::Hash, bool), StageError> {
+    let hash = crate::fingerprint::hash_file(tmp.path())
+        .map_err(|e| StageError::io(rel, "read back", e))?;
+    let unchanged = ctx.previous.is_unchanged(rel, &hash);
+    if unchanged {
+        drop(tmp);
+    } else {
+        tmp.persist(&ctx.abs(rel))
+            .map_err(|e| StageError::io(rel, "rename into place", e))?;
+        out.written += 1;
+    }
+    out.files.push(OutputFile {
+        path: rel.to_path_buf(),
+        hash,
+    });
+    Ok((hash, unchanged))
 }
 
 /// Delete what the target wrote before and no longer lists in `now`: only

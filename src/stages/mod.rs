@@ -19,4 +19,5 @@ pub mod movies_db;
 pub(crate) mod part_cache;
 pub mod records_db;
 pub mod records_json;
+pub(crate) mod vector_part;
 pub(crate) mod vector_source;

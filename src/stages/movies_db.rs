@@ -30,7 +30,9 @@ use crate::artifact;
 use crate::manifest::model::Model;
 use crate::sqlite;
 use crate::stage::{OutputFile, StageContext, StageError, StageOutput, Warning};
-use crate::stages::part_cache::{self as cache, Origin};
+use crate::stages::file_set;
+use crate::stages::part_cache::{self as cache, db_err_at, Origin};
+use crate::stages::vector_part as shared;
 use catalog_part::CatalogPart;
 use rusqlite::{params, Connection};
 use std::path::{Path, PathBuf};
@@ -74,10 +76,6 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
         untouched_are_unwritten: true,
         ..StageOutput::default()
     };
-    let warn = |out: &mut StageOutput, w: Warning| {
-        ctx.progress.warn(&w);
-        out.warnings.push(w);
-    };
 
     // The embeddings: hashed here, opened only if the vector part is built.
     let model = &spec.model;
@@ -99,7 +97,7 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
         if ctx.settings.strict {
             return Err(StageError::new(format!("{detail}. Fix: {fix}")));
         }
-        warn(
+        ctx.warn(
             &mut out,
             Warning::new(
                 "embeddings-missing",
@@ -114,7 +112,7 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
 
     if emb_hash.is_some() {
         if let Some(w) = embeddings_config_mismatch(ctx, model) {
-            warn(&mut out, w);
+            ctx.warn(&mut out, w);
         }
     }
 
@@ -131,9 +129,9 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
         let (vectors, vec_origin) =
             match vector_part::obtain(ctx, spec, &catalog, emb_hash.as_deref()) {
                 Ok(v) => v,
-                Err(v) if v.catalog_unreadable && attempt == 1 && !cat_origin.is_new() => {
+                Err(v) if v.ids_unreadable && attempt == 1 && !cat_origin.is_new() => {
                     catalog_part::forget(ctx, &catalog);
-                    warn(&mut out, cache_damaged(model, &v.error));
+                    ctx.warn(&mut out, cache::damaged(&model.id, &v.error));
                     continue;
                 }
                 Err(v) => return Err(v.error),
@@ -158,27 +156,13 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
                 if !vec_origin.is_new() {
                     cache::discard(&vectors.path);
                 }
-                warn(&mut out, cache_damaged(model, &e));
+                ctx.warn(&mut out, cache::damaged(&model.id, &e));
             }
             Err(e) => return Err(e),
         }
     };
 
-    let hash = crate::fingerprint::hash_file(final_tmp.path())
-        .map_err(|e| StageError::io(&spec.db_path, "read back", e))?;
-    let db_unchanged = ctx.previous.is_unchanged(&spec.db_path, &hash);
-    if db_unchanged {
-        drop(final_tmp); // same bytes as the file in place: leave it untouched
-    } else {
-        final_tmp
-            .persist(&dest)
-            .map_err(|e| StageError::io(&spec.db_path, "rename into place", e))?;
-        out.written += 1;
-    }
-    out.files.push(OutputFile {
-        path: spec.db_path.clone(),
-        hash,
-    });
+    let (hash, db_unchanged) = file_set::place(ctx, final_tmp, &spec.db_path, &mut out)?;
     if let Some(publish) = &spec.publish {
         if !ctx.previous.is_unchanged(publish, &hash) {
             artifact::link_or_copy_atomic(&dest, &ctx.abs(publish))
@@ -197,19 +181,10 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
     }
     // A previously owned file no longer produced (publish turned off, path
     // changed) is removed, as the stage contract asks.
-    for old in ctx.previous.files.keys() {
-        if out.files.iter().any(|f| &f.path == old) {
-            continue;
-        }
-        match std::fs::remove_file(ctx.abs(old)) {
-            Ok(()) => out.deleted += 1,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StageError::io(old, "delete stale", e)),
-        }
-    }
+    out.deleted += file_set::remove_leftovers(ctx, &out.files)?;
 
     for w in vector_warnings(spec, &catalog, &vectors, emb_hash.is_some()) {
-        warn(&mut out, w);
+        ctx.warn(&mut out, w);
     }
     let s = &mut out.stats;
     s.insert("movies".into(), catalog.movies.to_string());
@@ -217,7 +192,7 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
     s.insert("movies_without_vector".into(), vectors.without.to_string());
     s.insert(
         "vectors_for_unknown_movies".into(),
-        vectors.unknown.to_string(),
+        vectors.unknown_ids.len().to_string(),
     );
     s.insert("built_at".into(), catalog.built_at.clone());
     s.insert("catalog_part".into(), origins.0.as_str().into());
@@ -256,17 +231,6 @@ fn embeddings_config_mismatch(ctx: &StageContext, model: &Model) -> Option<Warni
     ))
 }
 
-/// A damaged cache entry was rebuilt: nothing lost, but worth knowing.
-fn cache_damaged(model: &Model, error: &StageError) -> Warning {
-    Warning::new(
-        "cache-damaged",
-        "a cached part of the database could not be read and was built again",
-        model.id.clone(),
-        format!("{error}; the cached part was discarded and built again"),
-        "nothing to do; if it happens again, check the disk under .pipe/cache/ (deleting it is always safe)",
-    )
-}
-
 /// The warnings about what the vectors and the kept movies do not share:
 /// vectors of movies that are gone from movies.json (regenerate the
 /// embeddings), of movies that are in it but dropped (every source
@@ -285,17 +249,14 @@ fn vector_warnings(
         .iter()
         .map(String::as_str)
         .partition(|id| catalog.dropped_ids.contains(*id));
+    let src = vector_part::source(model);
     let mut out = Vec::new();
     if !gone.is_empty() {
-        out.push(Warning::new(
+        out.push(shared::unknown_vectors(
+            &src,
+            &spec.movies,
             "vectors-for-removed-movies",
-            format!("embeddings files hold vectors for movies that are not in {movies}; they are left out"),
-            format!("{} ({})", model.id, gone.len()),
-            format!(
-                "{embeddings} has {} vectors for movies that are not in {movies}: {}",
-                gone.len(),
-                crate::warning::some_ids(&gone)
-            ),
+            &gone,
             "regenerate these models' embeddings to drop the vectors of removed movies (or restore the movies)",
         ));
     }
@@ -315,16 +276,10 @@ fn vector_warnings(
         ));
     }
     if vectors.without > 0 && embeddings_present {
-        out.push(Warning::new(
-            "movies-without-vector",
-            "movies without a vector: semantic search cannot find them",
-            format!("{} ({} of {})", model.id, vectors.without, catalog.movies),
-            format!(
-                "{} of {} movies have no vector in {embeddings} (model {}); they cannot be found by \
-                 semantic search until their embeddings are generated",
-                vectors.without, catalog.movies, model.id
-            ),
-            "generate the embeddings of these movies",
+        out.push(shared::without_vector(
+            &src,
+            vectors.without,
+            catalog.movies,
         ));
     }
     out
@@ -350,32 +305,20 @@ fn assemble(
 ) -> Result<(), StageError> {
     let e = |what: &'static str| move |err: rusqlite::Error| db_err(spec, what, err);
     let model = &spec.model;
-    // The part is laid out canonically already: its bytes are the start
-    // of the database (a kernel-side copy where the file system has one).
-    std::fs::copy(&catalog.path, dest)
-        .map_err(|err| StageError::io(&spec.db_path, "copy the catalog part to", err))?;
-    if ctx.is_cancelled() {
-        return Err(StageError::cancelled());
-    }
-    ctx.progress
-        .progress(0, catalog.movies as u64, "writing the database");
-    let conn = sqlite::open(dest).map_err(e("open the new database"))?;
-    // The file is a temporary until renamed into place: no journal and no
-    // fsync (a failed build deletes it). Rollback (DELETE) journal mode is
-    // what a non-WAL file reports, as the browser needs.
-    conn.execute_batch(
-        "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -8192; \
-         PRAGMA foreign_keys = OFF;",
-    )
-    .map_err(e("configure"))?;
-    let file = cache::read_only_uri(&vectors.path).ok_or_else(|| {
-        StageError::new(format!(
-            "{}: the path is not valid UTF-8",
-            vectors.path.display()
-        ))
-    })?;
-    conn.execute("ATTACH DATABASE ?1 AS vec", [file.as_str()])
-        .map_err(e("attach the vector part"))?;
+    let conn = cache::start_database(
+        ctx,
+        &catalog.path,
+        "the catalog part",
+        dest,
+        &spec.db_path,
+        catalog.movies,
+    )?;
+    cache::attach_part(
+        &conn,
+        &vectors.path,
+        &spec.db_path,
+        "attach the vector part",
+    )?;
     conn.execute_batch("BEGIN").map_err(e("begin"))?;
     conn.execute_batch(&vector_part::table(model).create_sql())
         .map_err(e("create the vector table"))?;
@@ -406,18 +349,14 @@ fn write_config(
         ("embeddings_blake3", vectors.emb_hash.clone()),
         ("movies_with_vector", vectors.with.to_string()),
         ("movies_without_vector", vectors.without.to_string()),
-        ("vectors_for_unknown_movies", vectors.unknown.to_string()),
+        (
+            "vectors_for_unknown_movies",
+            vectors.unknown_ids.len().to_string(),
+        ),
         ("pipe_version", env!("CARGO_PKG_VERSION").to_string()),
         ("built_at", catalog.built_at.clone()),
     ]);
-    // Rows for quantized models only: a float model's config (and bytes)
-    // are what they were before quantization existed. `pipe search` reads
-    // them to write its query (an absent `embedding_quantization` is float).
-    if let Some(q) = &model.quantization {
-        config.push(("embedding_quantization", q.kind.to_string()));
-        config.push(("embedding_rescore", q.rescore.to_string()));
-        config.push(("embedding_oversample", q.oversample.to_string()));
-    }
+    config.extend(model.quantization_config());
     let mut stmt = conn.prepare("INSERT INTO config (key, value) VALUES (?1, ?2)")?;
     for (k, v) in &config {
         stmt.execute(params![k, v])?;
@@ -427,9 +366,4 @@ fn write_config(
 
 fn db_err(spec: &MoviesDbSpec, what: &str, e: rusqlite::Error) -> StageError {
     db_err_at(&spec.db_path, what, e)
-}
-
-/// An SQLite error while writing `path` (project-relative for messages).
-fn db_err_at(path: &Path, what: &str, e: rusqlite::Error) -> StageError {
-    StageError::with_source(format!("{}: cannot {what}: {e}", path.display()), e)
 }

@@ -21,6 +21,24 @@ use std::path::{Path, PathBuf};
 /// into every database, is described by a JSON file beside it instead.)
 pub(crate) const META_TABLE: &str = "pipe_part";
 
+/// An SQLite error while writing `path` (project-relative for messages): a
+/// part, or a database the stages assemble from parts.
+pub(crate) fn db_err_at(path: &Path, what: &str, e: rusqlite::Error) -> StageError {
+    StageError::with_source(format!("{}: cannot {what}: {e}", path.display()), e)
+}
+
+/// The warning that a damaged cache entry of `subject` (a model, a
+/// target) was rebuilt: nothing lost, but worth knowing.
+pub(crate) fn damaged(subject: &str, error: &StageError) -> crate::stage::Warning {
+    crate::stage::Warning::new(
+        "cache-damaged",
+        "a cached part of the database could not be read and was built again",
+        subject,
+        format!("{error}; the cached parts were discarded and built again"),
+        "nothing to do; if it happens again, check the disk under .pipe/cache/ (deleting it is always safe)",
+    )
+}
+
 /// The cache directory of a stage (`movies-db`) in a project.
 pub(crate) fn dir(root: &Path, stage: &str) -> PathBuf {
     root.join(crate::state::STATE_DIR).join("cache").join(stage)
@@ -285,6 +303,55 @@ pub(crate) fn discard(path: &Path) {
     let _ = std::fs::remove_file(sidecar(path));
     let _ = std::fs::remove_file(path.with_extension("rows"));
     let _ = std::fs::remove_file(path);
+}
+
+/// Begin a database at `dest` (a temporary path; `shown`, project-relative,
+/// in messages) from the part at `base`, named `what` ("the catalog
+/// part"): its bytes, laid out canonically already, are the start of the
+/// database (a kernel-side copy where the file system has one). Opened to
+/// append the rest: no journal and no fsync while it is a temporary (a
+/// failed build deletes it); rollback (DELETE) journal mode is what a
+/// non-WAL file reports, as the browser needs. `items` is the progress
+/// total.
+pub(crate) fn start_database(
+    ctx: &crate::stage::StageContext,
+    base: &Path,
+    what: &str,
+    dest: &Path,
+    shown: &Path,
+    items: usize,
+) -> Result<Connection, StageError> {
+    std::fs::copy(base, dest)
+        .map_err(|err| StageError::io(shown, &format!("copy {what} to"), err))?;
+    if ctx.is_cancelled() {
+        return Err(StageError::cancelled());
+    }
+    ctx.progress
+        .progress(0, items as u64, "writing the database");
+    let e = |what: &'static str| move |err: rusqlite::Error| db_err_at(shown, what, err);
+    let conn = crate::sqlite::open(dest).map_err(e("open the new database"))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -8192; \
+         PRAGMA foreign_keys = OFF;",
+    )
+    .map_err(e("configure"))?;
+    Ok(conn)
+}
+
+/// Attach the part at `part` read-only to `conn` as `vec` (`what`: how
+/// errors name the attaching, for `shown`).
+pub(crate) fn attach_part(
+    conn: &Connection,
+    part: &Path,
+    shown: &Path,
+    what: &'static str,
+) -> Result<(), StageError> {
+    let file = read_only_uri(part).ok_or_else(|| {
+        StageError::new(format!("{}: the path is not valid UTF-8", part.display()))
+    })?;
+    conn.execute("ATTACH DATABASE ?1 AS vec", [file.as_str()])
+        .map_err(|err| db_err_at(shown, what, err))?;
+    Ok(())
 }
 
 /// Copy every stored table of the attached part `part` into `main`, in the

@@ -4,9 +4,12 @@
 pub mod embed_server;
 pub mod nginx;
 pub mod server;
+pub mod stage;
+pub mod watch;
 
 use assert_cmd::Command;
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 /// This repository's root (its pipeline.toml, models.d and sample data/).
@@ -77,18 +80,7 @@ impl Project {
     }
 
     pub fn pipe(&self, args: &[&str]) -> Run {
-        let out = Command::cargo_bin("pipe")
-            .expect("binary")
-            .current_dir(self.dir.path())
-            .env_remove("SOURCE_DATE_EPOCH")
-            .args(args)
-            .output()
-            .expect("run pipe");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        pipe_in(self.dir.path(), args)
     }
 
     /// `pipe build --json ARGS`, asserting success.
@@ -109,6 +101,33 @@ impl Project {
     /// would hide whether a build read a file).
     pub fn settle(&self) {
         std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+}
+
+/// `pipe ARGS` in `dir` (without SOURCE_DATE_EPOCH).
+pub fn pipe_in(dir: &Path, args: &[&str]) -> Run {
+    pipe_with(dir, args, &[] as &[(&str, &str)])
+}
+
+/// `pipe ARGS` in `dir` with these environment variables set (and
+/// SOURCE_DATE_EPOCH unset).
+pub fn pipe_with<K: AsRef<OsStr>, V: AsRef<OsStr>>(
+    dir: &Path,
+    args: &[&str],
+    env: &[(K, V)],
+) -> Run {
+    let mut cmd = Command::cargo_bin("pipe").expect("binary");
+    cmd.current_dir(dir)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run pipe");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
 
@@ -172,6 +191,87 @@ pub fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
     walk(dir, dir, &mut out);
     out
+}
+
+/// The model2vec test model `.ci/deps` unpacks (PIPE_MODEL2VEC_MODEL
+/// overrides).
+pub fn model2vec_dir() -> PathBuf {
+    let dir = std::env::var_os("PIPE_MODEL2VEC_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(REPO).join(".deps/models/tokenlearn-static-model"));
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "the model2vec test model is missing at {}: run .ci/deps (it downloads tokenlearn-static-model 0.1.1 from PyPI)",
+        dir.display()
+    );
+    dir
+}
+
+/// A manifest with an `embeddings` target (every model's vectors made by
+/// its provider) and a `movies-db` target over them (bench/embeddings.py's
+/// too).
+pub const EMBED_PIPELINE: &str = include_str!("../fixtures/embeddings/pipeline.toml");
+
+/// Short texts in pairs that mean the same thing, as (movie id, title).
+pub const PAIRED_TITLES: &[(&str, &str)] = &[
+    ("tt0000001", "a cat sleeps on the warm sofa"),
+    ("tt0000002", "the kitten naps on a soft couch"),
+    ("tt0000003", "stock markets crash as banks fail"),
+    (
+        "tt0000004",
+        "financial crisis hits the banks and the economy",
+    ),
+    ("tt0000005", "astronauts travel to space in a rocket"),
+    ("tt0000006", "a space rocket carries astronauts to the moon"),
+    ("tt0000007", "a detective investigates a murder"),
+    ("tt0000008", "police detective solves the murder case"),
+    ("tt0000009", "thieves plan a daring heist in Paris"),
+    ("tt0000010", "a gang robs a bank vault in France"),
+];
+
+/// Write movies.json with a movie (of 2000, one clean source) for each of
+/// `titles`, and an empty collections.json.
+pub fn write_titled_movies(p: &Project, titles: &[(&str, &str)]) {
+    p.write("data/collections.json", "{}");
+    let mut movies = serde_json::Map::new();
+    for (id, title) in titles {
+        movies.insert(
+            id.to_string(),
+            serde_json::json!({"movieId": id, "title": title, "year": 2000, "sources": [{"type": "archive", "id": id}]}),
+        );
+    }
+    p.write(
+        "data/movies.json",
+        &serde_json::to_string_pretty(&serde_json::Value::Object(movies)).unwrap(),
+    );
+}
+
+/// The distance of `metric` (`l2`, `l1`, `cosine`) between two vectors,
+/// computed in f64 independently of pipe and sqlite-vec, for brute-force
+/// searches to check pipe's against.
+pub fn distance(metric: &str, a: &[f32], b: &[f32]) -> f64 {
+    let pairs = || a.iter().zip(b).map(|(&x, &y)| (f64::from(x), f64::from(y)));
+    match metric {
+        "l2" => pairs().map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt(),
+        "l1" => pairs().map(|(x, y)| (x - y).abs()).sum(),
+        "cosine" => {
+            let dot: f64 = pairs().map(|(x, y)| x * y).sum();
+            let norm = |v: &[f32]| v.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
+            1.0 - dot / (norm(a) * norm(b))
+        }
+        other => panic!("metric {other}"),
+    }
+}
+
+/// Add the vector `v` of `id` to the embeddings file `file` of `p`.
+pub fn add_vector(p: &Project, file: &str, id: &str, v: &[f32]) {
+    let conn = rusqlite::Connection::open(p.path(file)).unwrap();
+    let blob: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    conn.execute(
+        "INSERT INTO embeddings (movie_id, embedding, created_at) VALUES (?1, ?2, '2026-01-01')",
+        rusqlite::params![id, blob],
+    )
+    .unwrap();
 }
 
 /// The Python of the test tools: `PIPE_PYTHON`, else the virtual environment

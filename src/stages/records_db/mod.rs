@@ -40,9 +40,10 @@ pub use crate::records::{Layout, RecordsDbSpec};
 
 use crate::artifact;
 use crate::manifest::model::Model;
-use crate::sqlite;
-use crate::stage::{OutputFile, StageContext, StageError, StageOutput, Warning};
-use crate::stages::part_cache::{self as cache, Origin};
+use crate::stage::{StageContext, StageError, StageOutput, Warning};
+use crate::stages::file_set;
+use crate::stages::part_cache::{self as cache, db_err_at, Origin};
+use crate::stages::vector_part as shared;
 use crate::vectors::VectorTable;
 use records_part::RecordsPart;
 use rusqlite::{params, Connection};
@@ -114,8 +115,7 @@ pub fn run(ctx: &StageContext, spec: &RecordsDbSpec) -> Result<StageOutput, Stag
             if ctx.settings.strict {
                 return Err(StageError::new(format!("{}. Fix: {}", w.detail, w.fix)));
             }
-            ctx.progress.warn(&w);
-            out.warnings.push(w);
+            ctx.warn(&mut out, w);
         }
         hashes.push(hash);
     }
@@ -137,7 +137,7 @@ pub fn run(ctx: &StageContext, spec: &RecordsDbSpec) -> Result<StageOutput, Stag
             let (part, origin) =
                 match vector_part::obtain(ctx, spec, model, &table, &records, hash.as_deref()) {
                     Ok(v) => v,
-                    Err(v) if v.records_unreadable && attempt == 1 && !records_origin.is_new() => {
+                    Err(v) if v.ids_unreadable && attempt == 1 && !records_origin.is_new() => {
                         records_part::forget(&records);
                         damaged = Some(v.error);
                         break;
@@ -152,9 +152,8 @@ pub fn run(ctx: &StageContext, spec: &RecordsDbSpec) -> Result<StageOutput, Stag
             });
         }
         if let Some(e) = damaged {
-            let w = cache_damaged(ctx, &e);
-            ctx.progress.warn(&w);
-            out.warnings.push(w);
+            let w = cache::damaged(ctx.target, &e);
+            ctx.warn(&mut out, w);
             continue;
         }
         let tmp = artifact::temp_path_beside(&dest)
@@ -172,42 +171,19 @@ pub fn run(ctx: &StageContext, spec: &RecordsDbSpec) -> Result<StageOutput, Stag
                 for p in parts.iter().filter(|p| !p.origin.is_new()) {
                     cache::discard(&p.part.path);
                 }
-                let w = cache_damaged(ctx, &e);
-                ctx.progress.warn(&w);
-                out.warnings.push(w);
+                let w = cache::damaged(ctx.target, &e);
+                ctx.warn(&mut out, w);
             }
             Err(e) => return Err(e),
         }
     };
 
-    let hash = crate::fingerprint::hash_file(tmp.path())
-        .map_err(|e| StageError::io(&spec.path, "read back", e))?;
-    if ctx.previous.is_unchanged(&spec.path, &hash) {
-        drop(tmp); // the same bytes as the file in place: leave it untouched
-    } else {
-        tmp.persist(&dest)
-            .map_err(|e| StageError::io(&spec.path, "rename into place", e))?;
-        out.written += 1;
-    }
-    out.files.push(OutputFile {
-        path: spec.path.clone(),
-        hash,
-    });
-    for old in ctx.previous.files.keys() {
-        if out.files.iter().any(|f| &f.path == old) {
-            continue;
-        }
-        match std::fs::remove_file(ctx.abs(old)) {
-            Ok(()) => out.deleted += 1,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StageError::io(old, "delete stale", e)),
-        }
-    }
+    file_set::place(ctx, tmp, &spec.path, &mut out)?;
+    out.deleted += file_set::remove_leftovers(ctx, &out.files)?;
 
     for p in &parts {
         for w in vector_warnings(spec, &records, p, hashes_present(&hashes, &models, p.model)) {
-            ctx.progress.warn(&w);
-            out.warnings.push(w);
+            ctx.warn(&mut out, w);
         }
     }
     let s = &mut out.stats;
@@ -219,17 +195,6 @@ pub fn run(ctx: &StageContext, spec: &RecordsDbSpec) -> Result<StageOutput, Stag
         s.insert(format!("vector_part.{id}"), p.origin.as_str().into());
     }
     Ok(out)
-}
-
-/// A damaged cache entry was rebuilt: nothing lost, but worth knowing.
-fn cache_damaged(ctx: &StageContext, error: &StageError) -> Warning {
-    Warning::new(
-        "cache-damaged",
-        "a cached part of the database could not be read and was built again",
-        ctx.target.to_string(),
-        format!("{error}; the cached parts were discarded and built again"),
-        "nothing to do; if it happens again, check the disk under .pipe/cache/ (deleting it is always safe)",
-    )
 }
 
 /// Whether `model`'s embeddings file exists.
@@ -294,34 +259,22 @@ fn vector_warnings(
     p: &ModelPart,
     embeddings_present: bool,
 ) -> Vec<Warning> {
-    let model = p.model;
-    let input = spec.records.input.display();
-    let file = spec.embeddings_of(model).display();
+    let src = vector_part::source(p.model, spec.embeddings_of(p.model));
     let mut out = Vec::new();
     if !p.part.unknown_ids.is_empty() {
-        out.push(Warning::new(
+        out.push(shared::unknown_vectors(
+            &src,
+            &spec.records.input,
             "vectors-for-unknown-records",
-            format!("embeddings files hold vectors for records that are not in {input}; they are left out"),
-            format!("{} ({})", model.id, p.part.unknown_ids.len()),
-            format!(
-                "{file} has {} vectors for records that are not in {input}: {}",
-                p.part.unknown_ids.len(),
-                crate::warning::some_ids(&p.part.unknown_ids)
-            ),
+            &p.part.unknown_ids,
             "regenerate the model's embeddings to drop the vectors of removed records (or restore the records)",
         ));
     }
     if p.part.without > 0 && embeddings_present {
-        out.push(Warning::new(
-            "records-without-vector",
-            "records without a vector: semantic search cannot find them",
-            format!("{} ({} of {})", model.id, p.part.without, records.records),
-            format!(
-                "{} of {} records have no vector in {file} (model {}); they cannot be found by \
-                 semantic search until their embeddings are generated",
-                p.part.without, records.records, model.id
-            ),
-            "generate the embeddings of these records",
+        out.push(shared::without_vector(
+            &src,
+            p.part.without,
+            records.records,
         ));
     }
     out
@@ -348,29 +301,20 @@ fn assemble(
     dest: &Path,
 ) -> Result<(), StageError> {
     let e = |what: &'static str| move |err: rusqlite::Error| db_err_at(&spec.path, what, err);
-    std::fs::copy(&records.path, dest)
-        .map_err(|err| StageError::io(&spec.path, "copy the records part to", err))?;
-    ctx.progress
-        .progress(0, records.records as u64, "writing the database");
-    let conn = sqlite::open(dest).map_err(e("open the new database"))?;
-    conn.execute_batch(
-        "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -8192; \
-         PRAGMA foreign_keys = OFF;",
-    )
-    .map_err(e("configure"))?;
+    let conn = cache::start_database(
+        ctx,
+        &records.path,
+        "the records part",
+        dest,
+        &spec.path,
+        records.records,
+    )?;
     // One part attached at a time: SQLite attaches at most 10 databases.
     for p in parts {
         if ctx.is_cancelled() {
             return Err(StageError::cancelled());
         }
-        let file = cache::read_only_uri(&p.part.path).ok_or_else(|| {
-            StageError::new(format!(
-                "{}: the path is not valid UTF-8",
-                p.part.path.display()
-            ))
-        })?;
-        conn.execute("ATTACH DATABASE ?1 AS vec", [file.as_str()])
-            .map_err(e("attach a vector part"))?;
+        cache::attach_part(&conn, &p.part.path, &spec.path, "attach a vector part")?;
         conn.execute_batch("BEGIN").map_err(e("begin"))?;
         conn.execute_batch(&p.table.create_sql())
             .map_err(e("create a vector table"))?;
@@ -465,11 +409,7 @@ fn write_config(
                 p.part.unknown_ids.len().to_string(),
             ),
         ]);
-        if let Some(q) = &model.quantization {
-            rows.push(("embedding_quantization", q.kind.to_string()));
-            rows.push(("embedding_rescore", q.rescore.to_string()));
-            rows.push(("embedding_oversample", q.oversample.to_string()));
-        }
+        rows.extend(model.quantization_config());
         if spec.layout == Layout::PerModel {
             config.extend(rows.iter().map(|(k, v)| (k.to_string(), v.clone())));
         }
@@ -493,9 +433,4 @@ fn write_config(
         stmt.execute(params![k, v])?;
     }
     Ok(())
-}
-
-/// An SQLite error while writing `path` (project-relative for messages).
-fn db_err_at(path: &Path, what: &str, e: rusqlite::Error) -> StageError {
-    StageError::with_source(format!("{}: cannot {what}: {e}", path.display()), e)
 }

@@ -289,18 +289,3 @@ fn ids_digest(conn: &Connection) -> rusqlite::Result<(usize, String)> {
     }
     Ok((n, h.finalize().to_hex().to_string()))
 }
-
-/// The ids of a records part, in id order.
-pub(crate) fn ids(part: &RecordsPart, shown: &Path) -> Result<Vec<String>, StageError> {
-    let e = |err: rusqlite::Error| db_err_at(shown, "read the record ids", err);
-    let conn = sqlite::open_read_only(&part.path).map_err(e)?;
-    let mut stmt = conn
-        .prepare("SELECT id FROM records ORDER BY rowid")
-        .map_err(e)?;
-    let ids = stmt
-        .query_map([], |r| r.get::<_, String>(0))
-        .map_err(e)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(e)?;
-    Ok(ids)
-}
