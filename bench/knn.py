@@ -61,8 +61,8 @@ def main():
                   "| model | vectors | database | p50 ms | p95 ms | recall@10 |", "|---|---|---|---|---|---|"]
         for m in report["models"]:
             rec = recall.get(m["model"])
-            lines.append(f"| {m['model']} | {m['vectors']:,} | {m['db_bytes'] / 1e6:.1f} MB | {m['latency_median_ms']:.2f} | "
-                         f"{m['latency_p95_ms']:.2f} | {'float' if rec is None else f'{rec:.3f}'} |")
+            lines.append(f"| {m['model']} | {m['vectors']:,} | {m['dbBytes'] / 1e6:.1f} MB | {m['latencyMedianMs']:.2f} | "
+                         f"{m['latencyP95Ms']:.2f} | {'float' if rec is None else f'{rec:.3f}'} |")
         lines.append("")
         print(f"{size}: done", file=sys.stderr)
     Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
