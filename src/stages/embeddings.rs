@@ -543,6 +543,7 @@ pub fn run(ctx: &StageContext, spec: &EmbeddingsSpec) -> Result<StageOutput, Sta
     let embed = spec.embed()?;
     let model = &spec.model;
     let dims = model.dimensions as usize;
+    let _turn = in_process_turn(ctx, embed);
     // A stage that runs has, nearly always, texts to send (an unchanged
     // input does not run it), and a model2vec model takes a tenth of a
     // second or more to load: it loads on a thread of its own while
@@ -746,6 +747,37 @@ pub fn run(ctx: &StageContext, spec: &EmbeddingsSpec) -> Result<StageOutput, Sta
     }
     s.insert("provider".into(), embed.provider.to_string());
     Ok(out)
+}
+
+/// Embeddings targets whose provider runs in this process (model2vec)
+/// take turns: each already uses every core (texts are made and encoded in
+/// parallel), so two at once only split the cores while holding two plans
+/// and two models (at a million records, ~400 MB each). HTTP and command
+/// providers wait on the network or another process, and run side by side.
+static IN_PROCESS: Mutex<()> = Mutex::new(());
+
+/// This target's turn at [`IN_PROCESS`], if its provider needs one: held
+/// until the stage ends.
+fn in_process_turn(
+    ctx: &StageContext,
+    embed: &EmbedConfig,
+) -> Option<std::sync::MutexGuard<'static, ()>> {
+    if !matches!(embed.provider, ProviderKind::Model2Vec) {
+        return None;
+    }
+    let lock = |r: std::sync::LockResult<std::sync::MutexGuard<'static, ()>>| match r {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    match IN_PROCESS.try_lock() {
+        Ok(g) => Some(g),
+        Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => {
+            ctx.progress
+                .progress(0, 1, "waiting for another model2vec target to finish");
+            Some(lock(IN_PROCESS.lock()))
+        }
+    }
 }
 
 /// Take the vectors of `planned.missing` that other machines embedded (the
