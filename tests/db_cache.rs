@@ -37,6 +37,15 @@ fn model(id: &str, metric: Metric) -> Model {
     }
 }
 
+/// One model per metric over the fixture's embeddings file.
+fn three_models() -> [Model; 3] {
+    [
+        model("potion", Metric::L2),
+        model("cos", Metric::Cosine),
+        model("man", Metric::L1),
+    ]
+}
+
 fn spec(model: Model) -> MoviesDbSpec {
     MoviesDbSpec {
         movies: "data/movies.json".into(),
@@ -113,13 +122,7 @@ fn bytes_do_not_depend_on_where_the_parts_came_from() {
 fn a_title_edit_reuses_the_vector_parts_and_equals_a_clean_build() {
     let dir = project();
     let root = dir.path();
-    let models = || {
-        [
-            model("potion", Metric::L2),
-            model("cos", Metric::Cosine),
-            model("man", Metric::L1),
-        ]
-    };
+    let models = three_models;
     for m in models() {
         build(root, m);
     }
@@ -481,12 +484,12 @@ fn set_vector(root: &Path, movie_id: &str, scale: Option<f32>) {
     }
 }
 
-/// A movie id of the fixture that has a vector.
-fn some_movie_with_a_vector(root: &Path) -> String {
+/// The `n`th movie id (by id) of the fixture that has a vector.
+fn movie_with_a_vector(root: &Path, n: usize) -> String {
     let conn = rusqlite::Connection::open(root.join("data/embeddings-potion-movies.db")).unwrap();
     conn.query_row(
-        "SELECT movie_id FROM embeddings ORDER BY movie_id LIMIT 1 OFFSET 3",
-        [],
+        "SELECT movie_id FROM embeddings ORDER BY movie_id LIMIT 1 OFFSET ?1",
+        [n],
         |r| r.get(0),
     )
     .unwrap()
@@ -496,17 +499,11 @@ fn some_movie_with_a_vector(root: &Path) -> String {
 fn a_changed_vector_patches_the_vector_part_and_equals_a_clean_build() {
     let dir = project();
     let root = dir.path();
-    let models = || {
-        [
-            model("potion", Metric::L2),
-            model("cos", Metric::Cosine),
-            model("man", Metric::L1),
-        ]
-    };
+    let models = three_models;
     for m in models() {
         build(root, m);
     }
-    let id = some_movie_with_a_vector(root);
+    let id = movie_with_a_vector(root, 3);
     let clean = project();
     // Two changes in a row: the second patches a patched part.
     for scale in [0.5, 3.0] {
@@ -554,7 +551,7 @@ fn a_vector_gone_or_a_damaged_digest_file_builds_the_vector_part_in_full() {
     let root = dir.path();
     let potion = || model("potion", Metric::L2);
     build(root, potion());
-    let id = some_movie_with_a_vector(root);
+    let id = movie_with_a_vector(root, 3);
     let clean = project();
 
     // A movie lost its vector: rows would move, so the part is built anew.
@@ -568,16 +565,7 @@ fn a_vector_gone_or_a_damaged_digest_file_builds_the_vector_part_in_full() {
             std::fs::write(cache_dir(root).join(name), b"short").unwrap();
         }
     }
-    let other = {
-        let conn =
-            rusqlite::Connection::open(root.join("data/embeddings-potion-movies.db")).unwrap();
-        conn.query_row(
-            "SELECT movie_id FROM embeddings ORDER BY movie_id LIMIT 1 OFFSET 5",
-            [],
-            |r| r.get::<_, String>(0),
-        )
-        .unwrap()
-    };
+    let other = movie_with_a_vector(root, 5);
     set_vector(root, &other, Some(2.0));
     set_vector(clean.path(), &other, Some(2.0));
     assert_eq!(build(root, potion()).stats["vector_part"], "built");
