@@ -180,10 +180,10 @@ def embed_project(work, name, movies_json):
 def edit_one_plot(p):
     import json
 
-    movies = json.loads((p / "data" / "movies.json").read_text())
+    movies = json.loads((p / "data" / "movies.json").read_text(encoding="utf-8"))
     key = next(k for k in movies if not k.startswith("_"))
     movies[key]["metadata"] = dict(movies[key].get("metadata") or {}, Plot="An edited plot for the benchmark.")
-    (p / "data" / "movies.json").write_text(json.dumps(movies, indent=2))
+    (p / "data" / "movies.json").write_text(json.dumps(movies, ensure_ascii=False, indent=2), encoding="utf-8")
 
 
 def bench_vectors(n, repeat, base):
