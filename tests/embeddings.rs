@@ -438,3 +438,75 @@ fn the_admin_page_runs_embeddings_then_the_database() {
     );
     assert!(p.path("public/data/bow/movies.db").is_file());
 }
+
+/// A `--json` stat of a target, as a string.
+fn stat_str(run: &Run, name: &str, key: &str) -> String {
+    let s = stats(run, name).unwrap_or_else(|| panic!("{name} was not built: {}", run.stdout));
+    s[key].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn an_edit_patches_the_embeddings_file_in_place_and_equals_a_clean_build() {
+    let models = || [("bow", bow_model("bow", 16, ""))];
+    let p = project(&models());
+    let first = build(&p);
+    assert_eq!(stat_str(&first, "embeddings@bow", "file"), "written");
+    let ids = movie_ids(&p);
+    let read = |p: &Project| std::fs::read(p.path("data/embeddings-bow-movies.db")).unwrap();
+
+    // One plot, then another: the file is patched (a patch of a patch),
+    // and its bytes are a clean build's of the same inputs.
+    for (n, plot) in [
+        (3, "A lighthouse keeper befriends a whale."),
+        (7, "Two rival chefs."),
+    ] {
+        let id = ids[n].clone();
+        edit_movies(&p, |m| {
+            m.get_mut(&id).unwrap()["metadata"] = serde_json::json!({ "Plot": plot });
+        });
+        let run = build(&p);
+        assert_eq!(stat(&run, "embeddings@bow", "texts_sent"), 1);
+        assert_eq!(stat_str(&run, "embeddings@bow", "file"), "patched");
+    }
+    let clean = project(&models());
+    std::fs::copy(p.path("data/movies.json"), clean.path("data/movies.json")).unwrap();
+    build(&clean);
+    assert_eq!(
+        read(&p),
+        read(&clean),
+        "patched bytes differ from a clean build's"
+    );
+
+    // A changed lastUpdated changes no text (no key) but a row's
+    // created_at: written anew, and still a clean build's bytes.
+    let id = ids[5].clone();
+    for q in [&p, &clean] {
+        edit_movies(q, |m| {
+            m.get_mut(&id).unwrap()["lastUpdated"] = serde_json::json!("2031-02-03T04:05:06Z");
+        });
+    }
+    let run = build(&p);
+    assert_eq!(stat(&run, "embeddings@bow", "texts_sent"), 0);
+    assert_eq!(stat_str(&run, "embeddings@bow", "file"), "written");
+    build(&clean);
+    assert_eq!(read(&p), read(&clean));
+
+    // An output changed on disk behind pipe's back is not patched.
+    let conn = rusqlite::Connection::open(p.path("data/embeddings-bow-movies.db")).unwrap();
+    conn.execute(
+        "UPDATE config SET value = 'x' WHERE key = 'embedding_model_name'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let id = ids[9].clone();
+    for q in [&p, &clean] {
+        edit_movies(q, |m| {
+            m.get_mut(&id).unwrap()["metadata"] = serde_json::json!({ "Plot": "A third plot." });
+        });
+    }
+    let run = build(&p);
+    assert_eq!(stat_str(&run, "embeddings@bow", "file"), "written");
+    build(&clean);
+    assert_eq!(read(&p), read(&clean));
+}

@@ -407,13 +407,17 @@ impl RecordKeys {
     /// file and nothing per record (a million records' ids and keys as a
     /// `Vec` would be ~100 MB). Nothing is visited if it is absent or
     /// unreadable; a damaged tail stops the visit.
-    pub fn each(path: &Path, mut f: impl FnMut(&str, &Key)) {
-        let Ok(bytes) = std::fs::read(path) else {
-            return;
-        };
+    pub fn each(path: &Path, f: impl FnMut(&str, &Key)) {
+        if let Ok(bytes) = std::fs::read(path) {
+            RecordKeys::each_in(&bytes, f);
+        }
+    }
+
+    /// [`RecordKeys::each`] over the bytes of a saved file.
+    pub fn each_in(bytes: &[u8], mut f: impl FnMut(&str, &Key)) {
         // postcard's layout of `RecordKeys`: the length (a varint), then
         // each (id, key).
-        let Ok((n, mut rest)) = postcard::take_from_bytes::<usize>(&bytes) else {
+        let Ok((n, mut rest)) = postcard::take_from_bytes::<usize>(bytes) else {
             return;
         };
         for _ in 0..n {

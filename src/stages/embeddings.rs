@@ -127,6 +127,39 @@ fn cache_paths(root: &Path, spec: &EmbeddingsSpec) -> (PathBuf, PathBuf) {
     )
 }
 
+/// Where the stamp of the output the record keys describe is kept
+/// (`<stem>.stamp` beside the `.records` file).
+fn stamp_path(records_path: &Path) -> PathBuf {
+    records_path.with_extension("stamp")
+}
+
+/// Bump when [`write_file`] writes other bytes for the same rows: a file
+/// written otherwise is never patched ([`patch_file`]).
+const FILE_WRITER: &str = "embeddings-file-1";
+
+/// What wrote an embeddings file: [`FILE_WRITER`], SQLite's version and
+/// pipe's.
+fn writer_fingerprint() -> Key {
+    let mut h = blake3::Hasher::new();
+    for part in [FILE_WRITER, rusqlite::version(), env!("CARGO_PKG_VERSION")] {
+        h.update(&(part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    *h.finalize().as_bytes()
+}
+
+/// Which output the saved record keys describe: saved after them, so a
+/// build killed in between leaves a stamp that matches neither.
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct FileStamp {
+    /// blake3 of the embeddings file.
+    file: Key,
+    /// blake3 of the `.records` file saved with it.
+    keys: Key,
+    /// [`writer_fingerprint`] of what wrote it.
+    writer: Key,
+}
+
 /// The options a record's key is made of: the provider's vector-changing
 /// options, the dimensions, and the content of the files that decide the
 /// vectors (a model2vec model, a command's script).
@@ -337,6 +370,17 @@ struct Planned {
     /// movies.json's entries do, a records file's records do not).
     maker: Key,
     sources: Vec<Key>,
+    /// When the records (ids) are those of the last build's keys file: that
+    /// file's hash and the positions whose key changed.
+    patch: Option<FilePatch>,
+}
+
+/// What [`patch_file`] needs from the plan.
+struct FilePatch {
+    /// blake3 of the last build's `.records` file.
+    keys: Key,
+    /// Positions in `records` whose key differs from the last build's.
+    changed_at: Vec<usize>,
 }
 
 /// How many records are new, changed, unchanged and removed since the last
@@ -476,9 +520,11 @@ fn plan(
         ..Counts::default()
     };
     // What the last build had, sorted by id as `records` is: one merge,
-    // nothing held per record.
+    // nothing held per record but the positions whose key changed.
     let mut next = 0;
-    RecordKeys::each(&records_path, |id, key| {
+    let mut changed_at = Vec::new();
+    let keys_bytes = RecordKeys::read(&records_path).unwrap_or_default();
+    RecordKeys::each_in(&keys_bytes, |id, key| {
         while records.get(next).is_some_and(|r| &*r.id < id) {
             counts.new += 1;
             next += 1;
@@ -487,6 +533,7 @@ fn plan(
             Some(r) if &*r.id == id => {
                 if r.key != *key {
                     counts.changed += 1;
+                    changed_at.push(next);
                 }
                 next += 1;
             }
@@ -494,6 +541,12 @@ fn plan(
         }
     });
     counts.new += records.len() - next;
+    // The same records as the last build's output: it may be patched.
+    let patch =
+        (counts.new == 0 && counts.removed == 0 && !keys_bytes.is_empty()).then(|| FilePatch {
+            keys: *blake3::hash(&keys_bytes).as_bytes(),
+            changed_at,
+        });
     Ok(Planned {
         records,
         missing,
@@ -501,6 +554,7 @@ fn plan(
         space: crate::embed::share::space(&options),
         maker,
         sources,
+        patch,
     })
 }
 
@@ -689,9 +743,28 @@ pub fn run(ctx: &StageContext, spec: &EmbeddingsSpec) -> Result<StageOutput, Sta
     let dest = ctx.abs(dest_rel);
     let tmp = artifact::temp_path_beside(&dest)
         .map_err(|e| StageError::io(dest_rel, "create a temporary file beside", e))?;
-    write_file(ctx, spec, embed, &planned.records, &cache, tmp.path())?;
-    let (_, unchanged) = file_set::place(ctx, tmp, dest_rel, &mut out)?;
+    let patched = match &planned.patch {
+        Some(p) => patch_file(
+            ctx,
+            spec,
+            embed,
+            &planned.records,
+            p,
+            &records_path,
+            &cache,
+            tmp.path(),
+        )?,
+        None => false,
+    };
+    if !patched {
+        write_file(ctx, spec, embed, &planned.records, &cache, tmp.path())?;
+    }
+    let (file_hash, unchanged) = file_set::place(ctx, tmp, dest_rel, &mut out)?;
     out.untouched_are_unwritten = unchanged;
+    out.stats.insert(
+        "file".into(),
+        if patched { "patched" } else { "written" }.into(),
+    );
 
     let keys: Vec<Key> = planned.records.iter().map(|r| r.key).collect();
     if let Some(share) = ctx.shared_vectors {
@@ -718,7 +791,17 @@ pub fn run(ctx: &StageContext, spec: &EmbeddingsSpec) -> Result<StageOutput, Sta
     }
     let saved = planned.records.iter().map(|r| (&*r.id, &r.key));
     let sources = (!planned.sources.is_empty()).then_some((&planned.maker, &planned.sources[..]));
-    if let Err(e) = RecordKeys::save_each(&records_path, saved, sources) {
+    let _ = std::fs::remove_file(stamp_path(&records_path));
+    let saved = RecordKeys::save_each(&records_path, saved, sources).and_then(|()| {
+        let stamp = FileStamp {
+            file: *file_hash.as_bytes(),
+            keys: *crate::fingerprint::hash_file(&records_path)?.as_bytes(),
+            writer: writer_fingerprint(),
+        };
+        let bytes = postcard::to_allocvec(&stamp).map_err(std::io::Error::other)?;
+        artifact::write_atomic(&stamp_path(&records_path), &bytes)
+    });
+    if let Err(e) = saved {
         let msg = Warning::new(
             "vector-cache-unsaved",
             "the record keys of the vector cache could not be saved",
@@ -818,6 +901,178 @@ fn take_shared(
     Ok(taken.len())
 }
 
+/// Make the embeddings database at `path` (a temporary file) from the last
+/// build's output by replacing, in place, the vectors whose key changed,
+/// when that gives the bytes [`write_file`] would write (`true`; else
+/// `path` is left empty for it). It does when the file on disk is the one
+/// the last build's record keys describe (its stamp), written by this
+/// writer, and holds the same ids in the same order with the same
+/// `created_at` and `config`: an `UPDATE` of a blob of the same length
+/// rewrites the row in place, and only the header's change counter (bytes
+/// 24–27) and version-valid-for number (92–95) then differ from a fresh
+/// file, so they are put back (tests/embeddings.rs compares patched files
+/// with clean builds'). A one-movie edit then rewrites one row, not all.
+#[allow(clippy::too_many_arguments)]
+fn patch_file(
+    ctx: &StageContext,
+    spec: &EmbeddingsSpec,
+    embed: &EmbedConfig,
+    records: &[Record],
+    plan: &FilePatch,
+    records_path: &Path,
+    cache: &VectorCache,
+    path: &Path,
+) -> Result<bool, StageError> {
+    use std::os::unix::fs::FileExt;
+    let model = &spec.model;
+    let shown = &model.embeddings;
+    let dest = ctx.abs(shown);
+    let Some(stamp) = std::fs::read(stamp_path(records_path))
+        .ok()
+        .and_then(|b| postcard::from_bytes::<FileStamp>(&b).ok())
+    else {
+        return Ok(false);
+    };
+    if stamp.keys != plan.keys || stamp.writer != writer_fingerprint() {
+        return Ok(false);
+    }
+    match crate::fingerprint::hash_file(&dest) {
+        Ok(h) if *h.as_bytes() == stamp.file => {}
+        _ => return Ok(false),
+    }
+    let give_up = |path: &Path| -> Result<bool, StageError> {
+        std::fs::File::create(path)
+            .map_err(|e| StageError::io(shown, "empty the temporary file of", e))?;
+        Ok(false)
+    };
+    if std::fs::copy(&dest, path).is_err() {
+        return give_up(path);
+    }
+    let mut header = [0u8; 100];
+    let read = std::fs::File::open(path).and_then(|f| f.read_exact_at(&mut header, 0));
+    if read.is_err() {
+        return give_up(path);
+    }
+    let e = |what: &'static str| {
+        move |err: rusqlite::Error| {
+            StageError::with_source(format!("{}: cannot {what}: {err}", shown.display()), err)
+        }
+    };
+    let same = {
+        let conn = crate::sqlite::open(path).map_err(e("open"))?;
+        conn.execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;")
+            .map_err(e("configure"))?;
+        let same = same_rows(&conn, spec, embed, records).map_err(e("read"))?;
+        if same {
+            conn.execute_batch("BEGIN").map_err(e("begin"))?;
+            {
+                let mut update = conn
+                    .prepare("UPDATE embeddings SET embedding = ?2 WHERE movie_id = ?1")
+                    .map_err(e("prepare"))?;
+                let mut blob = Vec::with_capacity(model.dimensions as usize * 4);
+                for &i in &plan.changed_at {
+                    let r = &records[i];
+                    vector_blob(cache, r, shown, &mut blob)?;
+                    update
+                        .execute(params![&*r.id, blob])
+                        .map_err(e("replace a vector"))?;
+                }
+            }
+            conn.execute_batch("COMMIT").map_err(e("commit"))?;
+        }
+        conn.close().map_err(|(_, err)| {
+            StageError::with_source(format!("{}: cannot close: {err}", shown.display()), err)
+        })?;
+        same
+    };
+    if !same {
+        return give_up(path);
+    }
+    let put_back = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|f| {
+            f.write_all_at(&header[24..28], 24)?;
+            f.write_all_at(&header[92..96], 92)
+        });
+    if put_back.is_err() {
+        return give_up(path);
+    }
+    Ok(true)
+}
+
+/// Whether the embeddings file open in `conn` holds `records`' ids in
+/// order, each with its `created_at` and a vector of the model's size, and
+/// the `config` this build writes.
+fn same_rows(
+    conn: &rusqlite::Connection,
+    spec: &EmbeddingsSpec,
+    embed: &EmbedConfig,
+    records: &[Record],
+) -> rusqlite::Result<bool> {
+    let want: Vec<(String, String)> = config_rows(spec, embed)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    let have: Vec<(String, String)> = conn
+        .prepare("SELECT key, ifnull(value, '') FROM config ORDER BY rowid")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    if have != want {
+        return Ok(false);
+    }
+    let size = i64::from(spec.model.dimensions) * 4;
+    let mut stmt = conn
+        .prepare("SELECT movie_id, created_at, length(embedding) FROM embeddings ORDER BY rowid")?;
+    let mut rows = stmt.query([])?;
+    let mut expected = records.iter();
+    while let Some(row) = rows.next()? {
+        let Some(r) = expected.next() else {
+            return Ok(false);
+        };
+        let same = matches!(row.get_ref(0)?, rusqlite::types::ValueRef::Text(t) if t == r.id.as_bytes())
+            && matches!(row.get_ref(1)?, rusqlite::types::ValueRef::Text(t) if t == r.created_at.as_bytes())
+            && row.get::<_, i64>(2)? == size;
+        if !same {
+            return Ok(false);
+        }
+    }
+    Ok(expected.next().is_none())
+}
+
+/// The `config` rows of a model's embeddings file.
+fn config_rows(spec: &EmbeddingsSpec, embed: &EmbedConfig) -> Vec<(&'static str, String)> {
+    let mut config = spec.model.identity_config();
+    config.push(("embedding_provider", embed.provider.to_string()));
+    if !embed.model.is_empty() {
+        config.push(("embedding_provider_model", embed.model.clone()));
+    }
+    config
+}
+
+/// The cached vector of `r` as a float32 blob, into `blob`.
+fn vector_blob(
+    cache: &VectorCache,
+    r: &Record,
+    shown: &Path,
+    blob: &mut Vec<u8>,
+) -> Result<(), StageError> {
+    let v = cache
+        .get(&r.key)
+        .map_err(|err| StageError::io(shown, "read the vector cache for", err))?
+        .ok_or_else(|| {
+            StageError::new(format!(
+                "the cached vector of record {:?} was damaged while this build ran; run the build again",
+                r.id
+            ))
+        })?;
+    blob.clear();
+    for x in &v {
+        blob.extend_from_slice(&x.to_le_bytes());
+    }
+    Ok(())
+}
+
 /// Write the embeddings database to `path` (a temporary file).
 fn write_file(
     ctx: &StageContext,
@@ -854,29 +1109,13 @@ fn write_file(
             if i % 1000 == 0 && ctx.is_cancelled() {
                 return Err(StageError::cancelled());
             }
-            let v = cache
-                .get(&r.key)
-                .map_err(|err| StageError::io(shown, "read the vector cache for", err))?
-                .ok_or_else(|| {
-                    StageError::new(format!(
-                        "the cached vector of record {:?} was damaged while this build ran; run the build again",
-                        r.id
-                    ))
-                })?;
-            blob.clear();
-            for x in &v {
-                blob.extend_from_slice(&x.to_le_bytes());
-            }
+            vector_blob(cache, r, shown, &mut blob)?;
             insert
                 .execute(params![&*r.id, blob, &*r.created_at])
                 .map_err(e("insert a vector"))?;
         }
     }
-    let mut config = model.identity_config();
-    config.push(("embedding_provider", embed.provider.to_string()));
-    if !embed.model.is_empty() {
-        config.push(("embedding_provider_model", embed.model.clone()));
-    }
+    let config = config_rows(spec, embed);
     {
         let mut stmt = conn
             .prepare("INSERT INTO config (key, value) VALUES (?1, ?2)")
