@@ -46,6 +46,16 @@ fn three_models() -> [Model; 3] {
     ]
 }
 
+/// Build each of `models` in the project `clean` (from scratch: its vector
+/// parts are built) and check its database is byte for byte `root`'s.
+fn equals_a_clean_build(root: &Path, clean: &Path, models: impl IntoIterator<Item = Model>) {
+    for m in models {
+        let out = build(clean, m.clone());
+        assert_eq!(out.stats["vector_part"], "built", "{}", m.id);
+        assert_eq!(db_bytes(clean, &m.id), db_bytes(root, &m.id), "{}", m.id);
+    }
+}
+
 fn spec(model: Model) -> MoviesDbSpec {
     MoviesDbSpec {
         movies: "data/movies.json".into(),
@@ -166,16 +176,7 @@ fn a_title_edit_reuses_the_vector_parts_and_equals_a_clean_build() {
     // Byte for byte what a clean build of the edited inputs writes.
     let clean = project();
     edit_title(clean.path());
-    for m in models() {
-        let out = build(clean.path(), m.clone());
-        assert_eq!(out.stats["vector_part"], "built");
-        assert_eq!(
-            db_bytes(clean.path(), &m.id),
-            db_bytes(root, &m.id),
-            "{}",
-            m.id
-        );
-    }
+    equals_a_clean_build(root, clean.path(), models());
     let conn = pipe::sqlite::open_read_only(&root.join("public/data/cos/movies.db")).unwrap();
     let n: i64 = conn
         .query_row(
@@ -515,16 +516,7 @@ fn a_changed_vector_patches_the_vector_part_and_equals_a_clean_build() {
             assert_ne!(out.stats["catalog_part"], "built", "{}", m.id);
         }
     }
-    for m in models() {
-        let out = build(clean.path(), m.clone());
-        assert_eq!(out.stats["vector_part"], "built");
-        assert_eq!(
-            db_bytes(clean.path(), &m.id),
-            db_bytes(root, &m.id),
-            "{}",
-            m.id
-        );
-    }
+    equals_a_clean_build(root, clean.path(), models());
     // The patched vector is the one searched.
     let conn = pipe::sqlite::open_read_only(&root.join("public/data/potion/movies.db")).unwrap();
     let stored: Vec<u8> = conn

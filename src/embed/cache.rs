@@ -466,12 +466,12 @@ impl RecordKeys {
     /// Save `records` (sorted by id) atomically, in the layout of
     /// [`RecordKeys::save`], without making a `RecordKeys` of them, with
     /// `sources` ([`KeySources`]: the maker and each record's digest) when
-    /// the records have them.
+    /// the records have them. The blake3 of the bytes saved.
     pub fn save_each<'a>(
         path: &Path,
         records: impl ExactSizeIterator<Item = (&'a str, &'a Key)>,
         sources: Option<(&Key, &[Key])>,
-    ) -> io::Result<()> {
+    ) -> io::Result<blake3::Hash> {
         let mut bytes = postcard::to_stdvec(&records.len()).map_err(io::Error::other)?;
         for (id, key) in records {
             bytes = postcard::to_extend(&(id, key), bytes).map_err(io::Error::other)?;
@@ -481,7 +481,8 @@ impl RecordKeys {
         if let Some(d) = path.parent() {
             std::fs::create_dir_all(d)?;
         }
-        crate::artifact::write_atomic(path, &bytes)
+        crate::artifact::write_atomic(path, &bytes)?;
+        Ok(blake3::hash(&bytes))
     }
 
     /// Save atomically.
@@ -592,13 +593,14 @@ mod tests {
         RecordKeys::each(&old, |id, k| seen.push((id.to_string(), *k)));
         assert_eq!(seen, records);
         let new = dir.path().join("new.records");
-        RecordKeys::save_each(
+        let saved_hash = RecordKeys::save_each(
             &new,
             records.iter().map(|(id, k)| (id.as_str(), k)),
             Some((&maker, &digests)),
         )
         .unwrap();
         assert_eq!(std::fs::read(&new).unwrap(), std::fs::read(&old).unwrap());
+        assert_eq!(saved_hash, blake3::hash(&std::fs::read(&new).unwrap()));
         assert_eq!(RecordKeys::load(&new).records, records);
         // The digests are remembered only for the maker that made the keys.
         let bytes = std::fs::read(&new).unwrap();

@@ -792,10 +792,10 @@ pub fn run(ctx: &StageContext, spec: &EmbeddingsSpec) -> Result<StageOutput, Sta
     let saved = planned.records.iter().map(|r| (&*r.id, &r.key));
     let sources = (!planned.sources.is_empty()).then_some((&planned.maker, &planned.sources[..]));
     let _ = std::fs::remove_file(stamp_path(&records_path));
-    let saved = RecordKeys::save_each(&records_path, saved, sources).and_then(|()| {
+    let saved = RecordKeys::save_each(&records_path, saved, sources).and_then(|keys| {
         let stamp = FileStamp {
             file: *file_hash.as_bytes(),
-            keys: *crate::fingerprint::hash_file(&records_path)?.as_bytes(),
+            keys: *keys.as_bytes(),
             writer: writer_fingerprint(),
         };
         let bytes = postcard::to_allocvec(&stamp).map_err(std::io::Error::other)?;
@@ -848,17 +848,13 @@ fn in_process_turn(
     if !matches!(embed.provider, ProviderKind::Model2Vec) {
         return None;
     }
-    let lock = |r: std::sync::LockResult<std::sync::MutexGuard<'static, ()>>| match r {
-        Ok(g) => g,
-        Err(poisoned) => poisoned.into_inner(),
-    };
     match IN_PROCESS.try_lock() {
         Ok(g) => Some(g),
         Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
         Err(std::sync::TryLockError::WouldBlock) => {
             ctx.progress
                 .progress(0, 1, "waiting for another model2vec target to finish");
-            Some(lock(IN_PROCESS.lock()))
+            Some(IN_PROCESS.lock().unwrap_or_else(|p| p.into_inner()))
         }
     }
 }
