@@ -434,6 +434,8 @@ pub struct Executor<'a> {
     /// build is writing).
     building: AtomicBool,
     remote: Option<Arc<crate::remote::RemoteCache>>,
+    /// Every target's inputs, as path bytes ([`Executor::seed_hashes`]).
+    read_by_targets: std::collections::HashSet<Vec<u8>>,
 }
 
 struct Assessed {
@@ -444,6 +446,24 @@ struct Assessed {
     checks: Vec<OutputCheck>,
     reasons: Vec<Reason>,
     missing: Vec<PathBuf>,
+}
+
+/// What a target's thread reports when it ends.
+enum Finished {
+    /// A target ran (or was not run): its result, and its record if built.
+    Target(usize, Box<(TargetResult, Option<TargetRecord>)>),
+    /// A head start ended (it reports nothing of its own).
+    HeadStart,
+}
+
+/// Whether a target not ready to run can take its head start.
+enum HeadStart {
+    /// Now, on these inputs.
+    Ready(Vec<PathBuf>),
+    /// Not before a dependency that makes one of its inputs is built.
+    NotYet,
+    /// Not in this build.
+    Never,
 }
 
 impl<'a> Executor<'a> {
@@ -459,6 +479,12 @@ impl<'a> Executor<'a> {
             cancelled,
             building: AtomicBool::new(false),
             remote: None,
+            read_by_targets: graph
+                .targets
+                .iter()
+                .flat_map(|t| &t.inputs)
+                .map(|p| p.as_os_str().as_encoded_bytes().to_vec())
+                .collect(),
         }
     }
 
@@ -635,6 +661,111 @@ impl<'a> Executor<'a> {
         })
     }
 
+    /// Give the hash cache the hashes of the outputs just recorded that
+    /// other targets read (an embeddings file, a command's output): a
+    /// dependent target's fingerprint then does not read the file again.
+    fn seed_hashes(&self, outputs: &[crate::state::OutputRecord]) {
+        if self.read_by_targets.is_empty() {
+            return;
+        }
+        let Ok(mut cache) = self.cache.lock() else {
+            return;
+        };
+        for o in outputs {
+            if self
+                .read_by_targets
+                .contains(o.path.as_os_str().as_encoded_bytes())
+            {
+                cache.seed(&o.path, o.stat, o.hash, o.recorded_ns);
+            }
+        }
+    }
+
+    /// Mark, once per build, that this build writes: a build killed from
+    /// here on leaves the mark, and the next one sweeps its temporaries.
+    fn start_writing(&self) -> std::io::Result<()> {
+        if !self.building.swap(true, Ordering::SeqCst) {
+            self.state.start_build()?;
+        }
+        Ok(())
+    }
+
+    /// Whether `target`, whose dependencies `deps` (those in this build)
+    /// are not all done, can take its head start now
+    /// ([`stages::head_start_inputs`]): when no dependency still to be
+    /// built makes one of its inputs and none has failed. Only a target
+    /// built before takes one: its head start is then an edit's patch of a
+    /// cached part, where a first build's would add a whole part's memory
+    /// to the dependency's (a first embedding, say).
+    fn head_start_inputs(
+        &self,
+        target: &Target,
+        deps: &[usize],
+        done: &BTreeMap<usize, Outcome>,
+    ) -> HeadStart {
+        let Some(inputs) = stages::head_start_inputs(&target.spec) else {
+            return HeadStart::Never;
+        };
+        for d in deps {
+            match done.get(d) {
+                Some(Outcome::UpToDate | Outcome::Built { .. } | Outcome::Downloaded { .. }) => {}
+                Some(_) => return HeadStart::Never,
+                None => {
+                    let makes = |input: &PathBuf| {
+                        self.graph.targets[*d].outputs.iter().any(|o| match o {
+                            crate::graph::Output::File(p) => p == input,
+                            crate::graph::Output::Dir { dir, .. } => input.starts_with(dir),
+                        })
+                    };
+                    if inputs.iter().any(makes) {
+                        return HeadStart::NotYet;
+                    }
+                }
+            }
+        }
+        if self.state.load(&target.name).is_none() {
+            return HeadStart::Never;
+        }
+        HeadStart::Ready(inputs)
+    }
+
+    /// Run `target`'s head start on `inputs` (hashed through the build's
+    /// hash cache, as its own run will hash them). Silent: the target's run
+    /// reports what it finds, errors included.
+    fn head_start(&self, target: &Target, inputs: Vec<PathBuf>, settings: &BuildSettings) {
+        if self.start_writing().is_err() {
+            return;
+        }
+        let mut hashes = InputHashes::new();
+        {
+            let Ok(mut cache) = self.cache.lock() else {
+                return;
+            };
+            for input in inputs {
+                match cache.hash(&self.manifest.root, &input) {
+                    Ok(h) => hashes.insert(input, h),
+                    Err(_) => return,
+                };
+            }
+        }
+        let previous = crate::stage::PreviousOutputs::default();
+        let ctx = StageContext {
+            root: &self.manifest.root,
+            target: &target.name,
+            previous: &previous,
+            inputs: &hashes,
+            progress: &crate::stage::NoProgress,
+            settings,
+            cancelled: &self.cancelled,
+            shared_vectors: None,
+            shared_parts: self
+                .remote
+                .as_deref()
+                .map(|r| r as &dyn crate::stage::SharedParts),
+        };
+        stages::head_start(&ctx, &target.spec);
+    }
+
     /// Whether each target is up to date, and why not; builds nothing.
     /// `targets` must be in dependency order (as [`Graph::select`] returns
     /// them): a target whose dependency is stale is stale too.
@@ -742,7 +873,9 @@ impl<'a> Executor<'a> {
         let mut results = Vec::new();
         let mut running = 0usize;
         let mut stop = false;
-        let (tx, rx) = mpsc::channel::<(usize, TargetResult, Option<TargetRecord>)>();
+        let (tx, rx) = mpsc::channel::<Finished>();
+        // Targets whose head start was started, or that have none to take.
+        let mut head_starts: std::collections::BTreeSet<usize> = Default::default();
         // Set at the first failure without --keep-going: a target whose
         // thread was started but has not begun is then not run.
         let stopping = AtomicBool::new(false);
@@ -771,6 +904,35 @@ impl<'a> Executor<'a> {
                         .filter(|d| order.contains(d))
                         .collect();
                     if !deps_in_build.iter().all(|d| done.contains_key(d)) {
+                        // Not ready: a spare job may still do the part of
+                        // its work that its dependencies do not decide.
+                        if running < jobs
+                            && !stop
+                            && !cancelled
+                            && !opts.dry_run
+                            && !head_starts.contains(&t)
+                        {
+                            match self.head_start_inputs(target, &deps_in_build, &done) {
+                                HeadStart::Ready(inputs) => {
+                                    head_starts.insert(t);
+                                    let tx = tx.clone();
+                                    let settings = &settings;
+                                    let spawned = std::thread::Builder::new()
+                                        .name(format!("pipe-head-start-{t}"))
+                                        .spawn_scoped(scope, move || {
+                                            self.head_start(target, inputs, settings);
+                                            let _ = tx.send(Finished::HeadStart);
+                                        });
+                                    if spawned.is_ok() {
+                                        running += 1;
+                                    }
+                                }
+                                HeadStart::Never => {
+                                    head_starts.insert(t);
+                                }
+                                HeadStart::NotYet => {}
+                            }
+                        }
                         i += 1;
                         continue;
                     }
@@ -832,7 +994,7 @@ impl<'a> Executor<'a> {
                                 || self.cancelled.load(Ordering::SeqCst)
                             {
                                 let result = TargetResult::new(&target.name, Outcome::NotRun);
-                                let _ = tx.send((t, result, None));
+                                let _ = tx.send(Finished::Target(t, Box::new((result, None))));
                                 return;
                             }
                             let (result, record) = self.run_target(
@@ -847,7 +1009,7 @@ impl<'a> Executor<'a> {
                             {
                                 stopping.store(true, Ordering::SeqCst);
                             }
-                            let _ = tx.send((t, result, record));
+                            let _ = tx.send(Finished::Target(t, Box::new((result, record))));
                         });
                     match spawned {
                         Ok(_) => running += 1,
@@ -867,10 +1029,14 @@ impl<'a> Executor<'a> {
                 if running == 0 {
                     break;
                 }
-                let Ok((t, result, record)) = rx.recv() else {
+                let Ok(finished) = rx.recv() else {
                     break;
                 };
                 running -= 1;
+                let Finished::Target(t, ended) = finished else {
+                    continue;
+                };
+                let (result, record) = *ended;
                 if matches!(result.outcome, Outcome::Failed { .. }) && !opts.keep_going {
                     stop = true;
                 }
@@ -1135,13 +1301,11 @@ impl<'a> Executor<'a> {
                 }
             }
         }
-        if !self.building.swap(true, Ordering::SeqCst) {
-            if let Err(e) = self.state.start_build() {
-                return fail(
-                    result,
-                    format!("cannot write the build state in .pipe/: {e}"),
-                );
-            }
+        if let Err(e) = self.start_writing() {
+            return fail(
+                result,
+                format!("cannot write the build state in .pipe/: {e}"),
+            );
         }
         observer.event(&BuildEvent::TargetStarted {
             name: target.name.clone(),
@@ -1241,6 +1405,7 @@ impl<'a> Executor<'a> {
             Ok(o) => o,
             Err(e) => return fail(result, format!("cannot record the outputs: {e}")),
         };
+        self.seed_hashes(&outputs);
         let record = TargetRecord {
             version: crate::state::RECORD_VERSION,
             fingerprint: *assessed.fingerprint.as_bytes(),

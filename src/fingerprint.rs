@@ -180,6 +180,23 @@ impl HashCache {
         self.hashed
     }
 
+    /// Take `hash` as the content of `rel` at `stat`, as if this process
+    /// had hashed it: a stage wrote the file and reported the hash of what
+    /// it wrote, and the targets that read it next in this build need not
+    /// read it again.
+    pub fn seed(&mut self, rel: &Path, stat: FileStat, hash: [u8; 32], recorded_ns: i64) {
+        self.entries.insert(
+            rel.to_path_buf(),
+            CachedHash {
+                stat,
+                hash,
+                recorded_ns,
+            },
+        );
+        self.fresh.insert(rel.to_path_buf());
+        self.dirty = true;
+    }
+
     /// The content hash of `rel` under `root`, or `None` if it does not exist.
     pub fn hash(&mut self, root: &Path, rel: &Path) -> io::Result<Option<blake3::Hash>> {
         let abs = root.join(rel);

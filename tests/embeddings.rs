@@ -446,6 +446,65 @@ fn stat_str(run: &Run, name: &str, key: &str) -> String {
 }
 
 #[test]
+fn an_edit_makes_the_catalog_while_the_embeddings_are_made() {
+    let models = || [("bow", bow_model("bow", 16, ""))];
+    let p = project(&models());
+    edit_movies(&p, |_| {});
+    let build_jobs = |p: &Project, jobs: &str| {
+        let run = pipe_env(p, &["build", "--json", "--jobs", jobs], &[]);
+        assert_eq!(run.code, 0, "build failed\n{}\n{}", run.stdout, run.stderr);
+        run
+    };
+    let first = build_jobs(&p, "2");
+    // A first build has no head start: its catalog is built by the target.
+    assert_eq!(stat_str(&first, "movies-db@bow", "catalog_part"), "built");
+    let ids = movie_ids(&p);
+    let db = "public/data/bow/movies.db";
+
+    // With a spare job, movies-db makes its catalog part while the
+    // embeddings target embeds the edited plot, and its vector part as
+    // soon as the embeddings file is there.
+    let id = ids[4].clone();
+    edit_movies(&p, |m| {
+        m.get_mut(&id).unwrap()["metadata"] =
+            serde_json::json!({ "Plot": "A clockmaker's last commission." });
+    });
+    let run = build_jobs(&p, "2");
+    assert_eq!(stat(&run, "embeddings@bow", "texts_sent"), 1);
+    assert_eq!(stat_str(&run, "movies-db@bow", "catalog_part"), "shared");
+    assert_eq!(stat_str(&run, "movies-db@bow", "vector_part"), "patched");
+    let clean = project(&models());
+    std::fs::copy(p.path("data/movies.json"), clean.path("data/movies.json")).unwrap();
+    build_jobs(&clean, "1");
+    assert_eq!(
+        std::fs::read(p.path(db)).unwrap(),
+        std::fs::read(clean.path(db)).unwrap(),
+        "the database differs from a clean build's"
+    );
+
+    // Without one, the target makes its catalog itself, after the
+    // embeddings.
+    edit_movies(&p, |m| {
+        m.get_mut(&id).unwrap()["metadata"] = serde_json::json!({ "Plot": "A second commission." });
+    });
+    let run = build_jobs(&p, "1");
+    assert_eq!(stat_str(&run, "movies-db@bow", "catalog_part"), "patched");
+
+    // A movies.json the head start cannot read fails the build once, with
+    // the usual message, and leaves the database alone.
+    let before = std::fs::read(p.path(db)).unwrap();
+    let text = p.read("data/movies.json");
+    p.write(
+        "data/movies.json",
+        &text.replacen("\"movieId\"", "\"movieId\": 1, \"x\"", 1),
+    );
+    let run = pipe_env(&p, &["build", "--jobs", "2"], &[]);
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("data/movies.json"), "{}", run.stderr);
+    assert_eq!(std::fs::read(p.path(db)).unwrap(), before);
+}
+
+#[test]
 fn an_edit_patches_the_embeddings_file_in_place_and_equals_a_clean_build() {
     let models = || [("bow", bow_model("bow", 16, ""))];
     let p = project(&models());

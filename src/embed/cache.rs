@@ -13,12 +13,14 @@
 //! output uses once the others are a fifth of it ([`VectorCache::compact`]),
 //! so removed records' vectors go.
 
+use rayon::prelude::*;
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// What identifies a vector: blake3 of what determines it.
 pub type Key = [u8; 32];
@@ -57,7 +59,9 @@ pub struct VectorCache {
     path: PathBuf,
     dims: usize,
     file: File,
-    state: Mutex<State>,
+    /// Lookups (every record's, in parallel, when a build plans) share it;
+    /// appends and forgetting a damaged entry take it alone.
+    state: RwLock<State>,
     /// Entries found damaged when opening (they are not in the index).
     pub damaged: usize,
 }
@@ -106,27 +110,43 @@ impl VectorCache {
         if !fresh && len != end {
             file.set_len(end)?;
         }
+        // Every entry's checksum, a block of entries at a time (the block
+        // read while the last one is checked, on every core).
         let mut index = Vec::with_capacity(whole as usize);
         let mut damaged = 0;
+        let per_block = (OPEN_BLOCK / entry).max(1);
         let mut reader = io::BufReader::with_capacity(1 << 20, &mut file);
         io::Seek::seek(&mut reader, io::SeekFrom::Start(HEADER))?;
-        let mut buf = vec![0u8; entry as usize];
-        for i in 0..whole {
-            reader.read_exact(&mut buf)?;
-            if checksum_ok(&buf) {
-                let mut k = [0u8; 32];
-                k.copy_from_slice(&buf[..32]);
-                index.push((k, HEADER + i * entry));
-            } else {
-                damaged += 1;
+        let mut first = 0;
+        let mut block = Vec::new();
+        while first < whole {
+            let n = per_block.min(whole - first);
+            block.resize((n * entry) as usize, 0);
+            reader.read_exact(&mut block)?;
+            let keys: Vec<Option<Key>> = block
+                .par_chunks_exact(entry as usize)
+                .map(|e| {
+                    checksum_ok(e).then(|| {
+                        let mut k = [0u8; 32];
+                        k.copy_from_slice(&e[..32]);
+                        k
+                    })
+                })
+                .collect();
+            for (i, k) in keys.into_iter().enumerate() {
+                match k {
+                    Some(k) => index.push((k, HEADER + (first + i as u64) * entry)),
+                    None => damaged += 1,
+                }
             }
+            first += n;
         }
         drop(reader);
         Ok(VectorCache {
             path: path.to_path_buf(),
             dims,
             file,
-            state: Mutex::new(State {
+            state: RwLock::new(State {
                 index: Index::new(index),
                 end,
             }),
@@ -134,8 +154,15 @@ impl VectorCache {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        match self.state.lock() {
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        match self.state.read() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        match self.state.write() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         }
@@ -143,12 +170,12 @@ impl VectorCache {
 
     /// Whether a (checked) vector for `key` is cached.
     pub fn contains(&self, key: &Key) -> bool {
-        self.lock().index.contains_key(key)
+        self.read().index.contains_key(key)
     }
 
     /// Entries held (live or not).
     pub fn len(&self) -> usize {
-        self.lock().index.len()
+        self.read().index.len()
     }
 
     /// Whether the cache holds nothing.
@@ -176,7 +203,7 @@ impl VectorCache {
             let sum = blake3::hash(&buf[start..]);
             buf.extend_from_slice(&sum.as_bytes()[..CHECKSUM]);
         }
-        let mut st = self.lock();
+        let mut st = self.write();
         self.file.write_all_at(&buf, st.end)?;
         let base = st.end;
         for (i, (k, _)) in entries.iter().enumerate() {
@@ -189,13 +216,13 @@ impl VectorCache {
     /// The vector of `key`, checked again: `Ok(None)` if it is not cached or
     /// its entry is damaged now (it is then forgotten).
     pub fn get(&self, key: &Key) -> io::Result<Option<Vec<f32>>> {
-        let Some(offset) = self.lock().index.get(key) else {
+        let Some(offset) = self.read().index.get(key) else {
             return Ok(None);
         };
         let mut buf = vec![0u8; Self::entry_len(self.dims)];
         self.file.read_exact_at(&mut buf, offset)?;
         if !checksum_ok(&buf) || &buf[..32] != key {
-            self.lock().index.remove(key);
+            self.write().index.remove(key);
             return Ok(None);
         }
         Ok(Some(
@@ -210,14 +237,16 @@ impl VectorCache {
     /// through a temporary file renamed into place. Skipped while what would
     /// go is less than a fifth of the file.
     pub fn compact(&self, keep: &[Key]) -> io::Result<()> {
-        let (live, total) = {
-            let st = self.lock();
-            let live = keep.iter().filter(|k| st.index.contains_key(k)).count();
-            let total = ((st.end - HEADER) / Self::entry_len(self.dims) as u64) as usize;
-            (live, total)
+        let total = {
+            let st = self.read();
+            ((st.end - HEADER) / Self::entry_len(self.dims) as u64) as usize
         };
-        // (`live` counts a key twice when two records share a text: then
-        // it only errs towards keeping stale entries a little longer.)
+        // At most `keep.len()` entries are live: every key kept was cached
+        // by the build that keeps it. (A key two records share, or one
+        // whose entry was lost, is counted as live too: that only errs
+        // towards keeping stale entries a little longer, and spares a
+        // lookup per record on every build.)
+        let live = keep.len().min(total);
         // Entries no record uses any more are dropped once they are a fifth
         // of the file: rewriting a whole cache to drop the one vector an edit
         // replaced would cost more than the edit (and a stale entry is
@@ -238,7 +267,7 @@ impl VectorCache {
             // several records share is written once.
             let mut seen = vec![0u64; total.div_ceil(64)];
             for k in keep {
-                let Some(offset) = self.lock().index.get(k) else {
+                let Some(offset) = self.read().index.get(k) else {
                     continue;
                 };
                 let n = ((offset - HEADER) / entry) as usize;
@@ -281,7 +310,7 @@ impl Index {
     /// The index of a file's entries, in file order (a later entry of a
     /// key wins, as it would have overwritten the earlier one).
     fn new(mut entries: Vec<(Key, u64)>) -> Index {
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        entries.par_sort_unstable_by(|a, b| cmp_keys(&a.0, &b.0).then(b.1.cmp(&a.1)));
         entries.dedup_by(|later, first| later.0 == first.0);
         Index {
             len: entries.len(),
@@ -291,7 +320,7 @@ impl Index {
     }
 
     fn position(&self, key: &Key) -> Option<usize> {
-        self.sorted.binary_search_by(|e| e.0.cmp(key)).ok()
+        self.sorted.binary_search_by(|e| cmp_keys(&e.0, key)).ok()
     }
 
     fn get(&self, key: &Key) -> Option<u64> {
@@ -345,7 +374,7 @@ impl Index {
     fn merge(&mut self) {
         let mut recent: Vec<(Key, u64)> = self.recent.drain().collect();
         self.recent = HashMap::new();
-        recent.sort_unstable_by_key(|e| e.0);
+        recent.sort_unstable_by(|a, b| cmp_keys(&a.0, &b.0));
         self.sorted.retain(|e| e.1 != u64::MAX);
         let old = self.sorted.len();
         self.sorted.resize(old + recent.len(), ([0; 32], u64::MAX));
@@ -353,7 +382,7 @@ impl Index {
         let (mut i, mut k) = (old, old + recent.len());
         while let Some(&last) = recent.last() {
             k -= 1;
-            if i > 0 && self.sorted[i - 1].0 > last.0 {
+            if i > 0 && cmp_keys(&self.sorted[i - 1].0, &last.0) == Ordering::Greater {
                 self.sorted[k] = self.sorted[i - 1];
                 i -= 1;
             } else {
@@ -362,6 +391,24 @@ impl Index {
             }
         }
     }
+}
+
+/// Bytes of the cache file read at once while opening it.
+const OPEN_BLOCK: u64 = 4 << 20;
+
+/// The order of two keys' bytes, compared as four big-endian words: a
+/// comparison of `[u8; 32]` calls `memcmp`, which was most of the time of
+/// a lookup (a build looks up every record's key).
+fn cmp_keys(a: &Key, b: &Key) -> Ordering {
+    fn word(k: &Key, i: usize) -> u64 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&k[i * 8..i * 8 + 8]);
+        u64::from_be_bytes(w)
+    }
+    (0..4)
+        .map(|i| word(a, i).cmp(&word(b, i)))
+        .find(|o| o.is_ne())
+        .unwrap_or(Ordering::Equal)
 }
 
 fn checksum_ok(entry: &[u8]) -> bool {
@@ -535,6 +582,31 @@ mod tests {
         // Other dimensions: started afresh.
         drop(cache);
         assert!(VectorCache::open(&path, 4).unwrap().is_empty());
+    }
+
+    #[test]
+    fn keys_compare_in_the_order_of_their_bytes() {
+        // Keys that differ in each word, and in the first and last byte
+        // of one, so a word read in the wrong byte order would show.
+        let mut keys: Vec<Key> = (0..2000u32)
+            .map(|i| *blake3::hash(&i.to_le_bytes()).as_bytes())
+            .collect();
+        let mut k = [7u8; 32];
+        for at in [0, 7, 8, 15, 16, 24, 31] {
+            k[at] = 8;
+            keys.push(k);
+            k[at] = 6;
+            keys.push(k);
+        }
+        for a in &keys[1990..] {
+            for b in &keys {
+                assert_eq!(cmp_keys(a, b), a.cmp(b), "{a:?} {b:?}");
+            }
+        }
+        let mut by_bytes = keys.clone();
+        by_bytes.sort();
+        keys.sort_by(cmp_keys);
+        assert_eq!(keys, by_bytes);
     }
 
     #[test]

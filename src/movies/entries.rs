@@ -272,6 +272,22 @@ pub fn load(ctx: &StageContext, rel: &Path) -> Result<Arc<MovieEntries>, StageEr
     Ok(loaded)
 }
 
+/// movies.json (project-relative `rel`) as another target of this process
+/// holds it loaded now, if one does and it has the content this target was
+/// fingerprinted with; never loads it.
+pub fn loaded(ctx: &StageContext, rel: &Path) -> Option<Arc<MovieEntries>> {
+    let expected = ctx.input_hash(rel).ok().flatten()?;
+    let slot = slot(&ctx.abs(rel));
+    let guard = match slot.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    match guard.as_ref() {
+        Some((hash, loaded)) if *hash == expected => loaded.upgrade(),
+        _ => None,
+    }
+}
+
 /// One slot per file per process: the first target loads while the others
 /// wait, then they share the result for as long as one of them holds it.
 type Slot = Arc<Mutex<Option<(blake3::Hash, Weak<MovieEntries>)>>>;

@@ -122,20 +122,28 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
     let mut attempt = 0;
     let (catalog, vectors, origins, final_tmp) = loop {
         attempt += 1;
+        let early = match attempt {
+            1 => vectors_while_the_catalog_is_made(ctx, spec, emb_hash.as_deref())?,
+            _ => None,
+        };
         let (catalog, cat_origin) = catalog_part::obtain(ctx, spec)?;
         if ctx.is_cancelled() {
             return Err(StageError::cancelled());
         }
-        let (vectors, vec_origin) =
-            match vector_part::obtain(ctx, spec, &catalog, emb_hash.as_deref()) {
-                Ok(v) => v,
-                Err(v) if v.ids_unreadable && attempt == 1 && !cat_origin.is_new() => {
-                    catalog_part::forget(ctx, &catalog);
-                    ctx.warn(&mut out, cache::damaged(&model.id, &v.error));
-                    continue;
-                }
-                Err(v) => return Err(v.error),
-            };
+        let early = early.filter(|(_, _, ids_hash)| *ids_hash == catalog.ids_hash);
+        let obtained = match early {
+            Some((vectors, origin, _)) => Ok((vectors, origin)),
+            None => vector_part::obtain(ctx, spec, &catalog, emb_hash.as_deref()),
+        };
+        let (vectors, vec_origin) = match obtained {
+            Ok(v) => v,
+            Err(v) if v.ids_unreadable && attempt == 1 && !cat_origin.is_new() => {
+                catalog_part::forget(ctx, &catalog);
+                ctx.warn(&mut out, cache::damaged(&model.id, &v.error));
+                continue;
+            }
+            Err(v) => return Err(v.error),
+        };
         if ctx.is_cancelled() {
             return Err(StageError::cancelled());
         }
@@ -198,6 +206,45 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
     s.insert("catalog_part".into(), origins.0.as_str().into());
     s.insert("vector_part".into(), origins.1.as_str().into());
     Ok(out)
+}
+
+/// While another thread makes the catalog part (a head start, or another
+/// model's target), the vector part is made meanwhile from the movie ids
+/// of the movies.json that thread loaded: the catalog's ids are those, in
+/// that order. With the ids' hash, which the caller checks against the
+/// catalog's. `None` when the catalog is not being made or movies.json is
+/// not loaded (the vector part then waits for the catalog).
+fn vectors_while_the_catalog_is_made(
+    ctx: &StageContext,
+    spec: &MoviesDbSpec,
+    emb_hash: Option<&str>,
+) -> Result<Option<(VectorPart, Origin, String)>, StageError> {
+    if !catalog_part::being_made(ctx, spec)? {
+        return Ok(None);
+    }
+    let Some(movies) = crate::movies::entries::loaded(ctx, &spec.movies) else {
+        return Ok(None);
+    };
+    let ids_hash = movies.ids_hash();
+    let ids = move || {
+        movies
+            .movies
+            .iter()
+            .map(|m| m.summary.movie_id.clone())
+            .collect()
+    };
+    let (vectors, origin) =
+        vector_part::obtain_for_ids(ctx, spec, &ids_hash, ids, emb_hash).map_err(|v| v.error)?;
+    Ok(Some((vectors, origin, ids_hash)))
+}
+
+/// Make the catalog part before the embeddings file is ready (see
+/// [`crate::stages::head_start`]): the target's run then takes it from the
+/// process slot ([`Origin::Shared`]) instead of building it after the
+/// embeddings stage. An edit's catalog patch and its embeddings then run
+/// side by side.
+pub fn head_start(ctx: &StageContext, spec: &MoviesDbSpec) {
+    let _ = catalog_part::obtain(ctx, spec);
 }
 
 /// The embeddings file's own `config` names another model or other

@@ -23,7 +23,6 @@ use crate::stage::{StageContext, StageError, Warning};
 use crate::stages::part_cache::{self as cache, db_err_at, Origin};
 use crate::stages::vector_source;
 use crate::vectors::{ItemSource, VectorTable};
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 /// A built vector part.
@@ -247,14 +246,28 @@ fn build(
         emb_hash: spec.emb_hash.unwrap_or_default().to_string(),
     };
     // Every stored vector's size is checked before anything is built, and
-    // vectors of items not in the input are counted.
-    if let Some(conn) = &embeddings {
-        let known: HashSet<&str> = ids.iter().map(String::as_str).collect();
-        part.unknown_ids = vector_source::scan(conn, table, src, &known)?;
-    }
+    // vectors of items not in the input are counted; when there is a
+    // previous part to patch, every vector's digest is taken in the same
+    // pass.
     if let Some(emb) = &embeddings {
-        if patch_previous(ctx, spec, &ids, emb, key, base, path, &mut part)? {
-            return Ok((part, true));
+        let previous = patchable(spec, path, key, base, ids.len());
+        let scanned = vector_source::scan(emb, table, src, &ids, previous.is_some())?;
+        part.unknown_ids = scanned.unknown;
+        if let (Some((old, digests)), Some(now)) = (previous, scanned.digests) {
+            let patched = patch_previous(
+                ctx,
+                spec,
+                &ids,
+                emb,
+                (&old, &digests, now),
+                key,
+                base,
+                path,
+                &mut part,
+            )?;
+            if patched {
+                return Ok((part, true));
+            }
         }
     }
 
@@ -321,10 +334,32 @@ fn save_digests(path: &Path, key: &str, digests: &[vector_source::RowDigest]) {
     }
 }
 
-/// Make the part of `key` at `path` from the previous build's part (same
-/// table and item ids, other embeddings: the same `base`) by replacing the
-/// vectors that changed, if there is one to patch and patching can do it
-/// (`true`; `part`'s counts are then set). Its rows are then those a fill
+/// The previous build's part that the part of `key` at `path` could be
+/// patched from (the same table and `n` item ids, other embeddings: the
+/// same `base`), with the digests of its vectors.
+fn patchable(
+    spec: &PartSpec,
+    path: &Path,
+    key: &str,
+    base: &str,
+    n: usize,
+) -> Option<(PathBuf, Vec<vector_source::RowDigest>)> {
+    if !spec.table.updatable() {
+        return None;
+    }
+    let old = cache::previous(path.parent()?, &spec.prefix, key)?;
+    let old_meta = cache::read_meta(&old)?;
+    if old_meta.get("base").map(String::as_str) != Some(base) {
+        return None;
+    }
+    let digests = vector_source::load_digests(&old, old_meta.get("key")?, n)?;
+    Some((old, digests))
+}
+
+/// Make the part of `key` at `path` from the previous build's part `old`
+/// ([`patchable`]; its vectors' digests, then the embeddings' digests now)
+/// by replacing the vectors that changed, if patching can do it (`true`;
+/// `part`'s counts are then set). Its rows are then those a fill
 /// would have written, and the assembly copies rows, so the database's
 /// bytes are a clean build's (`tests/db_cache.rs` compares them). A
 /// one-item edit with a provider changes one vector of the embeddings file,
@@ -335,37 +370,21 @@ fn patch_previous(
     spec: &PartSpec,
     ids: &[String],
     emb: &rusqlite::Connection,
+    (old, digests, now): (
+        &Path,
+        &[vector_source::RowDigest],
+        Vec<vector_source::RowDigest>,
+    ),
     key: &str,
     base: &str,
     path: &Path,
     part: &mut VectorPart,
 ) -> Result<bool, VectorError> {
-    if !spec.table.updatable() {
-        return Ok(false);
-    }
-    let Some(dir) = path.parent() else {
-        return Ok(false);
-    };
-    let Some(old) = cache::previous(dir, &spec.prefix, key) else {
-        return Ok(false);
-    };
-    let Some(old_meta) = cache::read_meta(&old) else {
-        return Ok(false);
-    };
-    if old_meta.get("base").map(String::as_str) != Some(base) {
-        return Ok(false);
-    }
-    let Some(old_key) = old_meta.get("key") else {
-        return Ok(false);
-    };
-    let Some(digests) = vector_source::load_digests(&old, old_key, ids.len()) else {
-        return Ok(false);
-    };
     let shown = path.strip_prefix(ctx.root).unwrap_or(path);
     let e = |what: &'static str| move |err: rusqlite::Error| db_err_at(shown, what, err);
     let tmp = artifact::temp_path_beside(path)
         .map_err(|err| StageError::io(shown, "create a temporary file beside", err))?;
-    if std::fs::copy(&old, tmp.path()).is_err() {
+    if std::fs::copy(old, tmp.path()).is_err() {
         return Ok(false);
     }
     let conn = sqlite::open(tmp.path()).map_err(e("open"))?;
@@ -375,8 +394,9 @@ fn patch_previous(
         cache::META_TABLE
     ))
     .map_err(e("open"))?;
-    let patched =
-        vector_source::patch(ctx, &conn, spec.table, &spec.src, emb, ids, &digests, shown)?;
+    let patched = vector_source::patch(
+        ctx, &conn, spec.table, &spec.src, emb, ids, digests, now, shown,
+    )?;
     let Some((filled, _replaced)) = patched else {
         return Ok(false);
     };

@@ -11,7 +11,7 @@ use crate::stage::{StageContext, StageError};
 use crate::vectors::{ItemSource, VectorTable};
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 
 /// How often (in items) progress is reported and cancellation checked.
@@ -48,42 +48,71 @@ pub(crate) fn open(abs: &Path, shown: &Path) -> Result<Connection, StageError> {
     Ok(conn)
 }
 
-/// Check the type and size of every stored vector; the ids of those not in
-/// `known`, sorted.
+/// What [`scan`] found.
+pub(crate) struct Scanned {
+    /// The ids of stored vectors that are not among the items, sorted.
+    pub unknown: Vec<String>,
+    /// When asked for: each item's [`RowDigest`], in the order of the ids
+    /// ([`NO_VECTOR`] for those without one), for [`patch`].
+    pub digests: Option<Vec<RowDigest>>,
+}
+
+/// Check the type and size of every stored vector and find those of ids
+/// not among `ids`; with `digests`, also take every item's vector digest
+/// in the same pass (reading each blob: without, only their sizes).
 pub(crate) fn scan(
     conn: &Connection,
     table: &VectorTable,
     src: &ItemSource,
-    known: &HashSet<&str>,
-) -> Result<Vec<String>, StageError> {
+    ids: &[String],
+    digests: bool,
+) -> Result<Scanned, StageError> {
     let shown = src.file.display();
     let sql_err =
         |e: rusqlite::Error| StageError::with_source(format!("cannot read {shown}: {e}"), e);
-    let mut stmt = conn
-        .prepare("SELECT movie_id, typeof(embedding), length(embedding) FROM embeddings")
-        .map_err(sql_err)?;
+    let sql = if digests {
+        "SELECT movie_id, typeof(embedding), length(embedding), embedding FROM embeddings"
+    } else {
+        "SELECT movie_id, typeof(embedding), length(embedding) FROM embeddings"
+    };
+    let mut stmt = conn.prepare(sql).map_err(sql_err)?;
     let mut rows = stmt.query([]).map_err(sql_err)?;
+    let position: HashMap<&str, usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    let mut now = digests.then(|| vec![NO_VECTOR; ids.len()]);
     let expected = i64::from(table.dimensions) * 4;
     let mut unknown = Vec::new();
     while let Some(row) = rows.next().map_err(sql_err)? {
         let id = match row.get_ref(0).map_err(sql_err)? {
-            ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
-            other => format!("{other:?}"),
+            ValueRef::Text(t) => String::from_utf8_lossy(t),
+            other => std::borrow::Cow::Owned(format!("{other:?}")),
         };
-        let kind: String = row.get(1).map_err(sql_err)?;
-        if kind != "blob" {
+        let kind = row.get_ref(1).map_err(sql_err)?;
+        if kind.as_str().ok() != Some("blob") {
+            let kind: String = row.get(1).map_err(sql_err)?;
             return Err(StageError::new(table.not_blob(src, &id, &kind).0));
         }
         let len: i64 = row.get(2).map_err(sql_err)?;
         if len != expected {
             return Err(StageError::new(table.wrong_size(src, &id, len).0));
         }
-        if !known.contains(id.as_str()) {
-            unknown.push(id);
+        match position.get(&*id) {
+            Some(&i) => {
+                if let (Some(now), Ok(ValueRef::Blob(blob))) = (now.as_mut(), row.get_ref(3)) {
+                    now[i] = row_digest(blob);
+                }
+            }
+            None => unknown.push(id.into_owned()),
         }
     }
     unknown.sort();
-    Ok(unknown)
+    Ok(Scanned {
+        unknown,
+        digests: now,
+    })
 }
 
 /// What tells one item's stored vector from another: the first 16 bytes
@@ -213,8 +242,8 @@ pub(crate) fn fill(
 
 /// Bring `table` of `out` — a copy of a part [`fill`]ed with the same ids
 /// from an earlier version of `emb`, whose digests are `old` — up to date
-/// with `emb`, replacing in place only the vectors whose digest changed
-/// (a one-movie edit changes one). The rows are then what [`fill`] would
+/// with `emb`, whose digests [`scan`] found to be `now`, replacing in place
+/// only the vectors whose digest changed (a one-movie edit changes one). The rows are then what [`fill`] would
 /// have written. `Ok(None)` when that cannot be had in place (an item
 /// gained or lost its vector, or the table is quantized: see
 /// [`VectorTable::updatable`]): the caller fills a new part instead.
@@ -227,12 +256,13 @@ pub(crate) fn patch(
     emb: &Connection,
     ids: &[String],
     old: &[RowDigest],
+    now: Vec<RowDigest>,
     shown: &Path,
 ) -> Result<Option<(Filled, usize)>, StageError> {
     let Some(update) = table.update_sql() else {
         return Ok(None);
     };
-    if old.len() != ids.len() {
+    if old.len() != ids.len() || now.len() != ids.len() {
         return Ok(None);
     }
     let read_err = |err: rusqlite::Error| {
@@ -244,35 +274,10 @@ pub(crate) fn patch(
     let mut update = out.prepare(&update).map_err(|err| {
         StageError::with_source(format!("{}: cannot prepare: {err}", shown.display()), err)
     })?;
-    // Every stored vector's digest in one pass over the file (a lookup per
-    // item cost four times as much); only changed vectors are read again.
-    let index: HashMap<&str, usize> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (id.as_str(), i))
-        .collect();
-    let mut now = vec![NO_VECTOR; ids.len()];
-    {
-        let mut all = emb
-            .prepare("SELECT movie_id, embedding FROM embeddings")
-            .map_err(read_err)?;
-        let mut rows = all.query([]).map_err(read_err)?;
-        let mut n = 0usize;
-        while let Some(row) = rows.next().map_err(read_err)? {
-            n += 1;
-            if n.is_multiple_of(PROGRESS_EVERY * 10) && ctx.is_cancelled() {
-                return Err(StageError::cancelled());
-            }
-            let (Ok(ValueRef::Text(id)), Ok(ValueRef::Blob(blob))) =
-                (row.get_ref(0), row.get_ref(1))
-            else {
-                continue;
-            };
-            let Some(&i) = std::str::from_utf8(id).ok().and_then(|id| index.get(id)) else {
-                continue;
-            };
-            now[i] = row_digest(blob);
-        }
+    // The digests came from the scan's one pass over the file (a lookup
+    // per item cost four times as much); only changed vectors are read.
+    if ctx.is_cancelled() {
+        return Err(StageError::cancelled());
     }
     let mut filled = Filled {
         with: 0,

@@ -132,6 +132,15 @@ pub(crate) fn obtain(
     Ok((part, origin))
 }
 
+/// Whether another target of this process (or a head start) is making
+/// the catalog part of this build now: [`obtain`] would wait for it.
+pub(crate) fn being_made(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<bool, StageError> {
+    let key = catalog_key(ctx, spec)?;
+    let slot = slot(ctx.root, &key);
+    let busy = matches!(slot.try_lock(), Err(std::sync::TryLockError::WouldBlock));
+    Ok(busy)
+}
+
 /// Forget a catalog part that proved unusable (a damaged cache file), so
 /// the next [`obtain`] builds it again. Only the part still in the slot is
 /// forgotten: another target may already have replaced it with a new one.

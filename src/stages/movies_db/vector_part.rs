@@ -24,18 +24,7 @@ pub(crate) fn obtain(
 ) -> Result<(VectorPart, Origin), VectorError> {
     let model = &spec.model;
     let table = table(model);
-    let part = PartSpec {
-        cache: super::CACHE,
-        format: super::PART_FORMAT,
-        prefix: format!("vectors.{}.", model.id),
-        table: &table,
-        src: source(model),
-        emb_hash,
-        naming: &[],
-        ids_hash: ("movie-ids", &catalog.ids_hash),
-        float_table_field: true,
-        id_list: IdList::Lines,
-    };
+    let part = part_spec(model, &table, &catalog.ids_hash, emb_hash);
     // The kept movie ids in insertion order (the rowid order of `movies`).
     let shown = catalog.path.strip_prefix(ctx.root).unwrap_or(&catalog.path);
     shared::obtain(ctx, &part, |_| {
@@ -46,6 +35,43 @@ pub(crate) fn obtain(
             "read the movie ids",
         )
     })
+}
+
+/// The vector part of `spec.model` over the kept movies that `ids` lists
+/// (in catalog order, whose hash is `ids_hash`; asked for only if the part
+/// is built), taken from a loaded movies.json while the catalog part is
+/// still being made.
+pub(crate) fn obtain_for_ids(
+    ctx: &StageContext,
+    spec: &MoviesDbSpec,
+    ids_hash: &str,
+    ids: impl FnOnce() -> Vec<String>,
+    emb_hash: Option<&str>,
+) -> Result<(VectorPart, Origin), VectorError> {
+    let model = &spec.model;
+    let table = table(model);
+    let part = part_spec(model, &table, ids_hash, emb_hash);
+    shared::obtain(ctx, &part, |_| Ok(ids()))
+}
+
+fn part_spec<'a>(
+    model: &'a Model,
+    table: &'a VectorTable,
+    ids_hash: &'a str,
+    emb_hash: Option<&'a str>,
+) -> PartSpec<'a> {
+    PartSpec {
+        cache: super::CACHE,
+        format: super::PART_FORMAT,
+        prefix: format!("vectors.{}.", model.id),
+        table,
+        src: source(model),
+        emb_hash,
+        naming: &[],
+        ids_hash: ("movie-ids", ids_hash),
+        float_table_field: true,
+        id_list: IdList::Lines,
+    }
 }
 
 /// The vector table of a movies.db: `vec_movies(movieId, embedding)`, and
