@@ -887,6 +887,15 @@ impl<'a> Executor<'a> {
         // blocks its thread, and a pool thread blocked inside a parallel
         // loop may have picked up the very target it waits for.
         let spawn_error: std::sync::Mutex<Option<std::io::Error>> = Default::default();
+        // A target's dependencies that this build builds.
+        let deps_in_build = |target: &Target| -> Vec<usize> {
+            target
+                .deps
+                .iter()
+                .copied()
+                .filter(|d| order.contains(d))
+                .collect()
+        };
         std::thread::scope(|scope| {
             let mut pending: Vec<usize> = order.clone();
             loop {
@@ -894,44 +903,16 @@ impl<'a> Executor<'a> {
                 // Start (or settle) everything whose dependencies are done,
                 // up to `jobs` running at once.
                 let mut i = 0;
+                let mut waiting = Vec::new();
                 while i < pending.len() {
                     let t = pending[i];
                     let target = &self.graph.targets[t];
-                    let deps_in_build: Vec<usize> = target
-                        .deps
-                        .iter()
-                        .copied()
-                        .filter(|d| order.contains(d))
-                        .collect();
+                    let deps_in_build = deps_in_build(target);
                     if !deps_in_build.iter().all(|d| done.contains_key(d)) {
-                        // Not ready: a spare job may still do the part of
-                        // its work that its dependencies do not decide.
-                        if running < jobs
-                            && !stop
-                            && !cancelled
-                            && !opts.dry_run
-                            && !head_starts.contains(&t)
-                        {
-                            match self.head_start_inputs(target, &deps_in_build, &done) {
-                                HeadStart::Ready(inputs) => {
-                                    head_starts.insert(t);
-                                    let tx = tx.clone();
-                                    let settings = &settings;
-                                    let spawned = std::thread::Builder::new()
-                                        .name(format!("pipe-head-start-{t}"))
-                                        .spawn_scoped(scope, move || {
-                                            self.head_start(target, inputs, settings);
-                                            let _ = tx.send(Finished::HeadStart);
-                                        });
-                                    if spawned.is_ok() {
-                                        running += 1;
-                                    }
-                                }
-                                HeadStart::Never => {
-                                    head_starts.insert(t);
-                                }
-                                HeadStart::NotYet => {}
-                            }
+                        // Not ready: a spare job may still take its head
+                        // start, once every ready target has one.
+                        if !head_starts.contains(&t) {
+                            waiting.push(t);
                         }
                         i += 1;
                         continue;
@@ -1024,6 +1005,35 @@ impl<'a> Executor<'a> {
                                 slot.get_or_insert(e);
                             }
                         }
+                    }
+                }
+                // Spare jobs: head starts of targets still waiting on their
+                // dependencies (see [`Executor::head_start_inputs`]).
+                for t in waiting {
+                    if running >= jobs || stop || cancelled || opts.dry_run {
+                        break;
+                    }
+                    let target = &self.graph.targets[t];
+                    let deps_in_build = deps_in_build(target);
+                    match self.head_start_inputs(target, &deps_in_build, &done) {
+                        HeadStart::Ready(inputs) => {
+                            head_starts.insert(t);
+                            let tx = tx.clone();
+                            let settings = &settings;
+                            let spawned = std::thread::Builder::new()
+                                .name(format!("pipe-head-start-{t}"))
+                                .spawn_scoped(scope, move || {
+                                    self.head_start(target, inputs, settings);
+                                    let _ = tx.send(Finished::HeadStart);
+                                });
+                            if spawned.is_ok() {
+                                running += 1;
+                            }
+                        }
+                        HeadStart::Never => {
+                            head_starts.insert(t);
+                        }
+                        HeadStart::NotYet => {}
                     }
                 }
                 if running == 0 {
