@@ -240,9 +240,9 @@ fn vectors_while_the_catalog_is_made(
 
 /// Make the catalog part before the embeddings file is ready (see
 /// [`crate::stages::head_start`]): the target's run then takes it from the
-/// process slot ([`Origin::Shared`]) instead of building it after the
-/// embeddings stage. An edit's catalog patch and its embeddings then run
-/// side by side.
+/// process slot (`catalog_part: shared` in its stats) instead of building
+/// it after the embeddings stage. An edit's catalog patch and its
+/// embeddings then run side by side.
 pub fn head_start(ctx: &StageContext, spec: &MoviesDbSpec) {
     let _ = catalog_part::obtain(ctx, spec);
 }
