@@ -231,6 +231,18 @@ impl HashCache {
     }
 }
 
+/// Feed `parts` to `hasher`, each after its length (eight bytes, little
+/// endian), so that no two different lists of parts feed the same bytes
+/// (`["ab", "c"]` and `["a", "bc"]`). What every key over several labelled
+/// values is made with (cache keys, part keys, the embeddings stage's
+/// fingerprints).
+pub fn update_parts<'a>(hasher: &mut blake3::Hasher, parts: impl IntoIterator<Item = &'a [u8]>) {
+    for part in parts {
+        hasher.update(&(part.len() as u64).to_le_bytes());
+        hasher.update(part);
+    }
+}
+
 /// The inputs of a target as hashed for one build: path → content hash
 /// (`None`: the file does not exist, allowed for optional inputs).
 pub type InputHashes = BTreeMap<PathBuf, Option<blake3::Hash>>;
@@ -260,6 +272,21 @@ pub fn fingerprint(config: &BTreeMap<String, String>, inputs: &InputHashes) -> b
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parts_are_fed_after_their_length() {
+        let fed = |parts: &[&str]| {
+            let mut h = blake3::Hasher::new();
+            update_parts(&mut h, parts.iter().map(|p| p.as_bytes()));
+            h.finalize()
+        };
+        assert_ne!(fed(&["ab", "c"]), fed(&["a", "bc"]));
+        assert_ne!(fed(&["a", ""]), fed(&["a"]));
+        let mut by_hand = blake3::Hasher::new();
+        by_hand.update(&2u64.to_le_bytes()).update(b"ab");
+        by_hand.update(&1u64.to_le_bytes()).update(b"c");
+        assert_eq!(fed(&["ab", "c"]), by_hand.finalize());
+    }
 
     #[test]
     fn cache_rehashes_when_content_changes_with_same_size() {

@@ -35,15 +35,12 @@ const CHECKSUM: usize = 16;
 pub fn key(options: &BTreeMap<String, String>, text: &str) -> Key {
     let mut h = blake3::Hasher::new();
     h.update(b"pipe-embedding-key-1\0");
-    for (k, v) in options {
-        for part in [k.as_bytes(), v.as_bytes()] {
-            h.update(&(part.len() as u64).to_le_bytes());
-            h.update(part);
-        }
-    }
+    let parts = options
+        .iter()
+        .flat_map(|(k, v)| [k.as_bytes(), v.as_bytes()]);
+    crate::fingerprint::update_parts(&mut h, parts);
     h.update(&[0xff]);
-    h.update(&(text.len() as u64).to_le_bytes());
-    h.update(text.as_bytes());
+    crate::fingerprint::update_parts(&mut h, [text.as_bytes()]);
     *h.finalize().as_bytes()
 }
 

@@ -98,12 +98,14 @@ impl Summary {
 pub fn hash_fields<'a>(h: &mut blake3::Hasher, fields: impl IntoIterator<Item = Option<&'a str>>) {
     for v in fields {
         match v {
-            None => h.update(&[0]),
-            Some(s) => h
-                .update(&[1])
-                .update(&(s.len() as u64).to_le_bytes())
-                .update(s.as_bytes()),
-        };
+            None => {
+                h.update(&[0]);
+            }
+            Some(s) => {
+                h.update(&[1]);
+                crate::fingerprint::update_parts(h, [s.as_bytes()]);
+            }
+        }
     }
 }
 

@@ -141,10 +141,8 @@ const FILE_WRITER: &str = "embeddings-file-1";
 /// pipe's.
 fn writer_fingerprint() -> Key {
     let mut h = blake3::Hasher::new();
-    for part in [FILE_WRITER, rusqlite::version(), env!("CARGO_PKG_VERSION")] {
-        h.update(&(part.len() as u64).to_le_bytes());
-        h.update(part.as_bytes());
-    }
+    let parts = [FILE_WRITER, rusqlite::version(), env!("CARGO_PKG_VERSION")];
+    crate::fingerprint::update_parts(&mut h, parts.map(str::as_bytes));
     *h.finalize().as_bytes()
 }
 
@@ -217,14 +215,11 @@ fn maker_fingerprint(options: &BTreeMap<String, String>, embed: &EmbedConfig) ->
     h.update(b"pipe-key-maker-1\0");
     h.update(env!("CARGO_PKG_VERSION").as_bytes());
     let template = embed.template.as_ref().map(|t| t.source.as_str());
-    for part in options
+    let parts = options
         .iter()
         .flat_map(|(k, v)| [k.as_str(), v.as_str()])
-        .chain([template.unwrap_or("\u{0}default"), embed.prefix.as_str()])
-    {
-        h.update(&(part.len() as u64).to_le_bytes());
-        h.update(part.as_bytes());
-    }
+        .chain([template.unwrap_or("\u{0}default"), embed.prefix.as_str()]);
+    crate::fingerprint::update_parts(&mut h, parts.map(str::as_bytes));
     *h.finalize().as_bytes()
 }
 

@@ -99,12 +99,8 @@ pub(crate) const SORT_STATISTICS: &str = "BEGIN;
 /// different field lists hash alike.
 pub(crate) fn key(fields: &[(&str, &str)]) -> String {
     let mut h = blake3::Hasher::new();
-    for (name, value) in fields {
-        for part in [name, value] {
-            h.update(&(part.len() as u64).to_le_bytes());
-            h.update(part.as_bytes());
-        }
-    }
+    let parts = fields.iter().flat_map(|(name, value)| [name, value]);
+    crate::fingerprint::update_parts(&mut h, parts.map(|p| p.as_bytes()));
     h.finalize().to_hex().to_string()
 }
 

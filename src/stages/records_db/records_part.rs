@@ -283,8 +283,7 @@ fn ids_digest(conn: &Connection) -> rusqlite::Result<(usize, String)> {
     let mut n = 0;
     while let Some(row) = rows.next()? {
         let id: String = row.get(0)?;
-        h.update(&(id.len() as u64).to_le_bytes());
-        h.update(id.as_bytes());
+        crate::fingerprint::update_parts(&mut h, [id.as_bytes()]);
         n += 1;
     }
     Ok((n, h.finalize().to_hex().to_string()))
