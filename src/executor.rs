@@ -368,6 +368,9 @@ struct TargetSink<'a> {
     name: &'a str,
     observer: &'a dyn Observer,
     warnings: Mutex<Vec<Warning>>,
+    /// Tells the scheduler that the target waits (see
+    /// [`ProgressSink::waiting`]).
+    on_wait: &'a (dyn Fn(bool) + Sync),
 }
 
 impl ProgressSink for TargetSink<'_> {
@@ -387,6 +390,9 @@ impl ProgressSink for TargetSink<'_> {
             name: self.name.to_string(),
             message: warning.detail.clone(),
         });
+    }
+    fn waiting(&self, waiting: bool) {
+        (self.on_wait)(waiting);
     }
 }
 
@@ -454,6 +460,9 @@ enum Finished {
     Target(usize, Box<(TargetResult, Option<TargetRecord>)>),
     /// A head start ended (it reports nothing of its own).
     HeadStart,
+    /// A running target started (`true`) or stopped waiting: while it
+    /// waits, its job is lent to another target or head start.
+    Waiting(bool),
 }
 
 /// Whether a target not ready to run can take its head start.
@@ -872,6 +881,8 @@ impl<'a> Executor<'a> {
         let mut records: BTreeMap<usize, TargetRecord> = BTreeMap::new();
         let mut results = Vec::new();
         let mut running = 0usize;
+        // Running targets that wait for another's turn (their jobs are lent).
+        let mut waiting_targets = 0usize;
         let mut stop = false;
         let (tx, rx) = mpsc::channel::<Finished>();
         // Targets whose head start was started, or that have none to take.
@@ -925,7 +936,7 @@ impl<'a> Executor<'a> {
                                 Outcome::Failed { .. } | Outcome::Skipped { .. } | Outcome::NotRun
                             )
                         });
-                    if running >= jobs && !must_settle {
+                    if running.saturating_sub(waiting_targets) >= jobs && !must_settle {
                         i += 1;
                         continue;
                     }
@@ -978,6 +989,10 @@ impl<'a> Executor<'a> {
                                 let _ = tx.send(Finished::Target(t, Box::new((result, None))));
                                 return;
                             }
+                            let waits = tx.clone();
+                            let on_wait = move |w: bool| {
+                                let _ = waits.send(Finished::Waiting(w));
+                            };
                             let (result, record) = self.run_target(
                                 target,
                                 opts,
@@ -985,6 +1000,7 @@ impl<'a> Executor<'a> {
                                 old_lock,
                                 dep_would_build,
                                 observer,
+                                &on_wait,
                             );
                             if matches!(result.outcome, Outcome::Failed { .. }) && !opts.keep_going
                             {
@@ -1010,7 +1026,11 @@ impl<'a> Executor<'a> {
                 // Spare jobs: head starts of targets still waiting on their
                 // dependencies (see [`Executor::head_start_inputs`]).
                 for t in waiting {
-                    if running >= jobs || stop || cancelled || opts.dry_run {
+                    if running.saturating_sub(waiting_targets) >= jobs
+                        || stop
+                        || cancelled
+                        || opts.dry_run
+                    {
                         break;
                     }
                     let target = &self.graph.targets[t];
@@ -1042,10 +1062,24 @@ impl<'a> Executor<'a> {
                 let Ok(finished) = rx.recv() else {
                     break;
                 };
-                running -= 1;
-                let Finished::Target(t, ended) = finished else {
-                    continue;
+                let (t, ended) = match finished {
+                    Finished::Target(t, ended) => (t, ended),
+                    Finished::HeadStart => {
+                        running -= 1;
+                        continue;
+                    }
+                    Finished::Waiting(w) => {
+                        // A target that stops waiting takes its job back
+                        // (over `jobs` for as long as the lent one runs).
+                        if w {
+                            waiting_targets += 1;
+                        } else {
+                            waiting_targets = waiting_targets.saturating_sub(1);
+                        }
+                        continue;
+                    }
                 };
+                running -= 1;
                 let (result, record) = *ended;
                 if matches!(result.outcome, Outcome::Failed { .. }) && !opts.keep_going {
                     stop = true;
@@ -1221,6 +1255,7 @@ impl<'a> Executor<'a> {
         Ok(None)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn run_target(
         &self,
         target: &Target,
@@ -1229,6 +1264,7 @@ impl<'a> Executor<'a> {
         old_lock: Option<&LockFile>,
         dep_would_build: Vec<String>,
         observer: &dyn Observer,
+        on_wait: &(dyn Fn(bool) + Sync),
     ) -> (TargetResult, Option<TargetRecord>) {
         let start = Instant::now();
         let mut result = TargetResult::new(&target.name, Outcome::UpToDate);
@@ -1345,6 +1381,7 @@ impl<'a> Executor<'a> {
             name: &target.name,
             observer,
             warnings: Mutex::new(Vec::new()),
+            on_wait,
         };
         let ctx = StageContext {
             root: &self.manifest.root,

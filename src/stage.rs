@@ -52,6 +52,10 @@ pub trait ProgressSink: Send + Sync {
     /// A warning the user should see (missing embeddings, vectors for unknown
     /// movies, …). Also recorded in the stage's output.
     fn warn(&self, warning: &Warning);
+    /// The stage starts (`true`) or stops (`false`) waiting for something
+    /// that is not its own work (another target's turn at a model): the
+    /// executor may meanwhile give its job to another target.
+    fn waiting(&self, _waiting: bool) {}
 }
 
 /// A progress sink that discards everything (for tests and library use).

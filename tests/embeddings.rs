@@ -505,6 +505,39 @@ fn an_edit_makes_the_catalog_while_the_embeddings_are_made() {
 }
 
 #[test]
+fn a_model2vec_target_waiting_for_its_turn_lends_its_job() {
+    // Two in-process models take turns: the second waits for the first,
+    // and lends its job meanwhile. With two jobs, both are taken by the
+    // embeddings targets, so only the lent one can take the movies-db
+    // targets' head start (their shared catalog part).
+    let p = project(&[]);
+    edit_movies(&p, |_| {});
+    common::copy_tree(&model2vec_dir(), &p.path("models/static"));
+    for (id, template) in [("m1", "{{ title }}"), ("m2", "{{ title }} {{ year }}")] {
+        p.write(
+            &format!("models.d/{id}.toml"),
+            &format!("id = \"{id}\"\nname = \"{id}\"\ndimensions = 64\nembeddings = \"data/embeddings-{id}-movies.db\"\n\n[embed]\nprovider = \"model2vec\"\npath = \"models/static\"\ntemplate = \"{template}\"\n"),
+        );
+    }
+    p.build(&["--jobs", "2"]);
+    let id = movie_ids(&p)[2].clone();
+    edit_movies(&p, |m| {
+        m.get_mut(&id).unwrap()["title"] = serde_json::json!("A Title Edited Once");
+    });
+    let run = p.build(&["--jobs", "2"]);
+    for m in ["m1", "m2"] {
+        assert_eq!(stat(&run, &format!("embeddings@{m}"), "texts_sent"), 1);
+        let db = format!("movies-db@{m}");
+        assert_eq!(
+            stat_str(&run, &db, "catalog_part"),
+            "shared",
+            "{}",
+            run.stdout
+        );
+    }
+}
+
+#[test]
 fn an_edit_patches_the_embeddings_file_in_place_and_equals_a_clean_build() {
     let models = || [("bow", bow_model("bow", 16, ""))];
     let p = project(&models());

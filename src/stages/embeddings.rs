@@ -849,7 +849,11 @@ fn in_process_turn(
         Err(std::sync::TryLockError::WouldBlock) => {
             ctx.progress
                 .progress(0, 1, "waiting for another model2vec target to finish");
-            Some(IN_PROCESS.lock().unwrap_or_else(|p| p.into_inner()))
+            // Its job is lent meanwhile (a head start may take it).
+            ctx.progress.waiting(true);
+            let turn = IN_PROCESS.lock().unwrap_or_else(|p| p.into_inner());
+            ctx.progress.waiting(false);
+            Some(turn)
         }
     }
 }
