@@ -706,7 +706,7 @@ impl<'a> Executor<'a> {
     /// built before takes one: its head start is then an edit's patch of a
     /// cached part, where a first build's would add a whole part's memory
     /// to the dependency's (a first embedding, say).
-    fn head_start_inputs(
+    fn head_start_readiness(
         &self,
         target: &Target,
         deps: &[usize],
@@ -1024,7 +1024,7 @@ impl<'a> Executor<'a> {
                     }
                 }
                 // Spare jobs: head starts of targets still waiting on their
-                // dependencies (see [`Executor::head_start_inputs`]).
+                // dependencies (see [`Executor::head_start_readiness`]).
                 for t in waiting {
                     if running.saturating_sub(waiting_targets) >= jobs
                         || stop
@@ -1035,7 +1035,7 @@ impl<'a> Executor<'a> {
                     }
                     let target = &self.graph.targets[t];
                     let deps_in_build = deps_in_build(target);
-                    match self.head_start_inputs(target, &deps_in_build, &done) {
+                    match self.head_start_readiness(target, &deps_in_build, &done) {
                         HeadStart::Ready(inputs) => {
                             head_starts.insert(t);
                             let tx = tx.clone();

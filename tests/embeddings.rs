@@ -500,7 +500,14 @@ fn an_edit_makes_the_catalog_while_the_embeddings_are_made() {
     );
     let run = pipe_env(&p, &["build", "--jobs", "2"], &[]);
     assert_ne!(run.code, 0, "{}", run.stderr);
-    assert!(run.stderr.contains("data/movies.json"), "{}", run.stderr);
+    assert_eq!(
+        run.stderr
+            .matches("data/movies.json: invalid movie")
+            .count(),
+        1,
+        "{}",
+        run.stderr
+    );
     assert_eq!(std::fs::read(p.path(db)).unwrap(), before);
 }
 

@@ -234,21 +234,34 @@ impl VectorCache {
     /// through a temporary file renamed into place. Skipped while what would
     /// go is less than a fifth of the file.
     pub fn compact(&self, keep: &[Key]) -> io::Result<()> {
-        let total = {
+        let entry = Self::entry_len(self.dims) as u64;
+        // The entries `keep` uses, each once (a key several records share
+        // is one entry), in the order of `keep`: one lookup per record
+        // under one read lock, one bit per entry of the file to tell them
+        // apart.
+        let (live, total) = {
             let st = self.read();
-            ((st.end - HEADER) / Self::entry_len(self.dims) as u64) as usize
+            let total = ((st.end - HEADER) / entry) as usize;
+            let mut seen = vec![0u64; total.div_ceil(64)];
+            let mut live = Vec::new();
+            for k in keep {
+                let Some(offset) = st.index.get(k) else {
+                    continue;
+                };
+                let n = ((offset - HEADER) / entry) as usize;
+                let (word, bit) = (n / 64, 1u64 << (n % 64));
+                if let Some(w) = seen.get_mut(word).filter(|w| **w & bit == 0) {
+                    *w |= bit;
+                    live.push(offset);
+                }
+            }
+            (live, total)
         };
-        // At most `keep.len()` entries are live: every key kept was cached
-        // by the build that keeps it. (A key two records share, or one
-        // whose entry was lost, is counted as live too: that only errs
-        // towards keeping stale entries a little longer, and spares a
-        // lookup per record on every build.)
-        let live = keep.len().min(total);
         // Entries no record uses any more are dropped once they are a fifth
         // of the file: rewriting a whole cache to drop the one vector an edit
         // replaced would cost more than the edit (and a stale entry is
         // never used: keys are content hashes).
-        if total.saturating_sub(live) * 5 < total.max(1) {
+        if total.saturating_sub(live.len()) * 5 < total.max(1) {
             return Ok(());
         }
         let mut tmp = crate::artifact::temp_beside(&self.path)?;
@@ -258,21 +271,8 @@ impl VectorCache {
             h[..8].copy_from_slice(MAGIC);
             h[8..12].copy_from_slice(&(self.dims as u32).to_le_bytes());
             w.write_all(&h)?;
-            let entry = Self::entry_len(self.dims) as u64;
             let mut buf = vec![0u8; entry as usize];
-            // One bit per entry of the file (not a set of keys): a key
-            // several records share is written once.
-            let mut seen = vec![0u64; total.div_ceil(64)];
-            for k in keep {
-                let Some(offset) = self.read().index.get(k) else {
-                    continue;
-                };
-                let n = ((offset - HEADER) / entry) as usize;
-                let (word, bit) = (n / 64, 1u64 << (n % 64));
-                match seen.get_mut(word) {
-                    Some(w) if *w & bit == 0 => *w |= bit,
-                    _ => continue,
-                }
+            for offset in live {
                 self.file.read_exact_at(&mut buf, offset)?;
                 if checksum_ok(&buf) {
                     w.write_all(&buf)?;
@@ -579,6 +579,34 @@ mod tests {
         // Other dimensions: started afresh.
         drop(cache);
         assert!(VectorCache::open(&path, 4).unwrap().is_empty());
+    }
+
+    #[test]
+    fn compaction_counts_a_key_records_share_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.vectors");
+        let opts = BTreeMap::new();
+        let keys: Vec<Key> = (0..10).map(|i| key(&opts, &i.to_string())).collect();
+        let cache = VectorCache::open(&path, 2).unwrap();
+        for k in &keys {
+            cache.append(&[(*k, &[1.0, 2.0])]).unwrap();
+        }
+        // Ten records, three texts: seven of ten entries are stale, though
+        // as many records as entries keep one.
+        let mut keep = vec![keys[0]; 8];
+        keep.extend([keys[1], keys[2]]);
+        cache.compact(&keep).unwrap();
+        drop(cache);
+        let cache = VectorCache::open(&path, 2).unwrap();
+        assert_eq!(cache.len(), 3);
+        assert!(keys[..3].iter().all(|k| cache.contains(k)));
+        // One stale entry of six: below a fifth, kept.
+        for k in &keys[3..6] {
+            cache.append(&[(*k, &[3.0, 4.0])]).unwrap();
+        }
+        cache.compact(&keys[..5]).unwrap();
+        drop(cache);
+        assert_eq!(VectorCache::open(&path, 2).unwrap().len(), 6);
     }
 
     #[test]

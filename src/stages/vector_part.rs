@@ -251,20 +251,11 @@ fn build(
     // pass.
     if let Some(emb) = &embeddings {
         let previous = patchable(spec, path, key, base, ids.len());
-        let scanned = vector_source::scan(emb, table, src, &ids, previous.is_some())?;
+        let scanned = vector_source::scan(ctx, emb, table, src, &ids, previous.is_some())?;
         part.unknown_ids = scanned.unknown;
-        if let (Some((old, digests)), Some(now)) = (previous, scanned.digests) {
-            let patched = patch_previous(
-                ctx,
-                spec,
-                &ids,
-                emb,
-                (&old, &digests, now),
-                key,
-                base,
-                path,
-                &mut part,
-            )?;
+        if let (Some(old), Some(now)) = (previous, scanned.digests) {
+            let patched =
+                patch_previous(ctx, spec, &ids, emb, &old, now, key, base, path, &mut part)?;
             if patched {
                 return Ok((part, true));
             }
@@ -334,16 +325,18 @@ fn save_digests(path: &Path, key: &str, digests: &[vector_source::RowDigest]) {
     }
 }
 
+/// A previous build's part to patch ([`patchable`]).
+struct Previous {
+    /// Its cache file.
+    path: PathBuf,
+    /// The digests of its vectors, in item order.
+    digests: Vec<vector_source::RowDigest>,
+}
+
 /// The previous build's part that the part of `key` at `path` could be
 /// patched from (the same table and `n` item ids, other embeddings: the
-/// same `base`), with the digests of its vectors.
-fn patchable(
-    spec: &PartSpec,
-    path: &Path,
-    key: &str,
-    base: &str,
-    n: usize,
-) -> Option<(PathBuf, Vec<vector_source::RowDigest>)> {
+/// same `base`).
+fn patchable(spec: &PartSpec, path: &Path, key: &str, base: &str, n: usize) -> Option<Previous> {
     if !spec.table.updatable() {
         return None;
     }
@@ -353,13 +346,13 @@ fn patchable(
         return None;
     }
     let digests = vector_source::load_digests(&old, old_meta.get("key")?, n)?;
-    Some((old, digests))
+    Some(Previous { path: old, digests })
 }
 
 /// Make the part of `key` at `path` from the previous build's part `old`
-/// ([`patchable`]; its vectors' digests, then the embeddings' digests now)
-/// by replacing the vectors that changed, if patching can do it (`true`;
-/// `part`'s counts are then set). Its rows are then those a fill
+/// by replacing the vectors whose digest differs from the embeddings'
+/// digests `now`, if patching can do it (`true`; `part`'s counts are then
+/// set). Its rows are then those a fill
 /// would have written, and the assembly copies rows, so the database's
 /// bytes are a clean build's (`tests/db_cache.rs` compares them). A
 /// one-item edit with a provider changes one vector of the embeddings file,
@@ -370,11 +363,8 @@ fn patch_previous(
     spec: &PartSpec,
     ids: &[String],
     emb: &rusqlite::Connection,
-    (old, digests, now): (
-        &Path,
-        &[vector_source::RowDigest],
-        Vec<vector_source::RowDigest>,
-    ),
+    old: &Previous,
+    now: Vec<vector_source::RowDigest>,
     key: &str,
     base: &str,
     path: &Path,
@@ -384,7 +374,7 @@ fn patch_previous(
     let e = |what: &'static str| move |err: rusqlite::Error| db_err_at(shown, what, err);
     let tmp = artifact::temp_path_beside(path)
         .map_err(|err| StageError::io(shown, "create a temporary file beside", err))?;
-    if std::fs::copy(old, tmp.path()).is_err() {
+    if std::fs::copy(&old.path, tmp.path()).is_err() {
         return Ok(false);
     }
     let conn = sqlite::open(tmp.path()).map_err(e("open"))?;
@@ -395,7 +385,15 @@ fn patch_previous(
     ))
     .map_err(e("open"))?;
     let patched = vector_source::patch(
-        ctx, &conn, spec.table, &spec.src, emb, ids, digests, now, shown,
+        ctx,
+        &conn,
+        spec.table,
+        &spec.src,
+        emb,
+        ids,
+        &old.digests,
+        now,
+        shown,
     )?;
     let Some((filled, _replaced)) = patched else {
         return Ok(false);

@@ -61,6 +61,7 @@ pub(crate) struct Scanned {
 /// not among `ids`; with `digests`, also take every item's vector digest
 /// in the same pass (reading each blob: without, only their sizes).
 pub(crate) fn scan(
+    ctx: &StageContext,
     conn: &Connection,
     table: &VectorTable,
     src: &ItemSource,
@@ -85,7 +86,12 @@ pub(crate) fn scan(
     let mut now = digests.then(|| vec![NO_VECTOR; ids.len()]);
     let expected = i64::from(table.dimensions) * 4;
     let mut unknown = Vec::new();
+    let mut n = 0usize;
     while let Some(row) = rows.next().map_err(sql_err)? {
+        n += 1;
+        if n.is_multiple_of(PROGRESS_EVERY * 10) && ctx.is_cancelled() {
+            return Err(StageError::cancelled());
+        }
         let id = match row.get_ref(0).map_err(sql_err)? {
             ValueRef::Text(t) => String::from_utf8_lossy(t),
             other => std::borrow::Cow::Owned(format!("{other:?}")),
@@ -243,10 +249,11 @@ pub(crate) fn fill(
 /// Bring `table` of `out` — a copy of a part [`fill`]ed with the same ids
 /// from an earlier version of `emb`, whose digests are `old` — up to date
 /// with `emb`, whose digests [`scan`] found to be `now`, replacing in place
-/// only the vectors whose digest changed (a one-movie edit changes one). The rows are then what [`fill`] would
-/// have written. `Ok(None)` when that cannot be had in place (an item
-/// gained or lost its vector, or the table is quantized: see
-/// [`VectorTable::updatable`]): the caller fills a new part instead.
+/// only the vectors whose digest changed (a one-movie edit changes one).
+/// The rows are then what [`fill`] would have written. `Ok(None)` when
+/// that cannot be had in place (an item gained or lost its vector, or the
+/// table is quantized: see [`VectorTable::updatable`]): the caller fills a
+/// new part instead.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn patch(
     ctx: &StageContext,
