@@ -1471,6 +1471,7 @@ impl<'a> Executor<'a> {
             millis: start.elapsed().as_millis() as u64,
             warnings: result.details.clone(),
             refreshed: false,
+            files_read: 0,
         };
         if let Err(e) = self.state.save(&target.name, &record) {
             return fail(

@@ -36,7 +36,7 @@ pub fn hash_file(path: &Path) -> io::Result<blake3::Hash> {
 }
 
 /// The parts of a file's stat that change when its content may have.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FileStat {
     /// Size in bytes.
     pub size: u64,
