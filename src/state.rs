@@ -79,16 +79,20 @@ impl TargetRecord {
         // adjacent: stat_many stats them relative to their directory.
         let paths: Vec<&Path> = self.outputs.iter().map(|r| r.path.as_path()).collect();
         let stats = stat_many(root, &paths);
-        // Racy entries are read again, each file once: the published copy
-        // of the default model's database is a hard link of it (the same
-        // stat under two paths), and hashing 350 MB twice cost a tenth of
-        // an edit's build.
+        // An entry is trusted when its file has the recorded stat, taken
+        // safely after the file's last change; others are read again.
+        let trusted = |rec: &OutputRecord, stat: &FileStat| {
+            *stat == rec.stat && stat.settled(rec.recorded_ns)
+        };
+        // Each file once: the published copy of the default model's
+        // database is a hard link of it (one stat under two paths).
         let mut to_hash: std::collections::HashMap<FileStat, &Path> = Default::default();
         for (rec, stat) in self.outputs.iter().zip(&stats) {
-            if let Some(stat) = stat {
-                if *stat != rec.stat || !stat.settled(rec.recorded_ns) {
+            match stat {
+                Some(stat) if !trusted(rec, stat) => {
                     to_hash.entry(*stat).or_insert(rec.path.as_path());
                 }
+                _ => {}
             }
         }
         self.files_read += to_hash.len();
@@ -101,13 +105,13 @@ impl TargetRecord {
             .collect();
         let checked: Vec<(OutputCheck, bool)> = self
             .outputs
-            .iter_mut()
+            .par_iter_mut()
             .zip(stats)
             .map(|(rec, stat)| {
                 let Some(stat) = stat else {
                     return (OutputCheck::Missing(rec.path.clone()), false);
                 };
-                if stat == rec.stat && stat.settled(rec.recorded_ns) {
+                if trusted(rec, &stat) {
                     return (OutputCheck::Intact, false);
                 }
                 match hashes.get(&stat) {
