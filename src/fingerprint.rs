@@ -35,6 +35,53 @@ pub fn hash_file(path: &Path) -> io::Result<blake3::Hash> {
     Ok(hasher.finalize())
 }
 
+/// Hash a file pipe itself just wrote (a temporary, before it is renamed
+/// into place), whose pages are still in the page cache.
+///
+/// Read through memory mappings of [`OWN_FILE_WINDOW`] at a time instead of
+/// `read`: copying 670 MB of databases into a buffer cost a one-title edit
+/// at 100,000 movies about 0.3 s of system time, mapping the cached pages
+/// almost none. A window at a time keeps the resident memory it adds small
+/// (a whole-file mapping would count the file towards it, see
+/// [`hash_file`]). Only for pipe's own temporaries: a mapped file truncated
+/// by another process while it is read kills the reader (SIGBUS), and
+/// nobody else writes these.
+pub fn hash_own_file(path: &Path) -> io::Result<blake3::Hash> {
+    use rustix::mm::{MapFlags, ProtFlags};
+    let file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    if len < OWN_FILE_WINDOW as u64 {
+        return hash_file(path);
+    }
+    let mut hasher = blake3::Hasher::new();
+    let mut offset = 0u64;
+    while offset < len {
+        let window = (len - offset).min(OWN_FILE_WINDOW as u64) as usize;
+        // SAFETY: a private read-only mapping of `window` bytes of an open
+        // file, inside its length (read just now; nobody else writes pipe's
+        // temporaries), at a page-aligned offset (a multiple of the window);
+        // the slice lives only until the unmapping below.
+        unsafe {
+            let ptr = rustix::mm::mmap(
+                std::ptr::null_mut(),
+                window,
+                ProtFlags::READ,
+                MapFlags::PRIVATE,
+                &file,
+                offset,
+            )?;
+            hasher.update(std::slice::from_raw_parts(ptr.cast::<u8>(), window));
+            rustix::mm::munmap(ptr, window)?;
+        }
+        offset += window as u64;
+    }
+    Ok(hasher.finalize())
+}
+
+/// How much of a file [`hash_own_file`] maps at once: large enough that
+/// mapping costs nothing next to hashing, small next to the build's memory.
+pub const OWN_FILE_WINDOW: usize = 16 << 20;
+
 /// The parts of a file's stat that change when its content may have.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FileStat {
@@ -272,6 +319,25 @@ pub fn fingerprint(config: &BTreeMap<String, String>, inputs: &InputHashes) -> b
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn own_files_hash_as_read_files_do() {
+        let d = tempfile::tempdir().unwrap();
+        // Below one window, exactly two, and two and a bit (a last window
+        // that ends inside a page).
+        for len in [1000, 2 * OWN_FILE_WINDOW, 2 * OWN_FILE_WINDOW + 4097] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+            let p = d.path().join(format!("f{len}"));
+            std::fs::write(&p, &bytes).unwrap();
+            assert_eq!(
+                hash_own_file(&p).unwrap(),
+                blake3::hash(&bytes),
+                "{len} bytes"
+            );
+            assert_eq!(hash_file(&p).unwrap(), blake3::hash(&bytes), "{len} bytes");
+        }
+        assert!(hash_own_file(&d.path().join("missing")).is_err());
+    }
 
     #[test]
     fn parts_are_fed_after_their_length() {

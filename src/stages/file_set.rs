@@ -117,7 +117,7 @@ pub fn place(
     rel: &Path,
     out: &mut StageOutput,
 ) -> Result<(blake3::Hash, bool), StageError> {
-    let hash = crate::fingerprint::hash_file(tmp.path())
+    let hash = crate::fingerprint::hash_own_file(tmp.path())
         .map_err(|e| StageError::io(rel, "read back", e))?;
     let unchanged = ctx.previous.is_unchanged(rel, &hash);
     if unchanged {
