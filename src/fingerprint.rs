@@ -50,10 +50,11 @@ pub fn hash_own_file(path: &Path) -> io::Result<blake3::Hash> {
     use rustix::mm::{MapFlags, ProtFlags};
     let file = std::fs::File::open(path)?;
     let len = file.metadata()?.len();
-    if len < OWN_FILE_WINDOW as u64 {
-        return hash_file(path);
-    }
     let mut hasher = blake3::Hasher::new();
+    if len < OWN_FILE_WINDOW as u64 {
+        hasher.update_reader(&file)?;
+        return Ok(hasher.finalize());
+    }
     let mut offset = 0u64;
     while offset < len {
         let window = (len - offset).min(OWN_FILE_WINDOW as u64) as usize;
