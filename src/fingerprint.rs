@@ -23,9 +23,12 @@ pub const RACY_WINDOW_NS: i64 = 1_000_000_000;
 
 /// Hash a file's content.
 ///
-/// Read in blocks rather than memory-mapped: a mapping counts the whole file
-/// towards the process's resident memory (hundreds of MB for the databases),
-/// and sequential reads from the page cache are as fast for one pass.
+/// Read in blocks rather than memory-mapped: this hashes files other
+/// programs write (the user's inputs), and a mapped file truncated while it
+/// is read kills the reader (SIGBUS). A whole-file mapping would also count
+/// the file towards the process's resident memory. pipe's own temporaries,
+/// which nobody else writes, are hashed by [`hash_own_file`], a mapped
+/// window at a time (copying them into a buffer costs system time).
 pub fn hash_file(path: &Path) -> io::Result<blake3::Hash> {
     let mut hasher = blake3::Hasher::new();
     // Not `io::copy`: its 8 KiB buffer is too small for blake3's widest
