@@ -1555,6 +1555,11 @@ impl<'a> Executor<'a> {
                     }
                     removed.push(o.path.clone());
                 }
+                // The older copy kept for the next build to write into
+                // (see `stages::recycle`) goes with the output.
+                if !dry_run {
+                    crate::stages::recycle::release(&self.manifest.root, &o.path);
+                }
             }
             if !dry_run {
                 self.state.remove(name);

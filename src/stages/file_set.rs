@@ -117,14 +117,44 @@ pub fn place(
     rel: &Path,
     out: &mut StageOutput,
 ) -> Result<(blake3::Hash, bool), StageError> {
+    place_keeping(ctx, tmp, rel, out, false)
+}
+
+/// [`place`] for a database that the next build writes again (after an
+/// edit): the file it replaces, or the unused new one, is kept for that
+/// build to free just before it writes (see [`super::recycle`]).
+pub(crate) fn place_recycling(
+    ctx: &StageContext,
+    tmp: artifact::TempPath,
+    rel: &Path,
+    out: &mut StageOutput,
+) -> Result<(blake3::Hash, bool), StageError> {
+    place_keeping(ctx, tmp, rel, out, true)
+}
+
+fn place_keeping(
+    ctx: &StageContext,
+    tmp: artifact::TempPath,
+    rel: &Path,
+    out: &mut StageOutput,
+    recycle: bool,
+) -> Result<(blake3::Hash, bool), StageError> {
     let hash = crate::fingerprint::hash_own_file(tmp.path())
         .map_err(|e| StageError::io(rel, "read back", e))?;
     let unchanged = ctx.previous.is_unchanged(rel, &hash);
     if unchanged {
-        drop(tmp);
+        if recycle {
+            super::recycle::keep_unused(ctx.root, rel, tmp);
+        }
     } else {
-        tmp.persist(&ctx.abs(rel))
+        let old = tmp
+            .replace(&ctx.abs(rel))
             .map_err(|e| StageError::io(rel, "rename into place", e))?;
+        match old {
+            Some(old) if recycle => super::recycle::keep_replaced(ctx.root, rel, old),
+            Some(old) => old.release(),
+            None => {}
+        }
         out.written += 1;
     }
     out.files.push(OutputFile {

@@ -9,7 +9,8 @@
 //! * [`records_json`]: one JSON file per record of a records target.
 //!
 //! [`file_set`] writes a directory of files, only those whose bytes change,
-//! for movie-json and records-json alike.
+//! for movie-json and records-json alike; [`recycle`] keeps a replaced
+//! database's memory warm for the next build that writes it.
 
 pub mod command;
 pub mod embeddings;
@@ -19,6 +20,7 @@ pub mod movies_db;
 pub(crate) mod part_cache;
 pub mod records_db;
 pub mod records_json;
+pub(crate) mod recycle;
 pub(crate) mod vector_part;
 pub(crate) mod vector_source;
 

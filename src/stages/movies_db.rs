@@ -170,7 +170,7 @@ pub fn run(ctx: &StageContext, spec: &MoviesDbSpec) -> Result<StageOutput, Stage
         }
     };
 
-    let (hash, db_unchanged) = file_set::place(ctx, final_tmp, &spec.db_path, &mut out)?;
+    let (hash, db_unchanged) = file_set::place_recycling(ctx, final_tmp, &spec.db_path, &mut out)?;
     if let Some(publish) = &spec.publish {
         if !ctx.previous.is_unchanged(publish, &hash) {
             artifact::link_or_copy_atomic(&dest, &ctx.abs(publish))

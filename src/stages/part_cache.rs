@@ -317,6 +317,9 @@ pub(crate) fn start_database(
     shown: &Path,
     items: usize,
 ) -> Result<Connection, StageError> {
+    // The previous build's database of this output is freed just before
+    // the new one is written into the memory it held.
+    super::recycle::release(ctx.root, shown);
     std::fs::copy(base, dest)
         .map_err(|err| StageError::io(shown, &format!("copy {what} to"), err))?;
     if ctx.is_cancelled() {

@@ -178,7 +178,7 @@ pub fn run(ctx: &StageContext, spec: &RecordsDbSpec) -> Result<StageOutput, Stag
         }
     };
 
-    file_set::place(ctx, tmp, &spec.path, &mut out)?;
+    file_set::place_recycling(ctx, tmp, &spec.path, &mut out)?;
     out.deleted += file_set::remove_leftovers(ctx, &out.files)?;
 
     for p in &parts {
