@@ -148,8 +148,16 @@ impl Drop for TempPath {
 pub fn write_atomic(dest: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut file = temp_beside(dest)?;
     file.write_all(bytes)?;
-    file.persist(dest).map_err(|e| e.error)?;
-    Ok(())
+    // Swapped into place, not renamed over the old file (see
+    // [`TempPath::replace`]): a build's 9 MB record of its JSON files took
+    // 300 ms to rename over the last one.
+    let path = file.into_temp_path();
+    let owned = TempPath {
+        path: path.to_path_buf(),
+        keep: false,
+    };
+    path.keep().map_err(|e| e.error)?;
+    owned.persist(dest)
 }
 
 /// Write `bytes` to a new temporary file beside `dest`, closed, to be
