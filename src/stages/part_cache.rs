@@ -293,6 +293,18 @@ pub(crate) fn read_only_uri(path: &Path) -> Option<String> {
     Some(uri)
 }
 
+/// Make the entry at `path` a miss, keeping its file: its description and
+/// its rows are removed (the file is then no entry of any key).
+pub(crate) fn forget_entry(path: &Path) -> std::io::Result<()> {
+    for p in [sidecar(path), path.with_extension("rows")] {
+        match std::fs::remove_file(p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Remove one cache entry (after it proved unusable), its description and
 /// its rows. Best effort.
 pub(crate) fn discard(path: &Path) {

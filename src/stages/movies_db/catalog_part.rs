@@ -296,17 +296,25 @@ fn build(
             .all(|&i| prev.rows[i].1 == rows[i].1)
             .then_some((prev, changed))
     });
-    // The working database: patched from a copy of the previous part, or
-    // filled from scratch. Either way it ends the same way (`finish`) and
-    // is then laid out canonically by `VACUUM INTO` the cache file, so the
-    // assembly can copy the part's bytes as they are.
+    // The working database: the previous part patched, or filled from
+    // scratch. Either way it ends the same way (`finish`) and is then laid
+    // out canonically by `VACUUM INTO` the cache file, so the assembly can
+    // copy the part's bytes as they are.
     let work = artifact::temp_path_beside(path)
         .map_err(|err| StageError::io(shown, "create a temporary file beside", err))?;
     let mut patched = None;
     if let Some((prev, changed)) = patch {
         let made = (|| -> Result<(), StageError> {
-            std::fs::copy(&prev.path, work.path())
-                .map_err(|err| StageError::io(shown, "copy the previous part to", err))?;
+            // The previous part is patched where it is, not copied (68 MB
+            // at 100,000 movies): it is pruned after this build anyway.
+            // Its description goes first, so that from here on no entry
+            // claims its key (a kill leaves a miss, built in full next
+            // time, never a patched file under the old key); then it is
+            // moved to the working name, swept if the build is killed.
+            cache::forget_entry(&prev.path)
+                .map_err(|err| StageError::io(shown, "retire the previous part", err))?;
+            std::fs::rename(&prev.path, work.path())
+                .map_err(|err| StageError::io(shown, "move the previous part to", err))?;
             let conn = sqlite::open(work.path()).map_err(e("open"))?;
             let old_built_at = prev.meta.get("built_at").map(String::as_str);
             patch_rows(
