@@ -590,7 +590,8 @@ impl<'a> Executor<'a> {
         match &mut record {
             None => reasons.push(Reason::NeverBuilt),
             Some(rec) => {
-                if rec.fingerprint != *fp.as_bytes() {
+                let stale = rec.fingerprint != *fp.as_bytes();
+                if stale {
                     reasons.extend(config_diff(&rec.config, &config));
                     for (path, new) in &inputs {
                         let new = new.map(|h| h.to_hex().to_string());
@@ -618,7 +619,11 @@ impl<'a> Executor<'a> {
                         });
                     }
                 }
-                checks = rec.check_outputs(&self.manifest.root);
+                checks = if stale {
+                    rec.check_outputs_for_rebuild(&self.manifest.root)
+                } else {
+                    rec.check_outputs(&self.manifest.root)
+                };
                 let published = if checks.is_empty() {
                     BTreeMap::new()
                 } else {
@@ -636,7 +641,7 @@ impl<'a> Executor<'a> {
                             }),
                             None => reasons.push(Reason::OutputModified { path: p.clone() }),
                         },
-                        OutputCheck::Intact => {}
+                        OutputCheck::Intact | OutputCheck::Unverified(_) => {}
                     }
                 }
             }
@@ -1360,7 +1365,7 @@ impl<'a> Executor<'a> {
         let previous = assessed
             .record
             .as_ref()
-            .map(|r| r.previous_outputs(&assessed.checks))
+            .map(|r| r.previous_outputs(&self.manifest.root, &assessed.checks))
             .unwrap_or_default();
         // Another machine may have built this very fingerprint.
         let installed = match &self.remote {

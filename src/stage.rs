@@ -33,15 +33,32 @@ pub struct PreviousFile {
     /// (size, mtime, inode): if so its bytes are still `hash` and it need not
     /// be read or rewritten when the new content hashes the same.
     pub intact: bool,
+    /// A file with the recorded stat, but recorded too soon after it was
+    /// written for the stat to prove its bytes (see
+    /// [`crate::fingerprint::FileStat::settled`]), and not read yet because
+    /// its target is rebuilt anyway: the file to read (absolute) if the new
+    /// content hashes as `hash`.
+    pub unverified: Option<PathBuf>,
+}
+
+impl PreviousFile {
+    /// Whether the file still holds exactly `hash`: known from its stat, or,
+    /// for an unverified file, read now.
+    pub fn holds(&self, hash: &Hash) -> bool {
+        &self.hash == hash
+            && (self.intact
+                || self
+                    .unverified
+                    .as_ref()
+                    .is_some_and(|p| crate::fingerprint::hash_file(p).is_ok_and(|h| &h == hash)))
+    }
 }
 
 impl PreviousOutputs {
     /// True when `path` (project-relative) was written by the last build with
     /// exactly `hash` as content and has not been touched since.
     pub fn is_unchanged(&self, path: &Path, hash: &Hash) -> bool {
-        self.files
-            .get(path)
-            .is_some_and(|f| f.intact && &f.hash == hash)
+        self.files.get(path).is_some_and(|f| f.holds(hash))
     }
 }
 

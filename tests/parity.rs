@@ -122,6 +122,7 @@ fn previous_of(out: &StageOutput) -> PreviousOutputs {
                     PreviousFile {
                         hash: f.hash,
                         intact: true,
+                        unverified: None,
                     },
                 )
             })

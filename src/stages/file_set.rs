@@ -50,7 +50,7 @@ impl<'a> Previous<'a> {
 
     /// Whether `rel` holds exactly `hash`, as written by the last build.
     pub fn is_unchanged(&self, rel: &Path, hash: &blake3::Hash) -> bool {
-        self.get(rel).is_some_and(|f| f.intact && &f.hash == hash)
+        self.get(rel).is_some_and(|f| f.holds(hash))
     }
 }
 
