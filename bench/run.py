@@ -50,6 +50,12 @@ def median_time(cmd, cwd, repeat, env=None):
     return statistics.median(times), min(times)
 
 
+def summary(runs):
+    """(seconds, CPU seconds, peak KiB) runs: median times, largest memory."""
+    return (statistics.median(x[0] for x in runs), statistics.median(x[1] for x in runs),
+            max(x[2] for x in runs))
+
+
 def tree_size(path):
     total = files = 0
     for root, _, names in os.walk(path):
@@ -91,9 +97,7 @@ def bench_size(n, repeat, full_repeat, edits):
         t, rss, _ = run([PIPE, "build", "-q"], work, env)
         fulls.append((t, LAST_CPU, rss))
     r["full_runs"] = fulls
-    r["full_s"] = statistics.median(f[0] for f in fulls)
-    r["full_cpu_s"] = statistics.median(f[1] for f in fulls)
-    r["full_rss_kib"] = max(f[2] for f in fulls)
+    r["full_s"], r["full_cpu_s"], r["full_rss_kib"] = summary(fulls)
 
     # No-op: the first no-op re-verifies files written within the racy
     # window (1 s) of their recorded stat; measure the steady state after
@@ -129,9 +133,7 @@ def bench_size(n, repeat, full_repeat, edits):
         t, rss, _ = run([PIPE, "build", "-q"], work, env)
         runs.append((t, LAST_CPU, rss))
     r["edits_runs"] = runs
-    r["edits_s"] = statistics.median(e[0] for e in runs)
-    r["edits_cpu_s"] = statistics.median(e[1] for e in runs)
-    r["edits_rss_kib"] = max(e[2] for e in runs)
+    r["edits_s"], r["edits_cpu_s"], r["edits_rss_kib"] = summary(runs)
 
     json_bytes, json_files = tree_size(work / "public" / "movies")
     r["json_bytes"], r["json_files"] = json_bytes, json_files
