@@ -9,7 +9,7 @@
 //! * [`records_json`]: one JSON file per record of a records target.
 //!
 //! [`file_set`] writes a directory of files, only those whose bytes change,
-//! for movie-json and records-json alike; [`recycle`] keeps a replaced
+//! for movie-json and records-json alike; `recycle` keeps a replaced
 //! database's memory warm for the next build that writes it.
 
 pub mod command;
