@@ -114,10 +114,14 @@ impl Replaced {
     /// last open handle are gone, and for a 100 MB database that took
     /// 60–120 ms on ext4, all of it on the build's critical path.
     pub fn release(self) {
+        // A name that is not the file's last (a database kept for the next
+        // build, a published hard link) costs only an unlink: removed here,
+        // so that no temporary name outlives the process.
         let large = match &self {
-            Replaced::Named(t) => {
-                fs::metadata(t.path()).is_ok_and(|m| m.len() >= RELEASE_LATER_BYTES)
-            }
+            Replaced::Named(t) => fs::metadata(t.path()).is_ok_and(|m| {
+                use std::os::unix::fs::MetadataExt;
+                m.len() >= RELEASE_LATER_BYTES && m.nlink() == 1
+            }),
             Replaced::Open(_) => true,
         };
         if large {
@@ -326,6 +330,32 @@ mod tests {
         ] {
             assert!(dir.path().join(kept).exists(), "{kept}");
         }
+    }
+
+    #[test]
+    fn replace_hands_back_the_old_file_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.db");
+        let put = |bytes: &[u8]| {
+            let tmp = temp_path_beside(&dest).unwrap();
+            fs::write(tmp.path(), bytes).unwrap();
+            tmp.replace(&dest).unwrap()
+        };
+        assert!(put(b"one").is_none(), "nothing to replace");
+        let old = put(b"two").expect("the old file");
+        assert_eq!(fs::read(&dest).unwrap(), b"two");
+        if let Replaced::Named(old) = &old {
+            assert_eq!(fs::read(old.path()).unwrap(), b"one");
+        }
+        old.release();
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "only the output is left");
+        // A directory in the way is an error, never swapped out of place.
+        let tmp = temp_path_beside(&dir.path().join("sub")).unwrap();
+        fs::write(tmp.path(), b"x").unwrap();
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        assert!(tmp.replace(&dir.path().join("sub")).is_err());
+        assert!(dir.path().join("sub").is_dir());
     }
 
     #[test]
