@@ -124,7 +124,7 @@ def bench_size(n, repeat, full_repeat, edits):
 
     # Then edit after edit (the title toggled), as a person editing does:
     # from the second on, the databases an edit replaces are kept for the
-    # next one to write into (src/stages/recycle.rs).
+    # next one to free just before it writes (src/stages/recycle.rs).
     runs = []
     for i in range(edits):
         title = data[key]["title"]

@@ -1560,8 +1560,8 @@ impl<'a> Executor<'a> {
                     }
                     removed.push(o.path.clone());
                 }
-                // The older copy kept for the next build to write into
-                // (see `stages::recycle`) goes with the output.
+                // The older copy kept for the next build to free just
+                // before it writes (see `stages::recycle`) goes with it.
                 if !dry_run {
                     crate::stages::recycle::release(&self.manifest.root, &o.path);
                 }
