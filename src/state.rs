@@ -164,18 +164,13 @@ impl TargetRecord {
 
     /// What a stage needs to know about the previous outputs (under `root`).
     pub fn previous_outputs(&self, root: &Path, problems: &[OutputCheck]) -> PreviousOutputs {
-        let damaged: std::collections::HashSet<&Path> = problems
+        // Path → whether its file is unverified (else missing or modified).
+        let problems: std::collections::HashMap<&Path, bool> = problems
             .iter()
             .filter_map(|p| match p {
-                OutputCheck::Missing(p) | OutputCheck::Modified(p) => Some(p.as_path()),
-                OutputCheck::Intact | OutputCheck::Unverified(_) => None,
-            })
-            .collect();
-        let unverified: std::collections::HashSet<&Path> = problems
-            .iter()
-            .filter_map(|p| match p {
-                OutputCheck::Unverified(p) => Some(p.as_path()),
-                _ => None,
+                OutputCheck::Missing(p) | OutputCheck::Modified(p) => Some((p.as_path(), false)),
+                OutputCheck::Unverified(p) => Some((p.as_path(), true)),
+                OutputCheck::Intact => None,
             })
             .collect();
         PreviousOutputs {
@@ -187,10 +182,8 @@ impl TargetRecord {
                         o.path.clone(),
                         PreviousFile {
                             hash: blake3::Hash::from_bytes(o.hash),
-                            intact: !damaged.contains(o.path.as_path())
-                                && !unverified.contains(o.path.as_path()),
-                            unverified: unverified
-                                .contains(o.path.as_path())
+                            intact: !problems.contains_key(o.path.as_path()),
+                            unverified: (problems.get(o.path.as_path()) == Some(&true))
                                 .then(|| root.join(&o.path)),
                         },
                     )

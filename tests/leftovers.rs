@@ -1,9 +1,12 @@
 //! What a killed or failed build leaves: pipe's own temporaries are swept
 //! by the next build and by `pipe clean` (and nothing else is), and a
-//! movie-json build that fails midway changes none of the JSON files.
+//! movie-json build that fails midway changes none of the JSON files. And
+//! what a good build leaves: one older copy of each database it replaced,
+//! in `.pipe/cache/recycle/`, never written into, gone with `pipe clean`.
 
 mod common;
-use common::{sample_project, tree, Project};
+use common::{sample_project, tree, Project, REPO};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -209,4 +212,88 @@ fn a_movie_json_build_that_fails_midway_changes_no_json_file() {
     // Without the limit it builds, and every document changed.
     let run = p.build(&["--target", "movie-json"]);
     assert_eq!(run.report()["results"][0]["written"], before.len() as u64);
+}
+
+/// The kept databases (`.pipe/cache/recycle/*.old`): blake3 → inode.
+fn kept(p: &Project) -> BTreeMap<String, u64> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(p.path(".pipe/cache/recycle")) else {
+        return BTreeMap::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".old"))
+        .map(|e| {
+            let hash = blake3::hash(&std::fs::read(e.path()).unwrap())
+                .to_hex()
+                .to_string();
+            (hash, e.metadata().unwrap().ino())
+        })
+        .collect()
+}
+
+/// The databases a build published: path → (blake3, inode).
+fn databases(p: &Project) -> BTreeMap<String, (String, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = BTreeMap::new();
+    for model in ["bge-micro", "nomic", "potion"] {
+        let rel = format!("public/data/{model}/movies.db");
+        let bytes = std::fs::read(p.path(&rel)).unwrap();
+        let ino = std::fs::metadata(p.path(&rel)).unwrap().ino();
+        out.insert(rel, (blake3::hash(&bytes).to_hex().to_string(), ino));
+    }
+    out
+}
+
+#[test]
+fn an_edit_keeps_the_databases_it_replaced_and_never_writes_into_them() {
+    // Large enough that every database is kept (8 MB and up).
+    let p = Project::new();
+    std::fs::copy(
+        Path::new(REPO).join("pipeline.toml"),
+        p.path("pipeline.toml"),
+    )
+    .unwrap();
+    p.copy_dir(&Path::new(REPO).join("models.d"), "models.d");
+    let made = p.pipe(&[
+        "sample", "--movies", "12000", "--seed", "1", "--dir", ".", "-q",
+    ]);
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    p.build(&[]);
+    assert!(kept(&p).is_empty(), "a first build replaces nothing");
+
+    let original = p.read("data/movies.json");
+    let edited = original.replacen("\"title\": \"", "\"title\": \"X ", 1);
+    assert_ne!(edited, original);
+    let mut before = databases(&p);
+    for text in [&edited, &original, &edited] {
+        p.write("data/movies.json", text);
+        p.build(&[]);
+        let after = databases(&p);
+        // Each replaced database is kept as it was (the same file, its
+        // bytes untouched), and none is a file that is published now.
+        let kept = kept(&p);
+        assert_eq!(kept.len(), 3, "{kept:?}");
+        for (rel, (hash, ino)) in &before {
+            assert_eq!(kept.get(hash), Some(ino), "{rel} was kept as it was");
+            assert_ne!(after[rel].0, *hash, "{rel} changed");
+        }
+        assert!(temporaries(&p).is_empty(), "{:?}", temporaries(&p));
+        before = after;
+    }
+
+    // What the kept files held changed nothing: the same bytes as a clean
+    // build of the same data.
+    let clean = Project::new();
+    clean.copy_dir(&p.path("data"), "data");
+    clean.copy_dir(&p.path("models.d"), "models.d");
+    clean.write("pipeline.toml", &p.read("pipeline.toml"));
+    clean.build(&[]);
+    for (rel, (hash, _)) in databases(&clean) {
+        assert_eq!(before[&rel].0, hash, "{rel} equals a clean build's");
+    }
+
+    let cleaned = p.pipe(&["clean"]);
+    assert_eq!(cleaned.code, 0, "{}", cleaned.stderr);
+    assert!(kept(&p).is_empty(), "pipe clean removes the kept databases");
 }

@@ -308,8 +308,7 @@ pub(crate) fn forget_entry(path: &Path) -> std::io::Result<()> {
 /// Remove one cache entry (after it proved unusable), its description and
 /// its rows. Best effort.
 pub(crate) fn discard(path: &Path) {
-    let _ = std::fs::remove_file(sidecar(path));
-    let _ = std::fs::remove_file(path.with_extension("rows"));
+    let _ = forget_entry(path);
     let _ = std::fs::remove_file(path);
 }
 
